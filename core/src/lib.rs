@@ -4,3 +4,5 @@
 //! computes, so almost all behaviour is testable without a server.
 
 pub mod api;
+pub mod crds;
+pub mod manifest;

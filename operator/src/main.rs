@@ -1,1 +1,52 @@
-fn main() {}
+//! `kuvert`: keeps Kubernetes Secrets in sync with external secret stores.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// kuvert keeps Kubernetes Secrets in sync with external secret stores.
+#[derive(Parser, Debug)]
+#[command(name = "kuvert", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print every CRD as multi-document YAML (what `crds/` holds).
+    Crds {
+        /// Write one file per CRD into this folder instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crds { out_dir: None } => print!("{}", kuvert_core::crds::all_yaml()),
+        Command::Crds { out_dir: Some(dir) } => write_crds(&dir)?,
+    }
+    Ok(())
+}
+
+/// Writes `<plural>.<group>.yaml` per CRD, removing stale files of kinds that no longer exist.
+fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let crds = kuvert_core::crds::all();
+    let wanted: Vec<String> = crds.iter().map(kuvert_core::crds::file_name).collect();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".yaml") && !wanted.iter().any(|w| w == name) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for (crd, name) in crds.iter().zip(&wanted) {
+        let path = dir.join(name);
+        std::fs::write(&path, kuvert_core::crds::to_yaml(crd))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

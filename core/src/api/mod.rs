@@ -1,1 +1,34 @@
-//! API types
+//! The kuvert API: custom resource types of `kuvert.io/v1alpha1` and
+//! `generators.kuvert.io/v1alpha1`, shaped like External Secrets Operator's `external-secrets.io/v1`.
+//!
+//! Defaults are documented on each field and applied in code, never written into objects by the
+//! CRD schema (schema defaults made GitOps tools show permanent drift for ESO).
+
+mod cluster_external_secret;
+mod common;
+mod external_secret;
+mod generators;
+mod provider;
+mod push_secret;
+mod store;
+
+pub use cluster_external_secret::*;
+pub use common::*;
+pub use external_secret::*;
+pub use generators::*;
+pub use provider::*;
+pub use push_secret::*;
+pub use store::*;
+
+/// The API group of kuvert's own kinds.
+pub const GROUP: &str = "kuvert.io";
+/// The version served.
+pub const VERSION: &str = "v1alpha1";
+/// Label on every object kuvert writes, so it can watch only what it manages.
+pub const MANAGED_LABEL: &str = "kuvert.io/managed";
+/// Annotation holding a hash of the data kuvert wrote, to detect drift.
+pub const DATA_HASH_ANNOTATION: &str = "kuvert.io/data-hash";
+/// Annotation whose change forces an immediate sync.
+pub const FORCE_SYNC_ANNOTATION: &str = "kuvert.io/force-sync";
+/// The same, without prefix, as ESO users type it.
+pub const FORCE_SYNC_ANNOTATION_SHORT: &str = "force-sync";

@@ -1,0 +1,161 @@
+//! Reading kuvert manifests from YAML: every kuvert kind, plus the Secrets and ConfigMaps they
+//! refer to. Used by `kuvert render`, `kuvert dev` and the tests of `examples/`.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use serde::de::DeserializeOwned;
+
+use crate::api;
+
+/// One object read from a manifest.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // read once per file; boxing would only add noise
+pub enum Manifest {
+    /// A SecretStore.
+    SecretStore(api::SecretStore),
+    /// A ClusterSecretStore.
+    ClusterSecretStore(api::ClusterSecretStore),
+    /// An ExternalSecret.
+    ExternalSecret(api::ExternalSecret),
+    /// A ClusterExternalSecret.
+    ClusterExternalSecret(api::ClusterExternalSecret),
+    /// A PushSecret.
+    PushSecret(api::PushSecret),
+    /// A Password generator.
+    Password(api::Password),
+    /// A UUID generator.
+    Uuid(api::UUID),
+    /// A Fake generator.
+    Fake(api::Fake),
+    /// A VaultDynamicSecret generator.
+    VaultDynamicSecret(api::VaultDynamicSecret),
+    /// A Secret (e.g. credentials a store refers to).
+    Secret(Secret),
+    /// A ConfigMap (e.g. templates used by `templateFrom`).
+    ConfigMap(ConfigMap),
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The text is not YAML.
+    #[error("{source_name}: invalid YAML: {message}")]
+    Yaml {
+        /// File (or other source) name.
+        source_name: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A document lacks `apiVersion` or `kind`.
+    #[error("{source_name}: document {index} has no apiVersion or kind")]
+    MissingKind {
+        /// File (or other source) name.
+        source_name: String,
+        /// Position of the document in the file, from 1.
+        index: usize,
+    },
+    /// A document has a kind kuvert does not read.
+    #[error("{source_name}: document {index}: unsupported kind {api_version}/{kind}")]
+    UnsupportedKind {
+        /// File (or other source) name.
+        source_name: String,
+        /// Position of the document in the file, from 1.
+        index: usize,
+        /// Its apiVersion.
+        api_version: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// A document does not match its kind's schema.
+    #[error("{source_name}: {kind} {name:?}: {message}")]
+    Invalid {
+        /// File (or other source) name.
+        source_name: String,
+        /// The document's kind.
+        kind: String,
+        /// The document's `metadata.name`, if any.
+        name: String,
+        /// What is wrong. For a Secret the parser's message is withheld, since it may quote
+        /// the Secret's data.
+        message: String,
+    },
+}
+
+impl Manifest {
+    /// Reads every document of a multi-document YAML text. `source_name` names the input in
+    /// errors. Empty documents are skipped.
+    pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+                source_name: source_name.to_owned(),
+                message: e.to_string(),
+            })?;
+        docs.into_iter()
+            .filter(|doc| !doc.is_null())
+            .enumerate()
+            .map(|(i, doc)| Manifest::from_value(source_name, i + 1, doc))
+            .collect()
+    }
+
+    /// Reads one document already parsed into JSON.
+    pub fn from_value(
+        source_name: &str,
+        index: usize,
+        doc: serde_json::Value,
+    ) -> Result<Manifest, ManifestError> {
+        let field = |f: &str| doc.get(f).and_then(|v| v.as_str()).map(str::to_owned);
+        let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+            return Err(ManifestError::MissingKind {
+                source_name: source_name.to_owned(),
+                index,
+            });
+        };
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        fn typed<T: DeserializeOwned>(
+            doc: serde_json::Value,
+            (source_name, kind, name): (&str, &str, &str),
+        ) -> Result<T, ManifestError> {
+            serde_json::from_value(doc).map_err(|e| ManifestError::Invalid {
+                source_name: source_name.to_owned(),
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                message: if kind == "Secret" {
+                    "does not match the Secret schema (data must be base64)".to_owned()
+                } else {
+                    e.to_string()
+                },
+            })
+        }
+        let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let cx = (source_name, kind.as_str(), name.as_str());
+        let manifest = match (group, kind.as_str()) {
+            (api::GROUP, "SecretStore") => Manifest::SecretStore(typed(doc, cx)?),
+            (api::GROUP, "ClusterSecretStore") => Manifest::ClusterSecretStore(typed(doc, cx)?),
+            (api::GROUP, "ExternalSecret") => Manifest::ExternalSecret(typed(doc, cx)?),
+            (api::GROUP, "ClusterExternalSecret") => {
+                Manifest::ClusterExternalSecret(typed(doc, cx)?)
+            }
+            (api::GROUP, "PushSecret") => Manifest::PushSecret(typed(doc, cx)?),
+            (api::GENERATORS_GROUP, "Password") => Manifest::Password(typed(doc, cx)?),
+            (api::GENERATORS_GROUP, "UUID") => Manifest::Uuid(typed(doc, cx)?),
+            (api::GENERATORS_GROUP, "Fake") => Manifest::Fake(typed(doc, cx)?),
+            (api::GENERATORS_GROUP, "VaultDynamicSecret") => {
+                Manifest::VaultDynamicSecret(typed(doc, cx)?)
+            }
+            ("", "Secret") => Manifest::Secret(typed(doc, cx)?),
+            ("", "ConfigMap") => Manifest::ConfigMap(typed(doc, cx)?),
+            _ => {
+                return Err(ManifestError::UnsupportedKind {
+                    source_name: source_name.to_owned(),
+                    index,
+                    api_version,
+                    kind,
+                });
+            }
+        };
+        Ok(manifest)
+    }
+}
