@@ -18,7 +18,7 @@ pub use vault::*;
 #[serde(rename_all = "camelCase")]
 pub enum ProviderSpec {
     /// HashiCorp Vault or OpenBao (KV secrets engine).
-    Vault(VaultProvider),
+    Vault(Box<VaultProvider>),
     /// Secrets of a Kubernetes cluster (this one or another).
     Kubernetes(KubernetesProvider),
     /// Static data written in the store itself.
