@@ -16,9 +16,10 @@ pub use vault::*;
 /// The external store: exactly one provider.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[allow(clippy::large_enum_variant)] // one per store, read-mostly: boxing would only add noise
 pub enum ProviderSpec {
     /// HashiCorp Vault or OpenBao (KV secrets engine).
-    Vault(Box<VaultProvider>),
+    Vault(VaultProvider),
     /// Secrets of a Kubernetes cluster (this one or another).
     Kubernetes(KubernetesProvider),
     /// Static data written in the store itself.
