@@ -6,3 +6,6 @@
 pub mod api;
 pub mod crds;
 pub mod manifest;
+pub mod memory;
+pub mod provider;
+pub mod secret;

@@ -1,0 +1,313 @@
+//! The provider interface: how kuvert reads from (and writes to) an external store.
+//!
+//! A provider does as little as it can: it validates its store spec, logs in, and moves raw
+//! values. Everything users shape — `property` paths, `extract`, decoding, key conversion,
+//! rewrites, templates — happens once, in the engine, for every provider alike.
+//!
+//! Adding a provider: a spec struct in [`crate::api::ProviderSpec`], a crate implementing
+//! [`Provider`] and [`SecretsClient`], and one line in the operator's registry
+//! (see `providers/README.md`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::{ProviderSpec, SecretStoreKind, StoreCapabilities};
+use crate::secret::SecretBytes;
+
+/// The store a provider is asked to serve, with what it needs to resolve references.
+#[derive(Clone, Debug)]
+pub struct StoreContext<'a> {
+    /// Kind of the store.
+    pub kind: SecretStoreKind,
+    /// Name of the store.
+    pub name: &'a str,
+    /// Namespace of a SecretStore; `None` for a ClusterSecretStore.
+    pub namespace: Option<&'a str>,
+    /// The provider spec.
+    pub spec: &'a ProviderSpec,
+}
+
+impl StoreContext<'_> {
+    /// The namespace a reference to a Secret, ConfigMap or ServiceAccount resolves to.
+    ///
+    /// A SecretStore only ever reads its own namespace (a reference naming another one is an
+    /// error). A ClusterSecretStore reads the namespace the reference names, or `default_ns` (the
+    /// namespace of the object using the store) when it names none.
+    pub fn resolve_namespace<'n>(
+        &'n self,
+        field: &str,
+        named: Option<&'n str>,
+        default_ns: Option<&'n str>,
+    ) -> Result<&'n str, ProviderError> {
+        match (self.kind, self.namespace, named) {
+            (SecretStoreKind::SecretStore, Some(own), Some(named)) if named != own => {
+                Err(ProviderError::InvalidSpec {
+                    field: field.to_owned(),
+                    message: format!(
+                        "a SecretStore may only refer to its own namespace {own:?}, not {named:?}"
+                    ),
+                })
+            }
+            (SecretStoreKind::SecretStore, Some(own), _) => Ok(own),
+            (_, _, Some(named)) => Ok(named),
+            (_, _, None) => default_ns.ok_or_else(|| ProviderError::InvalidSpec {
+                field: field.to_owned(),
+                message: "a ClusterSecretStore must name the namespace".to_owned(),
+            }),
+        }
+    }
+
+    /// `Kind/name` of the store, as it appears in messages and status.
+    pub fn display_name(&self) -> String {
+        match self.kind {
+            SecretStoreKind::SecretStore => format!(
+                "SecretStore/{}/{}",
+                self.namespace.unwrap_or_default(),
+                self.name
+            ),
+            SecretStoreKind::ClusterSecretStore => format!("ClusterSecretStore/{}", self.name),
+        }
+    }
+}
+
+/// What providers may read from Kubernetes: implemented by the operator with kube-rs, and by
+/// `kuvert render` and tests from objects held in memory.
+#[async_trait]
+pub trait KubeAccess: Send + Sync {
+    /// All keys of a Secret.
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError>;
+
+    /// All keys of a ConfigMap.
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ProviderError>;
+
+    /// A token for a ServiceAccount (TokenRequest API).
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[String],
+        expiration: Duration,
+    ) -> Result<SecretBytes, ProviderError>;
+}
+
+/// Reads one key of a Secret; a missing key is `NotFound` naming the field.
+pub async fn secret_key(
+    kube: &dyn KubeAccess,
+    field: &str,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretBytes, ProviderError> {
+    let mut data = kube.secret(namespace, name).await?;
+    data.remove(key).ok_or_else(|| ProviderError::NotFound {
+        key: format!("{field}: key {key:?} of Secret {namespace}/{name}"),
+    })
+}
+
+/// A store implementation: validates store specs and builds clients.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider's name as in YAML (`vault`); also the metric label.
+    fn name(&self) -> &'static str;
+
+    /// Checks a store spec without any I/O: required fields, exclusive fields, references that
+    /// a SecretStore may not make.
+    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError>;
+
+    /// Logs in and returns a client for the store. `namespace` is the namespace of the object
+    /// using the store (references of a ClusterSecretStore without a namespace resolve there).
+    /// Clients are cached and shared by the caller; building one may be expensive.
+    async fn client(
+        &self,
+        store: &StoreContext<'_>,
+        namespace: Option<&str>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn SecretsClient>, ProviderError>;
+}
+
+/// Which remote secret to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GetRequest {
+    /// The remote key (path or name).
+    pub key: String,
+    /// A version; `None` for the current one.
+    pub version: Option<String>,
+    /// Read the secret's metadata instead of its value.
+    pub metadata: bool,
+}
+
+/// A value read from a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteSecret {
+    /// The raw value. A store of key/value maps (Vault, Kubernetes) returns the map as a JSON
+    /// object; the engine applies `property`, `extract` and decoding.
+    pub value: SecretBytes,
+    /// The version the store reports, if it versions secrets.
+    pub version: Option<String>,
+}
+
+/// Which remote secrets to find (`dataFrom.find`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FindRequest {
+    /// Only under this path.
+    pub path: Option<String>,
+    /// Only names matching this regular expression (unanchored). The engine has checked it
+    /// compiles.
+    pub name_regexp: Option<String>,
+    /// Only secrets carrying all these tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A value to write (PushSecret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRequest {
+    /// The remote key.
+    pub key: String,
+    /// A field of the remote JSON object; `None` writes the whole secret.
+    pub property: Option<String>,
+    /// The value.
+    pub value: SecretBytes,
+    /// Identity of the pushing object (`namespace/name`), recorded as the owner.
+    pub owner: String,
+    /// Provider-specific metadata from the PushSecret.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A client for one store, logged in. Methods a store cannot do keep their default
+/// `Unsupported` answer.
+#[async_trait]
+pub trait SecretsClient: Send + Sync {
+    /// Reads one secret: its whole value (or its metadata).
+    async fn get(&self, request: &GetRequest) -> Result<RemoteSecret, ProviderError>;
+
+    /// Finds secrets; returns each one's name (as the key the engine converts) and value.
+    async fn find(
+        &self,
+        request: &FindRequest,
+    ) -> Result<BTreeMap<String, RemoteSecret>, ProviderError>;
+
+    /// Checks the connection and credentials; returns what they allow.
+    async fn validate(&self) -> Result<StoreCapabilities, ProviderError>;
+
+    /// Writes a value. Never overwrites a remote secret kuvert does not own.
+    async fn push(&self, request: &PushRequest) -> Result<(), ProviderError> {
+        let _ = request;
+        Err(ProviderError::Unsupported { operation: "push" })
+    }
+
+    /// Deletes what kuvert pushed to `key` (the whole secret, or one `property`). Never deletes
+    /// a remote secret kuvert does not own.
+    async fn delete(
+        &self,
+        key: &str,
+        property: Option<&str>,
+        owner: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (key, property, owner);
+        Err(ProviderError::Unsupported {
+            operation: "delete",
+        })
+    }
+
+    /// Whether a remote secret exists.
+    async fn exists(&self, key: &str) -> Result<bool, ProviderError> {
+        match self
+            .get(&GetRequest {
+                key: key.to_owned(),
+                ..GetRequest::default()
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ProviderError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An error from a provider, classified so the operator can decide to retry or wait. Messages
+/// name keys and paths, never values or tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The remote secret (or a referenced Kubernetes object) does not exist.
+    #[error("{key} not found")]
+    NotFound {
+        /// What was missing.
+        key: String,
+    },
+    /// The credentials may not do this.
+    #[error("permission denied: {message}")]
+    Forbidden {
+        /// What was refused.
+        message: String,
+    },
+    /// The store could not be reached or failed; retrying may help.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The store spec is wrong; only a change of it helps.
+    #[error("invalid store spec: {field}: {message}")]
+    InvalidSpec {
+        /// The field at fault, as a path (`spec.provider.vault.auth.appRole.secretRef`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Login failed (bad credentials, expired token).
+    #[error("authentication failed: {message}")]
+    Unauthenticated {
+        /// What failed.
+        message: String,
+    },
+    /// A write lost a race (check-and-set) or would overwrite a secret kuvert does not own.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What conflicted.
+        message: String,
+    },
+    /// The provider cannot do this at all.
+    #[error("the provider does not support {operation}")]
+    Unsupported {
+        /// The operation asked for.
+        operation: &'static str,
+    },
+}
+
+impl ProviderError {
+    /// A stable PascalCase category for condition reasons, Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProviderError::NotFound { .. } => "NotFound",
+            ProviderError::Forbidden { .. } => "Forbidden",
+            ProviderError::Unavailable { .. } => "Unavailable",
+            ProviderError::InvalidSpec { .. } => "InvalidSpec",
+            ProviderError::Unauthenticated { .. } => "Unauthenticated",
+            ProviderError::Conflict { .. } => "Conflict",
+            ProviderError::Unsupported { .. } => "Unsupported",
+        }
+    }
+
+    /// Whether retrying the same call later may succeed without a spec change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Unavailable { .. } | ProviderError::Conflict { .. }
+        )
+    }
+}
