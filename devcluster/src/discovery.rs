@@ -1,0 +1,102 @@
+//! Discovery documents: `/version`, `/api`, `/apis`, group and resource lists.
+//!
+//! Aggregated discovery (`as=APIGroupDiscoveryList`) is answered with the legacy documents and
+//! `Content-Type: application/json`, from which client-go and kubectl fall back to legacy discovery.
+
+use serde_json::{Value, json};
+
+use crate::registry::{Registry, Special};
+
+pub(crate) fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.0-devcluster",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+pub(crate) fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]
+    })
+}
+
+fn group_doc(name: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": vs, "preferredVersion": vs[0].clone()})
+}
+
+pub(crate) fn api_groups(registry: &Registry) -> Value {
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_doc(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub(crate) fn api_group(registry: &Registry, group: &str) -> Option<Value> {
+    registry
+        .groups()
+        .into_iter()
+        .find(|(g, _)| g == group)
+        .map(|(g, vs)| {
+            let mut doc = group_doc(&g, &vs);
+            doc["kind"] = json!("APIGroup");
+            doc["apiVersion"] = json!("v1");
+            doc
+        })
+}
+
+pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    let resources = registry.resources_in(group, version);
+    if resources.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for r in resources {
+        let mut doc = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs(),
+        });
+        if !r.short_names.is_empty() {
+            doc["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            doc["categories"] = json!(r.categories);
+        }
+        if r.special == Special::None {
+            doc["storageVersionHash"] =
+                json!(format!("{:x}", r.plural.len() * 7919 + r.kind.len()));
+        }
+        out.push(doc);
+        if r.status_subresource {
+            out.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if r.group.is_empty() && r.plural == "serviceaccounts" {
+            out.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+        }
+    }
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": out}),
+    )
+}
