@@ -1,0 +1,7 @@
+//! The kuvert operator: kube-runtime controllers wired around `kuvert-core`'s engine.
+//!
+//! The `kuvert` binary (`main.rs`) parses the command line and calls into this library, so
+//! every piece is reachable from tests.
+
+pub mod kube_access;
+pub mod reads;
