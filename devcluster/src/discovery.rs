@@ -100,3 +100,82 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": out}),
     )
 }
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `/openapi/v3`: one document per group-version. The documents are minimal (see
+/// [`openapi_v3_doc`]); kubectl reads them only to learn that the server validates fields itself.
+pub(crate) fn openapi_v3_root(registry: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
+    for (g, vs) in registry.groups() {
+        gvs.extend(vs.into_iter().map(|v| (g.clone(), v)));
+    }
+    for (g, v) in gvs {
+        let p = gv_path(&g, &v);
+        // The hash changes with the served resources so that kubectl's cache refreshes.
+        let hash = registry
+            .resources_in(&g, &v)
+            .iter()
+            .map(|r| r.plural.len() * 31 + r.kind.len())
+            .sum::<usize>();
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash:X}")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/{api/v1 | apis/G/V}`: for every served kind, a PATCH operation tagged with its
+/// group-version-kind that accepts `fieldValidation` (so kubectl leaves validation to the
+/// server). Schemas are not published; `kubectl explain` is not supported.
+pub(crate) fn openapi_v3_doc(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    let resources = registry.resources_in(group, version);
+    if resources.is_empty() {
+        return None;
+    }
+    let mut paths = serde_json::Map::new();
+    let params = json!([
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+    ]);
+    for r in resources.iter().filter(|r| r.special == Special::None) {
+        let base = if r.namespaced {
+            format!(
+                "/{}/namespaces/{{namespace}}/{}/{{name}}",
+                gv_path(group, version),
+                r.plural
+            )
+        } else {
+            format!("/{}/{}/{{name}}", gv_path(group, version), r.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": r.kind});
+        paths.insert(
+            base,
+            json!({
+                "patch": {
+                    "operationId": format!("patch{}", r.kind),
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}}
+                }
+            }),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0-devcluster"},
+        "paths": paths,
+        "components": {"schemas": {}}
+    }))
+}

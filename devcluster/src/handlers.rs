@@ -160,11 +160,16 @@ pub(crate) async fn handle(
             )));
         }
     };
+    let content_type = header("content-type");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // client-go's typed clientsets send protobuf; only JSON and YAML bodies are understood.
+        return error_response(&ApiError::unsupported_media_type(&content_type));
+    }
     let path = parts.uri.path().to_string();
     let r = Req {
         method: parts.method.clone(),
         query: parse_query(parts.uri.query()),
-        content_type: header("content-type"),
+        content_type,
         format,
         body,
     };
@@ -223,6 +228,21 @@ fn route(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Routed, ApiError> 
         ),
         ["apis", group, version] => get_only(
             discovery::resource_list(
+                &shared.state.lock().expect("state").registry,
+                group,
+                version,
+            )
+            .ok_or_else(not_found_path)?,
+        ),
+        ["openapi", "v3"] => get_only(discovery::openapi_v3_root(
+            &shared.state.lock().expect("state").registry,
+        )),
+        ["openapi", "v3", "api", "v1"] => get_only(
+            discovery::openapi_v3_doc(&shared.state.lock().expect("state").registry, "", "v1")
+                .ok_or_else(not_found_path)?,
+        ),
+        ["openapi", "v3", "apis", group, version] => get_only(
+            discovery::openapi_v3_doc(
                 &shared.state.lock().expect("state").registry,
                 group,
                 version,

@@ -1,0 +1,945 @@
+//! Conformance-style tests: an unmodified kube-rs client against devcluster.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::core::{ApiResource, GroupVersionKind, PartialObjectMeta};
+use kube::runtime::watcher;
+use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
+use serde_json::json;
+
+async fn cluster() -> DevClusterHandle {
+    DevCluster::start(Config::plain_http())
+        .await
+        .expect("devcluster starts")
+}
+
+fn api_error(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn secret(name: &str, labels: serde_json::Value) -> Secret {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "stringData": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+async fn eventually<F: AsyncFnMut() -> bool>(mut check: F) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached within 5s");
+}
+
+#[tokio::test]
+async fn secrets_support_crud_selectors_paging_and_conflicts() {
+    let dc = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    let pp = PostParams::default();
+    let a = secrets
+        .create(&pp, &secret("a", json!({"app": "web", "tier": "front"})))
+        .await
+        .unwrap();
+    secrets
+        .create(&pp, &secret("b", json!({"app": "api"})))
+        .await
+        .unwrap();
+    secrets.create(&pp, &secret("c", json!({}))).await.unwrap();
+    assert_eq!(a.data.unwrap()["k"].0, b"v", "stringData is stored as data");
+    assert!(a.metadata.uid.is_some() && a.metadata.creation_timestamp.is_some());
+
+    let names = |l: kube::core::ObjectList<Secret>| {
+        l.items
+            .into_iter()
+            .map(|s| s.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("app in (web,api)"))
+                .await
+                .unwrap()
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("!app"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("app,tier notin (back)"))
+                .await
+                .unwrap()
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+
+    let page1 = secrets.list(&ListParams::default().limit(2)).await.unwrap();
+    let token = page1.metadata.continue_.clone().expect("a continue token");
+    assert_eq!(names(page1), ["a", "b"]);
+    let page2 = secrets
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(page2.metadata.continue_, None);
+    assert_eq!(names(page2), ["c"]);
+
+    let generated = secrets
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let gname = generated.metadata.name.unwrap();
+    assert!(gname.starts_with("gen-") && gname.len() == 9, "{gname}");
+
+    let dup = api_error(
+        secrets
+            .create(&pp, &secret("a", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
+
+    let mut stale = secrets.get("a").await.unwrap();
+    secrets
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+        )
+        .await
+        .unwrap();
+    stale
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("y".into(), "2".into());
+    let conflict = api_error(secrets.replace("a", &pp, &stale).await.unwrap_err());
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+    assert!(
+        conflict.message.contains("the object has been modified"),
+        "{}",
+        conflict.message
+    );
+
+    let fresh = secrets.get("a").await.unwrap();
+    let rv = fresh.metadata.resource_version.clone();
+    let same = secrets.replace("a", &pp, &fresh).await.unwrap();
+    assert_eq!(
+        same.metadata.resource_version, rv,
+        "a no-op update keeps the resourceVersion"
+    );
+
+    let patched = secrets
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(
+                    json!([{"op": "add", "path": "/metadata/annotations", "value": {"n": "1"}}]),
+                )
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.annotations.unwrap()["n"], "1");
+    let applied = secrets
+        .patch("d", &PatchParams::apply("tester"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "d"}, "stringData": {"x": "y"}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.metadata.managed_fields.unwrap()[0]
+            .manager
+            .as_deref(),
+        Some("tester")
+    );
+    let no_manager = api_error(
+        secrets
+            .patch(
+                "d",
+                &PatchParams::default(),
+                &Patch::Apply(json!({"metadata": {"name": "d"}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(no_manager.code, 422);
+
+    secrets.delete("a", &DeleteParams::default()).await.unwrap();
+    let gone = api_error(secrets.get("a").await.unwrap_err());
+    assert_eq!(
+        (gone.code, gone.reason.as_str(), gone.message.as_str()),
+        (404, "NotFound", "secrets \"a\" not found")
+    );
+    let missing_ns = api_error(
+        Api::<Secret>::namespaced(dc.client().unwrap(), "nope")
+            .create(&pp, &secret("z", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (missing_ns.code, missing_ns.message.as_str()),
+        (404, "namespaces \"nope\" not found")
+    );
+
+    secrets
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names(secrets.list(&ListParams::default()).await.unwrap()),
+        ["c", "d", gname.as_str()]
+    );
+    assert_eq!(dc.request_count("create", "secrets"), 6);
+    assert_eq!(dc.request_count("update", "secrets"), 2);
+}
+
+fn deployment(name: &str, image: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": image}]}}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn deployment_generation_and_status_subresource_are_separate() {
+    let dc = cluster().await;
+    let deploys: Api<Deployment> = Api::namespaced(dc.client().unwrap(), "default");
+    let created = deploys
+        .create(&PostParams::default(), &deployment("web", "nginx:1"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let labelled = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        labelled.metadata.generation,
+        Some(1),
+        "metadata changes do not bump generation"
+    );
+
+    let status = deploys
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 1}, "spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.status.unwrap().replicas, Some(1));
+    assert_eq!(
+        status.spec.replicas,
+        Some(1),
+        "a status write does not change spec"
+    );
+    assert_eq!(status.metadata.generation, Some(1));
+
+    let mut changed = deploys.get("web").await.unwrap();
+    changed.spec.replicas = Some(3);
+    changed.status.as_mut().unwrap().replicas = Some(9);
+    let updated = deploys
+        .replace("web", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.metadata.generation,
+        Some(2),
+        "a spec change bumps generation"
+    );
+    assert_eq!(
+        updated.status.unwrap().replicas,
+        Some(1),
+        "a main-resource write does not change status"
+    );
+
+    let strategic = deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}})))
+        .await
+        .unwrap();
+    let containers: Vec<String> =
+        serde_json::to_value(&strategic).unwrap()["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(
+        containers,
+        ["app", "side"],
+        "strategic merge merges containers by name"
+    );
+}
+
+fn widget_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {"type": "object", "required": ["size"], "properties": {
+                            "size": {"type": "integer", "minimum": 1},
+                            "color": {"type": "string", "enum": ["red", "blue"]}
+                        }, "x-kubernetes-validations": [{"rule": "self.size != 13", "message": "size 13 is not allowed"}]},
+                        "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}
+                    }
+                }}
+            }]
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_crd_created_at_runtime_is_served_validated_and_removed() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds
+        .create(&PostParams::default(), &widget_crd())
+        .await
+        .unwrap();
+    let established = crd
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .any(|c| c.type_ == "Established" && c.status == "True");
+    assert!(established);
+
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .expect("Widget is discoverable");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let w: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+        "spec": {"size": 2, "unknown": true}, "status": {"ready": true}}),
+    )
+    .unwrap();
+    let created = widgets.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(
+        created.data["spec"],
+        json!({"size": 2}),
+        "unknown fields are pruned"
+    );
+    assert!(
+        created.data.get("status").is_none(),
+        "status is ignored on create"
+    );
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let invalid = |size: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "bad"}, "spec": {"size": size, "color": "green"}})).unwrap()
+    };
+    let e = api_error(
+        widgets
+            .create(&PostParams::default(), &invalid(json!("big")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert!(
+        e.message
+            .starts_with("Widget.example.com \"bad\" is invalid: ["),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\""), "{}", e.message);
+    assert!(
+        e.message
+            .contains("spec.color: Unsupported value: \"green\""),
+        "{}",
+        e.message
+    );
+    let cel = api_error(widgets.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "bad"}, "spec": {"size": 13}})).unwrap()).await.unwrap_err());
+    assert_eq!(cel.code, 422);
+    assert!(
+        cel.message.contains("size 13 is not allowed"),
+        "{}",
+        cel.message
+    );
+    let strict = api_error(
+        widgets
+            .patch(
+                "w1",
+                &PatchParams::default().validation_strict(),
+                &Patch::Merge(json!({"spec": {"bogus": 1}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(strict.code, 400);
+    assert!(
+        strict.message.contains("unknown field \"spec.bogus\""),
+        "{}",
+        strict.message
+    );
+
+    let with_status = widgets
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_status.data["status"], json!({"ready": true}));
+    assert_eq!(with_status.metadata.generation, Some(1));
+    let bumped = widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 4}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bumped.metadata.generation, Some(2));
+    let strategic = api_error(
+        widgets
+            .patch(
+                "w1",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"size": 5}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        strategic.code, 415,
+        "strategic merge patch is refused for custom resources"
+    );
+
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let unserved = api_error(widgets.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(unserved.code, 404);
+    let _ = ApiResource::erase::<Secret>(&());
+}
+
+#[tokio::test]
+async fn a_watcher_survives_410_by_relisting() {
+    let dc = DevCluster::start(Config {
+        watch_history: 4,
+        bookmark_interval: Duration::from_secs(3600),
+        ..Config::plain_http()
+    })
+    .await
+    .unwrap();
+    let client = dc.client().unwrap();
+    let watched: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    watched
+        .create(&PostParams::default(), &secret("before", json!({})))
+        .await
+        .unwrap();
+
+    let mut stream = watcher(watched.clone(), watcher::Config::default()).boxed();
+    let mut seen = Vec::new();
+    loop {
+        match stream.try_next().await.unwrap().unwrap() {
+            watcher::Event::InitApply(s) => seen.push(s.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["before"]);
+
+    // Push the watch's resourceVersion out of the bounded history, then cut the watch.
+    let old_rv = dc.resource_version();
+    for i in 0..10 {
+        other
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": format!("cm{i}")}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let direct = watched
+        .watch(&WatchParams::default(), &old_rv.to_string())
+        .await
+        .unwrap()
+        .boxed()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    match direct {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+    dc.end_watches();
+
+    let (mut saw_410, mut relisted) = (false, false);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("watcher event")
+            .unwrap()
+        {
+            Err(watcher::Error::WatchError(e)) if e.code == 410 => saw_410 = true,
+            Err(other) => panic!("unexpected watcher error {other:?}"),
+            Ok(watcher::Event::Init) => relisted = true,
+            Ok(watcher::Event::InitDone) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(saw_410 && relisted, "the watcher got 410 and re-listed");
+    assert_eq!(dc.request_count("list", "secrets"), 2);
+
+    watched
+        .create(&PostParams::default(), &secret("after", json!({})))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        watcher::Event::Apply(s) => assert_eq!(s.metadata.name.as_deref(), Some("after")),
+        other => panic!("expected the new secret, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watches_replay_filter_by_selector_and_end_at_timeout() {
+    let dc = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    let start = dc.resource_version().to_string();
+    secrets
+        .create(&PostParams::default(), &secret("in", json!({"w": "yes"})))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret("out", json!({})))
+        .await
+        .unwrap();
+    secrets
+        .patch(
+            "in",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"w": "no"}}})),
+        )
+        .await
+        .unwrap();
+    let events: Vec<_> = secrets
+        .watch(&WatchParams::default().labels("w=yes").timeout(1), &start)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let summary: Vec<(String, String)> = events
+        .into_iter()
+        .map(|e| match e {
+            WatchEvent::Added(s) => ("ADDED".into(), s.metadata.name.unwrap()),
+            WatchEvent::Modified(s) => ("MODIFIED".into(), s.metadata.name.unwrap()),
+            WatchEvent::Deleted(s) => ("DELETED".into(), s.metadata.name.unwrap()),
+            other => ("OTHER".into(), format!("{other:?}")),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ADDED".to_string(), "in".to_string()),
+            ("DELETED".to_string(), "in".to_string())
+        ],
+        "leaving the selector is a DELETED"
+    );
+}
+
+#[tokio::test]
+async fn metadata_watcher_gets_partial_objects() {
+    let dc = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("m1", json!({"kuvert.io/managed": "true"})),
+        )
+        .await
+        .unwrap();
+    let list = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("m1"));
+    let metas: Api<PartialObjectMeta<Secret>> = Api::namespaced(dc.client().unwrap(), "default");
+    let mut stream = watcher(
+        metas,
+        watcher::Config::default().labels("kuvert.io/managed=true"),
+    )
+    .boxed();
+    loop {
+        if let watcher::Event::InitDone = stream.try_next().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("m2", json!({"kuvert.io/managed": "true"})),
+        )
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        watcher::Event::Apply(meta) => assert_eq!(meta.metadata.name.as_deref(), Some("m2")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(dc.request_count("watch", "secrets"), 1);
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_removed() {
+    let dc = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(dc.client().unwrap(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "f", "finalizers": ["kuvert.io/cleanup"]}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let pending = cms.delete("f", &DeleteParams::default()).await.unwrap();
+    let held = pending.left().expect("the object is still there");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let again = cms.get("f").await.unwrap();
+    assert!(again.metadata.deletion_timestamp.is_some());
+    let added = api_error(
+        cms.patch(
+            "f",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["kuvert.io/cleanup", "x/y"]}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(added.code, 422, "no new finalizers on a deleting object");
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("f").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn owned_objects_are_garbage_collected() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for (owner, policy) in [
+        ("bg", DeleteParams::background()),
+        ("fg", DeleteParams::foreground()),
+        ("orphan", DeleteParams::orphan()),
+    ] {
+        let o = cms
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let owned = json!({"metadata": {"name": format!("{owner}-child"), "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": o.metadata.uid.unwrap()}]}});
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(owned).unwrap(),
+            )
+            .await
+            .unwrap();
+        cms.delete(owner, &policy).await.unwrap();
+    }
+    eventually(async || secrets.get_opt("bg-child").await.unwrap().is_none()).await;
+    eventually(async || {
+        secrets.get_opt("fg-child").await.unwrap().is_none()
+            && cms.get_opt("fg").await.unwrap().is_none()
+    })
+    .await;
+    eventually(async || cms.get_opt("orphan").await.unwrap().is_none()).await;
+    let orphan = secrets.get("orphan-child").await.unwrap();
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty(),
+        "orphaned dependents lose the owner reference"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_objects() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team");
+    secrets
+        .create(&PostParams::default(), &secret("s", json!({})))
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["x/y"]}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    assert!(
+        sas.get_opt("default").await.unwrap().is_some(),
+        "a namespace gets a default ServiceAccount"
+    );
+    nss.delete("team", &DeleteParams::default()).await.unwrap();
+    let terminating = api_error(
+        secrets
+            .create(&PostParams::default(), &secret("late", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(terminating.code, 403);
+    assert!(
+        terminating
+            .message
+            .contains("because it is being terminated"),
+        "{}",
+        terminating.message
+    );
+    eventually(async || secrets.get_opt("s").await.unwrap().is_none()).await;
+    assert_eq!(
+        nss.get("team")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Terminating")
+    );
+    secrets
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(async || nss.get_opt("team").await.unwrap().is_none()).await;
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn service_account_tokens_are_issued_and_reviewed() {
+    let dc = DevCluster::start(Config::default()).await.unwrap();
+    let client = dc.client().unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let req: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": ["vault"], "expirationSeconds": 600}}))
+            .unwrap();
+    let issued = sas
+        .create_token_request("app", &PostParams::default(), &req)
+        .await
+        .unwrap();
+    let token = issued.status.unwrap().token.unwrap();
+
+    let reviews: Api<TokenReview> = Api::all(client.clone());
+    let review = |token: String, audiences: Vec<String>| -> TokenReview {
+        serde_json::from_value(json!({"spec": {"token": token, "audiences": audiences}})).unwrap()
+    };
+    let ok = reviews
+        .create(
+            &PostParams::default(),
+            &review(token.clone(), vec!["vault".into()]),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(ok.authenticated, Some(true));
+    let user = ok.user.unwrap();
+    assert_eq!(
+        user.username.as_deref(),
+        Some("system:serviceaccount:default:app")
+    );
+    assert_eq!(user.uid, sas.get("app").await.unwrap().metadata.uid);
+    let wrong_aud = reviews
+        .create(
+            &PostParams::default(),
+            &review(token.clone(), vec!["other".into()]),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(wrong_aud.authenticated, Some(false));
+
+    let other = DevCluster::start(Config::plain_http()).await.unwrap();
+    let other_sas: Api<ServiceAccount> = Api::namespaced(other.client().unwrap(), "default");
+    other_sas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let forged = other_sas
+        .create_token_request("app", &PostParams::default(), &req)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap();
+    let refused = reviews
+        .create(
+            &PostParams::default(),
+            &review(forged, vec!["vault".into()]),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        refused.authenticated,
+        Some(false),
+        "a token signed by another key is refused"
+    );
+
+    sas.delete("app", &DeleteParams::default()).await.unwrap();
+    let deleted = reviews
+        .create(&PostParams::default(), &review(token, vec!["vault".into()]))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        deleted.authenticated,
+        Some(false),
+        "a token of a deleted ServiceAccount is refused"
+    );
+    let missing = api_error(
+        sas.create_token_request("app", &PostParams::default(), &req)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(missing.code, 404);
+}
+
+#[tokio::test]
+async fn requests_need_credentials_and_client_certificates_work() {
+    let dc = DevCluster::start(Config {
+        credential: kuvert_devcluster::Credential::ClientCertificate,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    secrets
+        .list(&ListParams::default())
+        .await
+        .expect("the client certificate authenticates");
+    assert!(dc.kubeconfig_yaml().contains("client-certificate-data"));
+
+    let mut anonymous = dc.kube_config().unwrap();
+    anonymous.auth_info = Default::default();
+    let anon: Api<Secret> = Api::namespaced(kube::Client::try_from(anonymous).unwrap(), "default");
+    assert_eq!(
+        api_error(anon.list(&ListParams::default()).await.unwrap_err()).code,
+        401
+    );
+}
