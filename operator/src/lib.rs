@@ -4,4 +4,5 @@
 //! every piece is reachable from tests.
 
 pub mod kube_access;
+pub mod providers;
 pub mod reads;

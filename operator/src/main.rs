@@ -38,7 +38,10 @@ fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
     let wanted: Vec<String> = crds.iter().map(kuvert_core::crds::file_name).collect();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.ends_with(".yaml") && !wanted.iter().any(|w| w == name) {
             std::fs::remove_file(&path)?;
         }
