@@ -4,6 +4,7 @@
 //! computes, so almost all behaviour is testable without a server.
 
 pub mod api;
+pub mod conditions;
 pub mod crds;
 pub mod manifest;
 pub mod memory;
