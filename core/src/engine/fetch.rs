@@ -1,0 +1,305 @@
+//! Step 1, the only I/O: resolve the stores and read every remote value and template source an
+//! ExternalSecret names, each once.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::api::{
+    ExternalSecret, ExternalSecretDataRemoteRef, MetadataPolicy, SecretStoreKind, SecretStoreRef,
+    StoreGeneratorSourceRef,
+};
+use crate::provider::{FindRequest, GetRequest, KubeAccess, RemoteSecret, SecretsClient};
+use crate::secret::SecretBytes;
+
+use super::{StoreError, SyncError};
+
+/// A store ready to be read.
+#[derive(Clone)]
+pub struct ResolvedStore {
+    /// A logged-in client.
+    pub client: Arc<dyn SecretsClient>,
+    /// The store as it appears in messages and status: `SecretStore/namespace/name` or
+    /// `ClusterSecretStore/name` (see [`crate::provider::StoreContext::display_name`]).
+    pub name: String,
+}
+
+/// Finds the store a reference names and returns a client for it. The operator implements it
+/// over its caches (refusing a ClusterSecretStore whose conditions exclude the namespace);
+/// `kuvert render` over the manifests it read.
+#[async_trait]
+pub trait StoreResolver: Send + Sync {
+    /// The store `store_ref` names, as used from `namespace`.
+    async fn resolve(
+        &self,
+        namespace: &str,
+        store_ref: &SecretStoreRef,
+    ) -> Result<ResolvedStore, StoreError>;
+}
+
+/// A remote value read for one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedValue {
+    /// The store it came from (display name).
+    pub store: String,
+    /// The remote key.
+    pub key: String,
+    /// What the store returned.
+    pub secret: RemoteSecret,
+}
+
+/// What one `dataFrom[]` entry read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchedDataFrom {
+    /// `extract`: one remote secret.
+    Extract(FetchedValue),
+    /// `find`: every match, by remote name.
+    Find {
+        /// The store searched.
+        store: String,
+        /// The matches.
+        found: BTreeMap<String, RemoteSecret>,
+    },
+}
+
+/// What one `template.templateFrom[]` entry read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchedTemplateSource {
+    /// A `literal` (nothing to read).
+    Literal,
+    /// Every key of the ConfigMap or Secret named.
+    Object {
+        /// `ConfigMap namespace/name` or `Secret namespace/name`, for messages.
+        object: String,
+        /// Its keys.
+        data: BTreeMap<String, SecretBytes>,
+    },
+}
+
+/// Everything [`super::build`] needs from the outside world, index for index with the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// One per `spec.dataFrom[]`.
+    pub data_from: Vec<FetchedDataFrom>,
+    /// One per `spec.data[]`.
+    pub data: Vec<FetchedValue>,
+    /// One per `spec.target.template.templateFrom[]`.
+    pub template_from: Vec<FetchedTemplateSource>,
+}
+
+/// Reads what `es` names. Stores are resolved once each and identical reads are made once.
+pub async fn fetch(
+    es: &ExternalSecret,
+    stores: &dyn StoreResolver,
+    kube: &dyn KubeAccess,
+) -> Result<Fetched, SyncError> {
+    let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+    let mut reader = Reader {
+        namespace,
+        stores,
+        default_ref: es.spec.secret_store_ref.as_ref(),
+        resolved: HashMap::new(),
+        reads: HashMap::new(),
+    };
+    let mut fetched = Fetched::default();
+    for (i, entry) in es.spec.data_from.iter().enumerate() {
+        let field = format!("spec.dataFrom[{i}]");
+        let store = reader.store(&field, entry.source_ref.as_ref()).await?;
+        let got = if let Some(extract) = &entry.extract {
+            FetchedDataFrom::Extract(
+                reader
+                    .get(&store, &format!("{field}.extract"), extract)
+                    .await?,
+            )
+        } else if let Some(find) = &entry.find {
+            if let Some(name) = &find.name {
+                regex::Regex::new(&name.regexp).map_err(|e| SyncError::InvalidRegexp {
+                    field: format!("{field}.find.name.regexp"),
+                    message: e.to_string(),
+                })?;
+            }
+            let request = FindRequest {
+                path: find.path.clone(),
+                name_regexp: find.name.as_ref().map(|n| n.regexp.clone()),
+                tags: find.tags.clone(),
+            };
+            let found = store
+                .client
+                .find(&request)
+                .await
+                .map_err(|source| SyncError::Fetch {
+                    field: format!("{field}.find"),
+                    store: store.name.clone(),
+                    key: find.path.clone().unwrap_or_default(),
+                    source,
+                })?;
+            FetchedDataFrom::Find {
+                store: store.name.clone(),
+                found,
+            }
+        } else {
+            return Err(SyncError::InvalidSpec {
+                field,
+                message: "exactly one of extract, find and sourceRef.generatorRef must be set"
+                    .to_owned(),
+            });
+        };
+        fetched.data_from.push(got);
+    }
+    for (i, entry) in es.spec.data.iter().enumerate() {
+        let field = format!("spec.data[{i}]");
+        let store = reader.store(&field, entry.source_ref.as_ref()).await?;
+        let remote_ref = entry
+            .remote_ref
+            .as_ref()
+            .ok_or_else(|| SyncError::InvalidSpec {
+                field: format!("{field}.remoteRef"),
+                message: "remoteRef is required (or sourceRef.generatorRef)".to_owned(),
+            })?;
+        let got = reader
+            .get(&store, &format!("{field}.remoteRef"), remote_ref)
+            .await?;
+        fetched.data.push(got);
+    }
+    let template_from = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.template.as_ref())
+        .map(|t| t.template_from.as_slice())
+        .unwrap_or_default();
+    for (i, source) in template_from.iter().enumerate() {
+        let field = format!("spec.target.template.templateFrom[{i}]");
+        let got = match (&source.config_map, &source.secret) {
+            (Some(cm), None) => {
+                let object = format!("ConfigMap {namespace}/{}", cm.name);
+                let data = kube
+                    .config_map(namespace, &cm.name)
+                    .await
+                    .map_err(|source| SyncError::Kube {
+                        field: format!("{field}.configMap"),
+                        object: object.clone(),
+                        source,
+                    })?;
+                FetchedTemplateSource::Object {
+                    object,
+                    data: data
+                        .into_iter()
+                        .map(|(k, v)| (k, SecretBytes::from(v)))
+                        .collect(),
+                }
+            }
+            (None, Some(secret)) => {
+                let object = format!("Secret {namespace}/{}", secret.name);
+                let data = kube.secret(namespace, &secret.name).await.map_err(|source| {
+                    SyncError::Kube {
+                        field: format!("{field}.secret"),
+                        object: object.clone(),
+                        source,
+                    }
+                })?;
+                FetchedTemplateSource::Object { object, data }
+            }
+            _ => FetchedTemplateSource::Literal,
+        };
+        fetched.template_from.push(got);
+    }
+    Ok(fetched)
+}
+
+/// Resolves stores and reads values, each once per sync.
+struct Reader<'a> {
+    namespace: &'a str,
+    stores: &'a dyn StoreResolver,
+    default_ref: Option<&'a SecretStoreRef>,
+    resolved: HashMap<(String, String), ResolvedStore>,
+    reads: HashMap<(String, GetRequest), RemoteSecret>,
+}
+
+impl Reader<'_> {
+    /// The store of an entry: its own `sourceRef.storeRef`, else `spec.secretStoreRef`.
+    async fn store(
+        &mut self,
+        field: &str,
+        source_ref: Option<&StoreGeneratorSourceRef>,
+    ) -> Result<ResolvedStore, SyncError> {
+        if let Some(generator) = source_ref.and_then(|s| s.generator_ref.as_ref()) {
+            let _ = generator;
+            return Err(SyncError::Unsupported {
+                field: format!("{field}.sourceRef.generatorRef"),
+                what: "generators (sourceRef.generatorRef)",
+            });
+        }
+        let (store_ref, ref_field) = match source_ref.and_then(|s| s.store_ref.as_ref()) {
+            Some(r) => (r, format!("{field}.sourceRef.storeRef")),
+            None => match self.default_ref {
+                Some(r) => (r, "spec.secretStoreRef".to_owned()),
+                None => {
+                    return Err(SyncError::InvalidSpec {
+                        field: format!("{field}.sourceRef"),
+                        message: "no store: set spec.secretStoreRef or this entry's sourceRef"
+                            .to_owned(),
+                    });
+                }
+            },
+        };
+        let kind = match store_ref.kind.unwrap_or_default() {
+            SecretStoreKind::SecretStore => "SecretStore",
+            SecretStoreKind::ClusterSecretStore => "ClusterSecretStore",
+        };
+        let cache_key = (kind.to_owned(), store_ref.name.clone());
+        if let Some(store) = self.resolved.get(&cache_key) {
+            return Ok(store.clone());
+        }
+        let store = self
+            .stores
+            .resolve(self.namespace, store_ref)
+            .await
+            .map_err(|source| SyncError::Store {
+                field: ref_field,
+                source,
+            })?;
+        self.resolved.insert(cache_key, store.clone());
+        Ok(store)
+    }
+
+    /// Reads the remote secret a `remoteRef` (or `extract`) names.
+    async fn get(
+        &mut self,
+        store: &ResolvedStore,
+        field: &str,
+        remote_ref: &ExternalSecretDataRemoteRef,
+    ) -> Result<FetchedValue, SyncError> {
+        let request = GetRequest {
+            key: remote_ref.key.clone(),
+            version: remote_ref.version.clone(),
+            metadata: remote_ref.metadata_policy == Some(MetadataPolicy::Fetch),
+        };
+        let cache_key = (store.name.clone(), request);
+        let secret = match self.reads.get(&cache_key) {
+            Some(secret) => secret.clone(),
+            None => {
+                let secret =
+                    store
+                        .client
+                        .get(&cache_key.1)
+                        .await
+                        .map_err(|source| SyncError::Fetch {
+                            field: format!("{field}.key"),
+                            store: store.name.clone(),
+                            key: remote_ref.key.clone(),
+                            source,
+                        })?;
+                self.reads.insert(cache_key, secret.clone());
+                secret
+            }
+        };
+        Ok(FetchedValue {
+            store: store.name.clone(),
+            key: remote_ref.key.clone(),
+            secret,
+        })
+    }
+}

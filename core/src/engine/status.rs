@@ -1,0 +1,188 @@
+//! The ExternalSecret's status after a sync, and when to sync again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    ExternalSecret, ExternalSecretStatus, FORCE_SYNC_ANNOTATION, FORCE_SYNC_ANNOTATION_SHORT,
+    LocalObjectReference, RefreshPolicy, SyncedVersion,
+};
+use crate::conditions;
+
+use super::fetch::{Fetched, FetchedDataFrom};
+use super::{SyncError, target};
+
+/// Reason of the `Ready` condition after a successful sync.
+pub const SYNCED: &str = "SecretSynced";
+
+/// Checks what can be checked of the spec before any I/O.
+pub fn check_spec(es: &ExternalSecret) -> Result<(), SyncError> {
+    refresh_interval(es).map(drop)
+}
+
+/// When to sync again after a success: the `refreshInterval` (default `1h`) for the
+/// `Periodic` policy; `None` for `0`, `CreatedOnce` and `OnChange` (a change of the spec or a
+/// force-sync triggers those).
+pub fn refresh_interval(es: &ExternalSecret) -> Result<Option<Duration>, SyncError> {
+    let text = es.spec.refresh_interval.as_deref().unwrap_or("1h");
+    let interval = parse_go_duration(text).ok_or_else(|| SyncError::InvalidSpec {
+        field: "spec.refreshInterval".to_owned(),
+        message: format!("{text:?} is not a duration such as 1h, 30m or 1h30m"),
+    })?;
+    Ok(match es.spec.refresh_policy.unwrap_or_default() {
+        RefreshPolicy::Periodic if !interval.is_zero() => Some(interval),
+        _ => None,
+    })
+}
+
+/// Parses a Go duration (`1h30m`, `1.5s`, `250ms`, `0`).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let (unit, seconds) = [
+            ("ns", 1e-9),
+            ("us", 1e-6),
+            ("µs", 1e-6),
+            ("ms", 1e-3),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+        ]
+        .into_iter()
+        // `ms` before `m`: try the longest unit first.
+        .filter(|(u, _)| rest.starts_with(u))
+        .max_by_key(|(u, _)| u.len())?;
+        total += number * seconds;
+        rest = &rest[unit.len()..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// The force-sync annotation's value, if set (`kuvert.io/force-sync`, else `force-sync`).
+pub fn force_sync_value(es: &ExternalSecret) -> Option<String> {
+    let annotations = es.metadata.annotations.as_ref()?;
+    annotations
+        .get(FORCE_SYNC_ANNOTATION)
+        .or_else(|| annotations.get(FORCE_SYNC_ANNOTATION_SHORT))
+        .cloned()
+}
+
+/// The status after a successful sync.
+pub fn synced(
+    es: &ExternalSecret,
+    fetched: &Fetched,
+    secret: Option<&Secret>,
+    note: Option<&str>,
+    now: jiff::Timestamp,
+) -> ExternalSecretStatus {
+    let previous = es.status.clone().unwrap_or_default();
+    let name = target::secret_name(es);
+    let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+    let message = match (secret, note) {
+        (_, Some(note)) => note.to_owned(),
+        (Some(s), None) => format!(
+            "Secret {namespace}/{name} is in sync ({} keys)",
+            s.data.as_ref().map_or(0, |d| d.len())
+        ),
+        (None, None) => "every remote secret resolved; creationPolicy None writes no Secret"
+            .to_owned(),
+    };
+    ExternalSecretStatus {
+        conditions: vec![conditions::ready(
+            &previous.conditions,
+            true,
+            SYNCED,
+            &message,
+            es.metadata.generation,
+            now,
+        )],
+        refresh_time: Some(Time(now)),
+        synced_resource_version: previous.synced_resource_version,
+        binding: secret.map(|_| LocalObjectReference { name }),
+        observed_generation: es.metadata.generation,
+        force_sync: force_sync_value(es),
+        synced_versions: synced_versions(fetched),
+    }
+}
+
+/// The status after a failed sync: the previous one with `Ready` false, the error's reason and
+/// message (which names the field and the cause, never a value).
+pub fn failed_status(
+    es: &ExternalSecret,
+    error: &SyncError,
+    now: jiff::Timestamp,
+) -> ExternalSecretStatus {
+    let mut status = es.status.clone().unwrap_or_default();
+    let ready = conditions::ready(
+        &status.conditions,
+        false,
+        error.reason(),
+        &error.to_string(),
+        es.metadata.generation,
+        now,
+    );
+    status.conditions.retain(|c| c.type_ != conditions::READY);
+    status.conditions.push(ready);
+    status.observed_generation = es.metadata.generation;
+    status
+}
+
+/// The remote version of every value read, sorted by store and key.
+fn synced_versions(fetched: &Fetched) -> Vec<SyncedVersion> {
+    let mut seen = BTreeSet::new();
+    let mut add = |store: &str, key: &str, version: &Option<String>| {
+        seen.insert((store.to_owned(), key.to_owned(), version.clone()));
+    };
+    for entry in &fetched.data_from {
+        match entry {
+            FetchedDataFrom::Extract(v) => add(&v.store, &v.key, &v.secret.version),
+            FetchedDataFrom::Find { store, found } => {
+                for (key, secret) in found {
+                    add(store, key, &secret.version);
+                }
+            }
+        }
+    }
+    for v in &fetched.data {
+        add(&v.store, &v.key, &v.secret.version);
+    }
+    seen.into_iter()
+        .map(|(store, remote_key, version)| SyncedVersion {
+            remote_key,
+            store,
+            version,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        for bad in ["", "h", "1", "1x", "1h-", "-1h"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The target Secret: what `creationPolicy` lets kuvert write, and what it writes.
+//!
+//! - `Owner` (default): creates the Secret with a controller owner reference to the
+//!   ExternalSecret, or updates the Secret that reference already marks as this one's. Any
+//!   other existing Secret is `NotOwned`: kuvert never overwrites what it does not own.
+//! - `Orphan`: the same without an owner reference; it also updates a Secret kuvert wrote
+//!   (labelled `kuvert.io/managed`) that no other controller owns.
+//! - `Merge`: writes its keys into an existing Secret, keeping the others; a missing Secret
+//!   is `SecretMissing` (retried: it may yet be created).
+//! - `CreateOrMerge`: `Owner` when the Secret is missing, `Merge` when it exists.
+//! - `None`: resolves everything, writes nothing.
+//!
+//! Owner and Orphan replace the data and merge labels and annotations into the existing ones
+//! (as ESO does, so other tools' annotations survive). Every written Secret carries
+//! `kuvert.io/managed: "true"` and `kuvert.io/data-hash`, a SHA-256 of its data. A Secret that
+//! is already immutable is never changed. Kubernetes cannot change a Secret's `type`: asking
+//! for another one is an error naming the field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::{
+    CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret, ExternalSecretStatus, MANAGED_LABEL,
+};
+
+use super::templates::Shaped;
+use super::{Entries, MAX_SECRET_SIZE, SyncError, keys};
+
+/// What the caller should do with [`SyncOutcome::secret`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetAction {
+    /// Create it.
+    Create,
+    /// Replace the existing Secret with it (it carries the existing `resourceVersion`).
+    Update,
+    /// The existing Secret is already as desired: write nothing.
+    Unchanged,
+    /// `creationPolicy: None`: there is no Secret to write.
+    Skip,
+}
+
+/// The result of a successful sync.
+#[derive(Clone, Debug)]
+pub struct SyncOutcome {
+    /// The whole Secret as it should be after the write (`None` with `creationPolicy: None`).
+    pub secret: Option<Secret>,
+    /// What to do with it.
+    pub action: TargetAction,
+    /// The ExternalSecret's new status (the caller adds `syncedResourceVersion` after writing).
+    pub status: ExternalSecretStatus,
+    /// When to sync again (`None`: only on a change or a force-sync). Add jitter.
+    pub requeue_after: Option<Duration>,
+}
+
+/// The name of the target Secret.
+pub fn secret_name(es: &ExternalSecret) -> String {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| es.metadata.name.clone().unwrap_or_default())
+}
+
+/// Builds the Secret to write. The third value is a note for the status message.
+pub fn build(
+    es: &ExternalSecret,
+    shaped: Shaped,
+    existing: Option<&Secret>,
+) -> Result<(Option<Secret>, TargetAction, Option<String>), SyncError> {
+    check_keys(&shaped.data)?;
+    check_labels(&shaped.labels)?;
+    let target = es.spec.target.clone().unwrap_or_default();
+    let namespace = es
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let name = secret_name(es);
+    let display = format!("{namespace}/{name}");
+    let policy = target.creation_policy.unwrap_or_default();
+    let data: BTreeMap<String, ByteString> = shaped
+        .data
+        .into_iter()
+        .map(|(k, e)| (k, ByteString(e.value.into_inner())))
+        .collect();
+    if policy == CreationPolicy::None {
+        check_size(&display, &data)?;
+        return Ok((None, TargetAction::Skip, None));
+    }
+    let owner_ref = es.controller_owner_ref(&());
+    let merging = match (policy, existing) {
+        (CreationPolicy::Merge, None) => {
+            return Err(SyncError::SecretMissing { secret: display });
+        }
+        (CreationPolicy::Merge | CreationPolicy::CreateOrMerge, Some(_)) => true,
+        (_, None) => false,
+        (CreationPolicy::Owner, Some(s)) => {
+            if !owned_by(s, es) {
+                return Err(not_owned(display, s));
+            }
+            false
+        }
+        (CreationPolicy::Orphan, Some(s)) => {
+            let ours = owned_by(s, es)
+                || (is_managed(s) && !s.owner_references().iter().any(is_controller));
+            if !ours {
+                return Err(not_owned(display, s));
+            }
+            false
+        }
+        // `None` returned above.
+        (CreationPolicy::None, Some(_)) => false,
+    };
+
+    let mut secret = match existing {
+        Some(s) => {
+            let mut s = s.clone();
+            if let Some(string_data) = s.string_data.take() {
+                let d = s.data.get_or_insert_default();
+                for (k, v) in string_data {
+                    d.insert(k, ByteString(v.into_bytes()));
+                }
+            }
+            s
+        }
+        None => Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        },
+    };
+    let before = secret.clone();
+
+    // Data: merged into the existing keys, or ours alone.
+    let mut all = if merging {
+        secret.data.take().unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    all.extend(data);
+    check_size(&display, &all)?;
+
+    // Type: Kubernetes never changes it.
+    let existing_type = existing.map(|s| s.type_.clone().unwrap_or_else(|| "Opaque".to_owned()));
+    let wanted_type = shaped
+        .type_
+        .clone()
+        .or(existing_type.clone())
+        .unwrap_or_else(|| "Opaque".to_owned());
+    if let Some(current) = &existing_type
+        && *current != wanted_type
+    {
+        return Err(SyncError::InvalidSpec {
+            field: "spec.target.template.type".to_owned(),
+            message: format!(
+                "Secret {display} has type {current:?}; a Secret's type cannot change (delete the Secret to recreate it as {wanted_type:?})"
+            ),
+        });
+    }
+    secret.type_ = Some(wanted_type);
+
+    let meta = &mut secret.metadata;
+    let labels = meta.labels.get_or_insert_default();
+    labels.extend(shaped.labels);
+    labels.insert(MANAGED_LABEL.to_owned(), "true".to_owned());
+    let annotations = meta.annotations.get_or_insert_default();
+    annotations.extend(shaped.annotations);
+    annotations.insert(DATA_HASH_ANNOTATION.to_owned(), data_hash(&all));
+
+    // Owner reference: set when kuvert creates (Owner, CreateOrMerge) or owns (Owner) the
+    // Secret; dropped when the policy became Orphan; left alone when merging.
+    let owns = matches!(policy, CreationPolicy::Owner)
+        || (policy == CreationPolicy::CreateOrMerge && existing.is_none());
+    if !merging {
+        let refs = meta.owner_references.get_or_insert_default();
+        refs.retain(|r| !refers_to(r, es));
+        if owns && let Some(owner_ref) = owner_ref {
+            refs.push(owner_ref);
+        }
+        if refs.is_empty() {
+            meta.owner_references = None;
+        }
+    }
+    secret.data = Some(all);
+    if target.immutable == Some(true) {
+        secret.immutable = Some(true);
+    }
+
+    match existing {
+        None => Ok((Some(secret), TargetAction::Create, None)),
+        Some(_) if secret == before => Ok((Some(secret), TargetAction::Unchanged, None)),
+        Some(current) if current.immutable == Some(true) => Ok((
+            Some(before),
+            TargetAction::Unchanged,
+            Some(format!(
+                "Secret {display} is immutable and was kept as it is; delete it to write new data"
+            )),
+        )),
+        Some(_) => Ok((Some(secret), TargetAction::Update, None)),
+    }
+}
+
+/// A stable hash of a Secret's data: SHA-256 over every key and value, each length-prefixed
+/// so that no two maps share an input, in hex.
+pub fn data_hash(data: &BTreeMap<String, ByteString>) -> String {
+    let mut hasher = Sha256::new();
+    for (k, v) in data {
+        hasher.update((k.len() as u64).to_be_bytes());
+        hasher.update(k.as_bytes());
+        hasher.update((v.0.len() as u64).to_be_bytes());
+        hasher.update(&v.0);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn check_keys(data: &Entries) -> Result<(), SyncError> {
+    for (key, entry) in data {
+        keys::validate(key).map_err(|problem| SyncError::InvalidKey {
+            field: entry.origin.clone(),
+            key: key.clone(),
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+/// Label values as the API server checks them: at most 63 characters, alphanumerics, `-`,
+/// `_` and `.`, starting and ending with an alphanumeric (or empty).
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), SyncError> {
+    for (key, value) in labels {
+        let ok = value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+            && value.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(SyncError::InvalidSpec {
+                field: format!("spec.target.template.metadata.labels[{key:?}]"),
+                message: "a label value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_size(display: &str, data: &BTreeMap<String, ByteString>) -> Result<(), SyncError> {
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.0.len()).sum();
+    if size > MAX_SECRET_SIZE {
+        return Err(SyncError::TooLarge {
+            field: "spec.target".to_owned(),
+            what: format!("the data of Secret {display}"),
+            size,
+            limit: MAX_SECRET_SIZE,
+        });
+    }
+    Ok(())
+}
+
+fn is_controller(r: &OwnerReference) -> bool {
+    r.controller == Some(true)
+}
+
+fn is_managed(s: &Secret) -> bool {
+    s.labels().get(MANAGED_LABEL).map(String::as_str) == Some("true")
+}
+
+/// Whether an owner reference points at this ExternalSecret (by uid when it has one).
+fn refers_to(r: &OwnerReference, es: &ExternalSecret) -> bool {
+    r.kind == "ExternalSecret"
+        && r.api_version.starts_with("kuvert.io/")
+        && Some(&r.name) == es.metadata.name.as_ref()
+        && es.metadata.uid.as_ref().is_none_or(|uid| *uid == r.uid)
+}
+
+fn owned_by(s: &Secret, es: &ExternalSecret) -> bool {
+    s.owner_references()
+        .iter()
+        .any(|r| is_controller(r) && refers_to(r, es))
+}
+
+fn not_owned(secret: String, s: &Secret) -> SyncError {
+    let owner = match s.owner_references().iter().find(|r| is_controller(r)) {
+        Some(r) => format!("its controller is {} {}", r.kind, r.name),
+        None if is_managed(s) => "it has no owner reference to this ExternalSecret".to_owned(),
+        None => "kuvert did not create it".to_owned(),
+    };
+    SyncError::NotOwned { secret, owner }
+}
