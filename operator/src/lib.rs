@@ -6,3 +6,4 @@
 pub mod kube_access;
 pub mod providers;
 pub mod reads;
+pub mod render;

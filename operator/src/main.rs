@@ -21,12 +21,39 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Sync every ExternalSecret of some manifests once, offline, and print the Secrets.
+    Render {
+        /// Manifest files or folders (a folder's *.yaml and *.yml files, sorted).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Print values as plain `stringData` instead of base64 `data`.
+        #[arg(long)]
+        decode: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crds { out_dir: None } => print!("{}", kuvert_core::crds::all_yaml()),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir)?,
+        Command::Render { files, decode } => render(&files, decode)?,
+    }
+    Ok(())
+}
+
+/// `kuvert render`: Secrets on stdout, one line per failure on stderr, exit 1 on any failure.
+fn render(files: &[PathBuf], decode: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let registry = kuvert_operator::providers::Registry::builtin();
+    let out = runtime.block_on(kuvert_operator::render::render(files, decode, &registry));
+    print!("{}", out.yaml);
+    for error in &out.errors {
+        eprintln!("error: {error}");
+    }
+    if !out.errors.is_empty() {
+        std::process::exit(1);
     }
     Ok(())
 }

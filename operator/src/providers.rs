@@ -19,7 +19,10 @@ impl Registry {
     /// The providers built into kuvert.
     pub fn builtin() -> Self {
         Registry {
-            providers: vec![Arc::new(kuvert_provider_kubernetes::KubernetesProvider)],
+            providers: vec![
+                Arc::new(kuvert_provider_kubernetes::KubernetesProvider),
+                Arc::new(kuvert_provider_fake::FakeStoreProvider),
+            ],
         }
     }
 

@@ -1,0 +1,363 @@
+//! `kuvert render -f PATH... [--decode]`: syncs every ExternalSecret of some manifests once,
+//! offline, and prints the Secrets they produce.
+//!
+//! Stores are built by the same providers as in the cluster (the fake provider serves inline
+//! data; a real store is contacted for real). Secrets and ConfigMaps in the manifests stand in
+//! for the cluster's: stores read credentials from them, `templateFrom` reads templates from
+//! them, and one with an ExternalSecret's target name is the existing target Secret (so
+//! `creationPolicy: Merge` merges into it, and `Owner` refuses it unless it is owned).
+//!
+//! Output: one YAML document per Secret, in the order the ExternalSecrets appear (files in
+//! the order given, a folder's `*.yaml` / `*.yml` files sorted by name, not recursive). Every
+//! object that fails gets one line on stderr naming it, the field and the cause; the others
+//! still render.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kuvert_core::api::{
+    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
+};
+use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
+use kuvert_core::manifest::Manifest;
+use kuvert_core::memory::MemoryKube;
+use kuvert_core::provider::StoreContext;
+use serde::Serialize;
+
+use crate::providers::Registry;
+
+/// What a render produced: the YAML for stdout and one line per failure for stderr.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// Multi-document YAML, each document starting with `---`.
+    pub yaml: String,
+    /// One line per failing input or object.
+    pub errors: Vec<String>,
+}
+
+/// Renders the manifests at `paths` (files or folders).
+pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Rendered {
+    let mut out = Rendered::default();
+    let mut inputs = Inputs::default();
+    for file in files(paths, &mut out.errors) {
+        inputs.read(&file, &mut out.errors);
+    }
+    let resolver = Stores {
+        registry,
+        kube: &inputs.kube,
+        secret_stores: &inputs.secret_stores,
+        cluster_stores: &inputs.cluster_stores,
+    };
+    let now = jiff::Timestamp::now();
+    for es in &inputs.external_secrets {
+        let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+        let target = engine::target::secret_name(es);
+        let existing = inputs
+            .secrets
+            .get(&(namespace.to_owned(), target.clone()));
+        match engine::sync(es, &resolver, &inputs.kube, existing, now).await {
+            Ok(outcome) => {
+                if let Some(secret) = &outcome.secret {
+                    out.yaml.push_str("---\n");
+                    out.yaml.push_str(&to_yaml(secret, decode));
+                }
+            }
+            Err(e) => out.errors.push(format!(
+                "ExternalSecret {namespace}/{}: {e}",
+                es.metadata.name.as_deref().unwrap_or_default()
+            )),
+        }
+    }
+    out
+}
+
+/// The files named: each file itself, each folder's YAML files sorted.
+fn files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = match std::fs::read_dir(path) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    errors.push(format!("{}: cannot read the folder: {e}", path.display()));
+                    continue;
+                }
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+}
+
+/// Everything read from the manifests.
+#[derive(Default)]
+struct Inputs {
+    external_secrets: Vec<ExternalSecret>,
+    secret_stores: BTreeMap<(String, String), SecretStore>,
+    cluster_stores: BTreeMap<String, ClusterSecretStore>,
+    /// Secrets by (namespace, name), `stringData` folded into `data`.
+    secrets: BTreeMap<(String, String), Secret>,
+    kube: MemoryKube,
+}
+
+impl Inputs {
+    fn read(&mut self, file: &Path, errors: &mut Vec<String>) {
+        let name = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(format!("{name}: cannot read: {e}"));
+                return;
+            }
+        };
+        // Documents are read one by one, so one bad object does not hide the others.
+        let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(&text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                errors.push(format!("{name}: invalid YAML: {}", yaml_location(&e.to_string())));
+                return;
+            }
+        };
+        for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
+            match Manifest::from_value(&name, i + 1, doc) {
+                Ok(manifest) => self.add(manifest),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+
+    fn add(&mut self, manifest: Manifest) {
+        let ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.namespace.clone().unwrap_or_else(|| "default".to_owned())
+        };
+        match manifest {
+            Manifest::ExternalSecret(mut es) => {
+                es.metadata.namespace = Some(ns(&es.metadata));
+                self.external_secrets.push(es);
+            }
+            Manifest::SecretStore(store) => {
+                let key = (
+                    ns(&store.metadata),
+                    store.metadata.name.clone().unwrap_or_default(),
+                );
+                self.secret_stores.insert(key, store);
+            }
+            Manifest::ClusterSecretStore(store) => {
+                let name = store.metadata.name.clone().unwrap_or_default();
+                self.cluster_stores.insert(name, store);
+            }
+            Manifest::Secret(mut secret) => {
+                secret.metadata.namespace = Some(ns(&secret.metadata));
+                self.kube.add_secret(&secret);
+                if let Some(string_data) = secret.string_data.take() {
+                    let data = secret.data.get_or_insert_default();
+                    for (k, v) in string_data {
+                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                    }
+                }
+                let key = (
+                    ns(&secret.metadata),
+                    secret.metadata.name.clone().unwrap_or_default(),
+                );
+                self.secrets.insert(key, secret);
+            }
+            Manifest::ConfigMap(mut cm) => {
+                cm.metadata.namespace = Some(ns(&cm.metadata));
+                self.kube.add_config_map(&cm);
+            }
+            // Generators are read by the engine once it supports them; PushSecrets and
+            // ClusterExternalSecrets write nothing offline.
+            _ => {}
+        }
+    }
+}
+
+/// Only where a YAML error is: the parser's message may quote the text, which can be a
+/// Secret's value.
+fn yaml_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[i + 1..]
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == ' ' || c == ','))
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        None => "the text does not parse".to_owned(),
+    }
+}
+
+/// Resolves store references against the manifests read.
+struct Stores<'a> {
+    registry: &'a Registry,
+    kube: &'a MemoryKube,
+    secret_stores: &'a BTreeMap<(String, String), SecretStore>,
+    cluster_stores: &'a BTreeMap<String, ClusterSecretStore>,
+}
+
+#[async_trait]
+impl StoreResolver for Stores<'_> {
+    async fn resolve(
+        &self,
+        namespace: &str,
+        store_ref: &SecretStoreRef,
+    ) -> Result<ResolvedStore, StoreError> {
+        let (context, display) = match store_ref.kind.unwrap_or_default() {
+            SecretStoreKind::SecretStore => {
+                let display = format!("SecretStore/{namespace}/{}", store_ref.name);
+                let store = self
+                    .secret_stores
+                    .get(&(namespace.to_owned(), store_ref.name.clone()))
+                    .ok_or(StoreError::NotFound {
+                        store: display.clone(),
+                    })?;
+                let context = StoreContext {
+                    kind: SecretStoreKind::SecretStore,
+                    name: &store_ref.name,
+                    namespace: Some(namespace),
+                    spec: &store.spec.provider,
+                };
+                (context, display)
+            }
+            SecretStoreKind::ClusterSecretStore => {
+                let display = format!("ClusterSecretStore/{}", store_ref.name);
+                let store = self
+                    .cluster_stores
+                    .get(&store_ref.name)
+                    .ok_or(StoreError::NotFound {
+                        store: display.clone(),
+                    })?;
+                // Offline there are no Namespace objects: a namespace has no labels.
+                let admitted = store.spec.conditions.is_empty()
+                    || store.spec.conditions.iter().any(|c| admits(c, namespace));
+                if !admitted {
+                    return Err(StoreError::NotAllowed {
+                        store: display,
+                        namespace: namespace.to_owned(),
+                    });
+                }
+                let context = StoreContext {
+                    kind: SecretStoreKind::ClusterSecretStore,
+                    name: &store_ref.name,
+                    namespace: None,
+                    spec: &store.spec.store.provider,
+                };
+                (context, display)
+            }
+        };
+        let provider_error = |source| StoreError::Provider {
+            store: display.clone(),
+            source,
+        };
+        let provider = self
+            .registry
+            .provider(context.spec)
+            .map_err(provider_error)?;
+        provider.validate(&context).map_err(provider_error)?;
+        let client = provider
+            .client(&context, Some(namespace), self.kube)
+            .await
+            .map_err(provider_error)?;
+        Ok(ResolvedStore {
+            client,
+            name: display,
+        })
+    }
+}
+
+/// Whether a ClusterSecretStore condition admits a namespace that has no labels (offline
+/// there are no Namespace objects). Names match exactly, expressions the whole name.
+fn admits(condition: &ClusterSecretStoreCondition, namespace: &str) -> bool {
+    let by_name =
+        condition.namespaces.is_empty() || condition.namespaces.iter().any(|n| n == namespace);
+    let by_regex = condition.namespace_regexes.is_empty()
+        || condition.namespace_regexes.iter().any(|re| {
+            regex::Regex::new(&format!("^(?:{re})$")).is_ok_and(|re| re.is_match(namespace))
+        });
+    let by_labels = condition.namespace_selector.as_ref().is_none_or(|s| {
+        s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+            && s.match_expressions
+                .iter()
+                .flatten()
+                .all(|e| matches!(e.operator.as_str(), "NotIn" | "DoesNotExist"))
+    });
+    by_name && by_regex && by_labels
+}
+
+/// A Secret as YAML, keys in the order people read them.
+fn to_yaml(secret: &Secret, decode: bool) -> String {
+    let meta = &secret.metadata;
+    let mut data = BTreeMap::new();
+    let mut string_data = BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        match std::str::from_utf8(&v.0) {
+            Ok(text) if decode => {
+                string_data.insert(k.clone(), text.to_owned());
+            }
+            _ => {
+                data.insert(
+                    k.clone(),
+                    base64::engine::general_purpose::STANDARD.encode(&v.0),
+                );
+            }
+        }
+    }
+    let doc = OutSecret {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: OutMeta {
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            owner_references: meta.owner_references.clone().unwrap_or_default(),
+        },
+        type_: secret.type_.clone(),
+        immutable: secret.immutable,
+        data,
+        string_data,
+    };
+    serde_saphyr::to_string(&doc).expect("a Secret always serialises")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutSecret {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: OutMeta,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    type_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    immutable: Option<bool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    data: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    string_data: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutMeta {
+    name: String,
+    namespace: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    owner_references: Vec<OwnerReference>,
+}
