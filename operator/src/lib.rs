@@ -3,7 +3,15 @@
 //! The `kuvert` binary (`main.rs`) parses the command line and calls into this library, so
 //! every piece is reachable from tests.
 
+pub mod backoff;
+pub mod context;
+pub mod externalsecret;
+pub mod health;
 pub mod kube_access;
+pub mod metrics;
 pub mod providers;
 pub mod reads;
 pub mod render;
+pub mod run;
+pub mod selectors;
+pub mod store;

@@ -170,9 +170,7 @@ fn copy_error(error: &ProviderError) -> ProviderError {
         ProviderError::Conflict { message } => ProviderError::Conflict {
             message: message.clone(),
         },
-        ProviderError::Unsupported { operation } => ProviderError::Unsupported {
-            operation,
-        },
+        ProviderError::Unsupported { operation } => ProviderError::Unsupported { operation },
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|
 
 /// Keeps a Kubernetes Secret in sync with secrets held in an external store.
 #[skip_serializing_none]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     doc = "Keeps a Kubernetes Secret in sync with secrets held in an external store.",
     group = "kuvert.io",
@@ -62,7 +62,20 @@ pub struct SecretStoreRef {
 }
 
 /// The kinds of store.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    JsonSchema,
+)]
 #[schemars(transform = crate::api::common::field_docs_only)]
 pub enum SecretStoreKind {
     /// A SecretStore in the ExternalSecret's namespace.

@@ -1,0 +1,103 @@
+//! Everything a reconcile needs, built once at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::backoff::Backoff;
+use crate::externalsecret::stores::{ClientCache, StoreIndex};
+use crate::kube_access::ClusterAccess;
+use crate::providers::Registry;
+use crate::reads::ReadCache;
+
+/// The clock reconciles read; tests substitute their own.
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
+/// Settings parsed once from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Serve only objects whose `controller` (class) equals this; empty serves unclassed ones.
+    pub controller_class: Option<String>,
+    /// Watch only this namespace (cluster-wide when `None`).
+    pub namespace: Option<String>,
+    /// How old a coalesced store read a first sync accepts.
+    pub coalesce_window: Duration,
+    /// Label metrics by object name too.
+    pub per_object_metrics: bool,
+    /// This instance's name in Events and leases (the pod name in a cluster).
+    pub instance: Option<String>,
+}
+
+impl Settings {
+    /// Whether this instance serves an object of controller class `class`.
+    pub fn serves(&self, class: Option<&str>) -> bool {
+        class.unwrap_or_default() == self.controller_class.as_deref().unwrap_or_default()
+    }
+}
+
+/// The dependencies of every controller.
+pub struct Context {
+    /// The operator's Kubernetes client.
+    pub client: Client,
+    /// What providers read from the cluster.
+    pub kube: ClusterAccess,
+    /// The providers.
+    pub registry: Registry,
+    /// Coalesced store reads.
+    pub reads: Arc<ReadCache>,
+    /// Logged-in clients per store.
+    pub clients: ClientCache,
+    /// Which ExternalSecrets use which store.
+    pub index: Arc<StoreIndex>,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Transient-failure backoff per object.
+    pub backoff: Backoff,
+    /// The current time.
+    pub clock: Clock,
+    /// Command-line settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// A context with the built-in providers and the system clock.
+    pub fn new(client: Client, settings: Settings) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "kuvert".to_owned(),
+            instance: settings.instance.clone(),
+        };
+        Arc::new(Context {
+            kube: ClusterAccess::new(client.clone()),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            registry: Registry::builtin(),
+            reads: ReadCache::new(),
+            clients: ClientCache::default(),
+            index: Arc::default(),
+            backoff: Backoff::default(),
+            clock: Arc::new(jiff::Timestamp::now),
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_serves_only_its_own_controller_class() {
+        let plain = Settings::default();
+        assert!(plain.serves(None));
+        assert!(plain.serves(Some("")));
+        assert!(!plain.serves(Some("blue")));
+        let blue = Settings {
+            controller_class: Some("blue".to_owned()),
+            ..Settings::default()
+        };
+        assert!(blue.serves(Some("blue")));
+        assert!(!blue.serves(None));
+    }
+}

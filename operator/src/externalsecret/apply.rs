@@ -1,0 +1,35 @@
+//! Writing the target Secret the engine built.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kuvert_core::engine::{SyncOutcome, TargetAction};
+
+use super::{Error, kube_error};
+
+/// Creates or replaces the Secret as the engine decided; returns the Secret as it now is
+/// (`None` when there is none). A replace carries the `resourceVersion` that was read, so a
+/// concurrent change makes it fail (409) rather than be overwritten.
+pub async fn write(
+    secrets: &Api<Secret>,
+    outcome: &SyncOutcome,
+    existing: Option<&Secret>,
+) -> Result<Option<Secret>, Error> {
+    let Some(secret) = &outcome.secret else {
+        return Ok(None);
+    };
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    match outcome.action {
+        TargetAction::Create => secrets
+            .create(&PostParams::default(), secret)
+            .await
+            .map(Some)
+            .map_err(kube_error(format!("creating Secret {name}"))),
+        TargetAction::Update => secrets
+            .replace(&name, &PostParams::default(), secret)
+            .await
+            .map(Some)
+            .map_err(kube_error(format!("updating Secret {name}"))),
+        TargetAction::Unchanged => Ok(existing.cloned()),
+        TargetAction::Skip => Ok(None),
+    }
+}

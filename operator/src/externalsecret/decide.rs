@@ -1,0 +1,341 @@
+//! Whether an ExternalSecret must sync now, and how fresh its remote values must be.
+//!
+//! Pure: a function of the object, the state of its target Secret and the time, so every rule
+//! (refresh policies, force-sync, drift, restarts) is unit-tested without a server.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kuvert_core::api::{CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret, MANAGED_LABEL};
+use kuvert_core::conditions;
+use kuvert_core::engine::{
+    SyncError, refresh_interval, status::force_sync_value, target::data_hash,
+};
+
+use crate::backoff::jitter;
+
+/// What to do with an ExternalSecret now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Sync now, accepting remote values read up to `max_age` ago.
+    Sync {
+        /// How old a coalesced read may be.
+        max_age: Duration,
+        /// Why (a log field).
+        why: &'static str,
+    },
+    /// Nothing to do until `Some(delay)` passes, or (`None`) until something changes.
+    Wait(Option<Duration>),
+}
+
+/// The target Secret as found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    /// No Secret, or `creationPolicy: None` (nothing to compare).
+    Missing,
+    /// The Secret holds what kuvert last wrote.
+    InSync,
+    /// Someone changed the Secret since kuvert wrote it.
+    Drifted,
+}
+
+/// Compares a Secret with the hash kuvert recorded when it wrote it.
+pub fn target_state(es: &ExternalSecret, secret: Option<&Secret>) -> TargetState {
+    let policy = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.creation_policy)
+        .unwrap_or_default();
+    match secret {
+        _ if policy == CreationPolicy::None => TargetState::InSync,
+        None => TargetState::Missing,
+        Some(s) => {
+            let recorded = s.annotations().get(DATA_HASH_ANNOTATION);
+            let managed = s.labels().get(MANAGED_LABEL).map(String::as_str) == Some("true");
+            let current = data_hash(&s.data.clone().unwrap_or_default());
+            if managed && recorded == Some(&current) {
+                TargetState::InSync
+            } else {
+                TargetState::Drifted
+            }
+        }
+    }
+}
+
+/// Periodic refreshes land in the last tenth of the interval, at a point fixed per object, so
+/// objects created together do not refresh together.
+pub fn spread_interval(es: &ExternalSecret, interval: Duration) -> Duration {
+    let id = es.uid().unwrap_or_else(|| es.name_any());
+    interval.mul_f64(jitter(&id, 0, 0.9, 1.0))
+}
+
+/// Decides for `es` at `now`. `coalesce` is how old a shared read a first sync accepts.
+pub fn decide(
+    es: &ExternalSecret,
+    target: TargetState,
+    now: jiff::Timestamp,
+    coalesce: Duration,
+) -> Result<Decision, SyncError> {
+    let interval = refresh_interval(es)?;
+    let status = es.status.clone().unwrap_or_default();
+    let forced = force_sync_value(es);
+    if forced.is_some() && forced != status.force_sync {
+        return Ok(Decision::Sync {
+            max_age: Duration::ZERO,
+            why: "ForceSync",
+        });
+    }
+    let Some(last) = status.refresh_time.as_ref().map(|t| t.0) else {
+        return Ok(Decision::Sync {
+            max_age: coalesce,
+            why: "FirstSync",
+        });
+    };
+    if es.metadata.generation != status.observed_generation {
+        return Ok(Decision::Sync {
+            max_age: coalesce,
+            why: "SpecChanged",
+        });
+    }
+    let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
+    if !ready {
+        return Ok(Decision::Sync {
+            max_age: coalesce,
+            why: "Retry",
+        });
+    }
+    if target != TargetState::InSync {
+        // Restoring what kuvert wrote: values as fresh as a refresh would read are enough.
+        return Ok(Decision::Sync {
+            max_age: interval.unwrap_or(coalesce),
+            why: "Drift",
+        });
+    }
+    let Some(interval) = interval else {
+        return Ok(Decision::Wait(None));
+    };
+    let since = now
+        .duration_since(last)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
+    let due = spread_interval(es, interval);
+    if since >= due {
+        Ok(Decision::Sync {
+            max_age: interval,
+            why: "Refresh",
+        })
+    } else {
+        Ok(Decision::Wait(Some(due - since)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kuvert_core::api::{
+        ExternalSecretSpec, ExternalSecretStatus, ExternalSecretTarget, RefreshPolicy,
+    };
+
+    use super::*;
+
+    fn at(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(secs).unwrap()
+    }
+
+    const COALESCE: Duration = Duration::from_secs(5);
+
+    /// An ExternalSecret synced at t=1000 at generation 1, Ready.
+    fn synced_es(interval: &str) -> ExternalSecret {
+        let mut es = ExternalSecret::new(
+            "app",
+            ExternalSecretSpec {
+                refresh_interval: Some(interval.to_owned()),
+                ..ExternalSecretSpec::default()
+            },
+        );
+        es.metadata.namespace = Some("default".into());
+        es.metadata.uid = Some("uid-1".into());
+        es.metadata.generation = Some(1);
+        es.status = Some(ExternalSecretStatus {
+            conditions: vec![conditions::ready(
+                &[],
+                true,
+                "SecretSynced",
+                "ok",
+                Some(1),
+                at(1000),
+            )],
+            refresh_time: Some(Time(at(1000))),
+            observed_generation: Some(1),
+            ..ExternalSecretStatus::default()
+        });
+        es
+    }
+
+    fn sync(max_age: u64, why: &'static str) -> Decision {
+        Decision::Sync {
+            max_age: Duration::from_secs(max_age),
+            why,
+        }
+    }
+
+    #[test]
+    fn a_new_external_secret_syncs_with_the_coalesce_window() {
+        let mut es = synced_es("1h");
+        es.status = None;
+        assert_eq!(
+            decide(&es, TargetState::Missing, at(0), COALESCE).unwrap(),
+            sync(5, "FirstSync")
+        );
+    }
+
+    #[test]
+    fn periodic_refresh_waits_until_its_spread_due_time() {
+        let es = synced_es("1h");
+        let due = spread_interval(&es, Duration::from_secs(3600));
+        assert!(due >= Duration::from_secs(3240) && due < Duration::from_secs(3600));
+        let before = 1000 + due.as_secs() as i64 - 10;
+        match decide(&es, TargetState::InSync, at(before), COALESCE).unwrap() {
+            Decision::Wait(Some(d)) => {
+                assert!(d <= Duration::from_secs(11) && d > Duration::from_secs(9))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(1000 + 3600), COALESCE).unwrap(),
+            sync(3600, "Refresh")
+        );
+    }
+
+    #[test]
+    fn refresh_interval_zero_syncs_once() {
+        let es = synced_es("0");
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(999_999), COALESCE).unwrap(),
+            Decision::Wait(None)
+        );
+    }
+
+    #[test]
+    fn created_once_and_on_change_do_not_refresh_periodically() {
+        for policy in [RefreshPolicy::CreatedOnce, RefreshPolicy::OnChange] {
+            let mut es = synced_es("1m");
+            es.spec.refresh_policy = Some(policy);
+            assert_eq!(
+                decide(&es, TargetState::InSync, at(999_999), COALESCE).unwrap(),
+                Decision::Wait(None)
+            );
+        }
+    }
+
+    #[test]
+    fn force_sync_annotation_syncs_fresh_once_per_value() {
+        let mut es = synced_es("1h");
+        es.metadata.annotations =
+            Some(BTreeMap::from([("force-sync".into(), "1700000000".into())]));
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            sync(0, "ForceSync")
+        );
+        // Once acted on (recorded in status), the same value does nothing.
+        es.status.as_mut().unwrap().force_sync = Some("1700000000".into());
+        assert!(matches!(
+            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            Decision::Wait(Some(_))
+        ));
+        // Even with refreshPolicy CreatedOnce a new value syncs.
+        es.spec.refresh_policy = Some(RefreshPolicy::CreatedOnce);
+        es.metadata.annotations = Some(BTreeMap::from([(
+            "kuvert.io/force-sync".into(),
+            "2".into(),
+        )]));
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            sync(0, "ForceSync")
+        );
+    }
+
+    #[test]
+    fn a_spec_change_syncs() {
+        let mut es = synced_es("1h");
+        es.metadata.generation = Some(2);
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            sync(5, "SpecChanged")
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_is_retried() {
+        let mut es = synced_es("1h");
+        es.status.as_mut().unwrap().conditions = vec![conditions::ready(
+            &[],
+            false,
+            "SecretSyncedError",
+            "x",
+            Some(1),
+            at(1000),
+        )];
+        assert_eq!(
+            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            sync(5, "Retry")
+        );
+    }
+
+    #[test]
+    fn an_edited_or_deleted_secret_is_restored_from_values_as_fresh_as_a_refresh() {
+        let es = synced_es("1h");
+        assert_eq!(
+            decide(&es, TargetState::Drifted, at(1001), COALESCE).unwrap(),
+            sync(3600, "Drift")
+        );
+        assert_eq!(
+            decide(&es, TargetState::Missing, at(1001), COALESCE).unwrap(),
+            sync(3600, "Drift")
+        );
+    }
+
+    #[test]
+    fn after_a_restart_nothing_syncs_before_it_is_due() {
+        // The status survives a restart; a Secret in sync and a recent refreshTime mean no read.
+        let es = synced_es("1h");
+        assert!(matches!(
+            decide(&es, TargetState::InSync, at(1060), COALESCE).unwrap(),
+            Decision::Wait(Some(_))
+        ));
+    }
+
+    #[test]
+    fn target_state_compares_the_recorded_hash() {
+        let es = synced_es("1h");
+        let data = BTreeMap::from([("k".to_owned(), ByteString(b"v".to_vec()))]);
+        let mut secret = Secret {
+            data: Some(data.clone()),
+            ..Secret::default()
+        };
+        secret.metadata.labels = Some(BTreeMap::from([(MANAGED_LABEL.into(), "true".into())]));
+        secret.metadata.annotations = Some(BTreeMap::from([(
+            DATA_HASH_ANNOTATION.into(),
+            data_hash(&data),
+        )]));
+        assert_eq!(target_state(&es, Some(&secret)), TargetState::InSync);
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("k".into(), ByteString(b"edited".to_vec()));
+        assert_eq!(target_state(&es, Some(&secret)), TargetState::Drifted);
+        assert_eq!(target_state(&es, None), TargetState::Missing);
+        let mut none = es.clone();
+        none.spec.target = Some(ExternalSecretTarget {
+            creation_policy: Some(CreationPolicy::None),
+            ..ExternalSecretTarget::default()
+        });
+        assert_eq!(target_state(&none, None), TargetState::InSync);
+    }
+}

@@ -1,0 +1,285 @@
+//! The ExternalSecret controller: decide → fetch and build (the core engine) → apply → status.
+//!
+//! - [`decide`]: whether a sync is due (refresh policy, force-sync, spec change, drift) and how
+//!   fresh its remote values must be; pure.
+//! - [`stores`]: resolving store references to logged-in, coalescing clients.
+//! - the engine (`kuvert_core::engine::sync`): every remote read and the desired Secret.
+//! - [`apply`]: writing the Secret, never one kuvert does not own.
+//! - [`report`]: the status and, on transitions only, an Event.
+
+pub mod apply;
+pub mod decide;
+pub mod report;
+pub mod stores;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kuvert_core::api::{ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore};
+use kuvert_core::engine::{self, SyncError};
+
+use crate::context::Context;
+use crate::metrics;
+use decide::{Decision, decide, target_state};
+use stores::{Resolver, StoreCaches, StoreKey, stores_of};
+
+/// Metric label of this kind.
+const KIND: &str = "ExternalSecret";
+
+/// Why an ExternalSecret reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sync failed; the status says why and the Secret was left as it was.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A Kubernetes API call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Stable category for metrics and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Sync(e) => e.reason(),
+            Error::Kube { .. } => "KubernetesApiError",
+        }
+    }
+
+    fn is_transient(&self) -> bool {
+        match self {
+            Error::Sync(e) => e.is_transient(),
+            Error::Kube { .. } => true,
+        }
+    }
+}
+
+/// What the ExternalSecret controller shares beyond [`Context`].
+pub struct State {
+    /// The operator-wide dependencies.
+    pub ctx: Arc<Context>,
+    /// Store objects, from the store controllers' caches.
+    pub caches: StoreCaches,
+}
+
+fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// One reconcile of an ExternalSecret.
+pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
+    let _queued = metrics::InQueue::enter(KIND);
+    let ctx = &state.ctx;
+    let namespace = es.namespace().unwrap_or_default();
+    let name = es.name_any();
+    let es_ref = ObjectRef::from_obj(es.as_ref());
+    ctx.index.record(es_ref, stores_of(&es));
+    if !serves(&state, &es, &namespace) {
+        return Ok(Action::await_change());
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let target_name = engine::target::secret_name(&es);
+    let existing = secrets
+        .get_opt(&target_name)
+        .await
+        .map_err(kube_error(format!(
+            "reading Secret {namespace}/{target_name}"
+        )))?;
+    let now = (ctx.clock)();
+    let decision = decide(
+        &es,
+        target_state(&es, existing.as_ref()),
+        now,
+        ctx.settings.coalesce_window,
+    );
+    let started = Instant::now();
+    let result = match decision {
+        Ok(Decision::Wait(Some(delay))) => return Ok(Action::requeue(delay)),
+        Ok(Decision::Wait(None)) => return Ok(Action::await_change()),
+        Ok(Decision::Sync { max_age, why }) => {
+            tracing::debug!(%namespace, %name, why, "syncing");
+            let resolver = Resolver {
+                ctx,
+                caches: &state.caches,
+                max_age,
+            };
+            engine::sync(&es, &resolver, &ctx.kube, existing.as_ref(), now).await
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            metrics::sync(KIND, started.elapsed(), Some(error.reason()));
+            invalidate_on_auth_failure(&state, &es, &error);
+            report::failed(ctx, &es, &error, now).await?;
+            return Err(Error::Sync(error));
+        }
+    };
+    let written = apply::write(&secrets, &outcome, existing.as_ref()).await?;
+    metrics::sync(KIND, started.elapsed(), None);
+    report::synced(ctx, &es, outcome.status, written.as_ref()).await?;
+    ctx.backoff.reset(&format!("{namespace}/{name}"));
+    Ok(match outcome.requeue_after {
+        Some(interval) => Action::requeue(decide::spread_interval(&es, interval)),
+        None => Action::await_change(),
+    })
+}
+
+/// An ExternalSecret is served by the instance serving its `secretStoreRef`'s class; one whose
+/// store is not known yet is served (the sync then reports the missing store).
+fn serves(state: &State, es: &ExternalSecret, namespace: &str) -> bool {
+    let Some(store_ref) = &es.spec.secret_store_ref else {
+        return true;
+    };
+    let key = StoreKey::of(namespace, store_ref);
+    let class = match key.kind {
+        kuvert_core::api::SecretStoreKind::SecretStore => state
+            .caches
+            .stores
+            .get(&ObjectRef::new(&key.name).within(namespace))
+            .map(|s| s.spec.controller.clone()),
+        kuvert_core::api::SecretStoreKind::ClusterSecretStore => state
+            .caches
+            .cluster_stores
+            .get(&ObjectRef::new(&key.name))
+            .map(|s| s.spec.store.controller.clone()),
+    };
+    match class {
+        Some(class) => state.ctx.settings.serves(class.as_deref()),
+        None => true,
+    }
+}
+
+/// Credentials refused by a store may have been rotated: the next sync logs in again.
+fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncError) {
+    use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated};
+    let provider_error = match error {
+        SyncError::Fetch { source, .. } => Some(source),
+        SyncError::Store {
+            source: engine::StoreError::Provider { source, .. },
+            ..
+        } => Some(source),
+        _ => None,
+    };
+    if matches!(
+        provider_error,
+        Some(Unauthenticated { .. } | Forbidden { .. })
+    ) {
+        for key in stores_of(es) {
+            state.ctx.clients.invalidate(&key);
+        }
+    }
+}
+
+/// Transient failures back off with jitter; anything only a change can fix waits for one.
+pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -> Action {
+    tracing::warn!(
+        namespace = es.namespace().unwrap_or_default(),
+        name = es.name_any(),
+        reason = error.reason(),
+        error = %error,
+        "sync failed"
+    );
+    if error.is_transient() {
+        let key = format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any());
+        Action::requeue(state.ctx.backoff.next(&key))
+    } else {
+        Action::await_change()
+    }
+}
+
+/// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected), and
+/// store changes mapped to exactly the ExternalSecrets using them.
+pub fn controller(
+    client: kube::Client,
+    namespace: Option<&str>,
+    index: Arc<stores::StoreIndex>,
+) -> Controller<ExternalSecret> {
+    let es_api: Api<ExternalSecret> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let secret_api: Api<Secret> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let store_api: Api<SecretStore> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let cluster_store_api: Api<ClusterSecretStore> = Api::all(client);
+    let managed = watcher::Config::default()
+        .labels(&format!("{MANAGED_LABEL}=true"))
+        .any_semantic();
+    let (index_a, index_b) = (index.clone(), index);
+    Controller::new(es_api, watcher::Config::default().any_semantic())
+        .owns(secret_api, managed)
+        .watches(
+            store_api,
+            watcher::Config::default().any_semantic(),
+            move |s: SecretStore| {
+                index_a.users(&StoreKey {
+                    kind: kuvert_core::api::SecretStoreKind::SecretStore,
+                    namespace: s.namespace().unwrap_or_default(),
+                    name: s.name_any(),
+                })
+            },
+        )
+        .watches(
+            cluster_store_api,
+            watcher::Config::default().any_semantic(),
+            move |s: ClusterSecretStore| {
+                index_b.users(&StoreKey {
+                    kind: kuvert_core::api::SecretStoreKind::ClusterSecretStore,
+                    namespace: String::new(),
+                    name: s.name_any(),
+                })
+            },
+        )
+}
+
+/// Runs the controller until shutdown.
+pub async fn run(controller: Controller<ExternalSecret>, state: Arc<State>, concurrency: u16) {
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, state)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Periodically publishes how many ExternalSecrets are Ready, not Ready, or not yet synced.
+pub async fn report_objects(cache: kube::runtime::reflector::Store<ExternalSecret>) {
+    loop {
+        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+        for es in cache.state() {
+            let condition = es
+                .status
+                .as_ref()
+                .and_then(|s| kuvert_core::conditions::find_ready(&s.conditions).cloned());
+            match condition.as_ref().map(|c| c.status.as_str()) {
+                Some("True") => ready += 1,
+                Some("False") => not_ready += 1,
+                _ => unknown += 1,
+            }
+        }
+        metrics::objects(KIND, ready, not_ready, unknown);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}

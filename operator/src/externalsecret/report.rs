@@ -1,0 +1,79 @@
+//! The ExternalSecret's status, and Events on transitions only (no event per refresh).
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
+use kuvert_core::conditions;
+use kuvert_core::engine::{SyncError, failed_status};
+
+use super::{Error, kube_error};
+use crate::context::Context;
+
+/// Records a successful sync: the engine's status plus the written Secret's resourceVersion.
+pub async fn synced(
+    ctx: &Context,
+    es: &ExternalSecret,
+    mut status: ExternalSecretStatus,
+    written: Option<&Secret>,
+) -> Result<(), Error> {
+    status.synced_resource_version = written.and_then(|s| s.metadata.resource_version.clone());
+    write(ctx, es, status).await
+}
+
+/// Records a failed sync: Ready false with the error's reason and message; the rest of the
+/// status (what was last synced) stays.
+pub async fn failed(
+    ctx: &Context,
+    es: &ExternalSecret,
+    error: &SyncError,
+    now: jiff::Timestamp,
+) -> Result<(), Error> {
+    write(ctx, es, failed_status(es, error, now)).await
+}
+
+async fn write(
+    ctx: &Context,
+    es: &ExternalSecret,
+    status: ExternalSecretStatus,
+) -> Result<(), Error> {
+    let previous = es.status.clone().unwrap_or_default();
+    if status == previous {
+        return Ok(());
+    }
+    let namespace = es.namespace().unwrap_or_default();
+    let name = es.name_any();
+    let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_error(format!(
+            "writing status of ExternalSecret {namespace}/{name}"
+        )))?;
+
+    let before = conditions::find_ready(&previous.conditions);
+    let after = conditions::find_ready(&status.conditions);
+    let changed = match (before, after) {
+        (Some(b), Some(a)) => b.status != a.status || b.reason != a.reason,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if let (true, Some(after)) = (changed, after) {
+        let event = Event {
+            type_: if after.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: after.reason.clone(),
+            note: Some(after.message.clone()),
+            action: "Sync".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &es.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing an event failed");
+        }
+    }
+    Ok(())
+}

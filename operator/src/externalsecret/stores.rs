@@ -1,0 +1,303 @@
+//! Resolving an ExternalSecret's store references: the store objects come from the store
+//! controllers' caches, logged-in clients from a per-store cache, and every read goes through
+//! the coalescing [`ReadCache`](crate::reads::ReadCache).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use kuvert_core::api::{
+    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
+    SecretStoreRef, SecretStoreSpec,
+};
+use kuvert_core::engine::{ResolvedStore, StoreError, StoreResolver};
+use kuvert_core::provider::{ProviderError, SecretsClient, StoreContext};
+
+use crate::context::Context;
+
+/// The cached store objects, as the store controllers see them.
+#[derive(Clone)]
+pub struct StoreCaches {
+    /// SecretStores.
+    pub stores: Store<SecretStore>,
+    /// ClusterSecretStores.
+    pub cluster_stores: Store<ClusterSecretStore>,
+}
+
+/// Identity of a store reference: what the index and the client cache are keyed by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey {
+    /// Kind of the store.
+    pub kind: SecretStoreKind,
+    /// Namespace of a SecretStore; empty for a ClusterSecretStore.
+    pub namespace: String,
+    /// Name of the store.
+    pub name: String,
+}
+
+impl StoreKey {
+    /// The key of `store_ref` used from `namespace`.
+    pub fn of(namespace: &str, store_ref: &SecretStoreRef) -> Self {
+        let kind = store_ref.kind.unwrap_or_default();
+        StoreKey {
+            kind,
+            namespace: match kind {
+                SecretStoreKind::SecretStore => namespace.to_owned(),
+                SecretStoreKind::ClusterSecretStore => String::new(),
+            },
+            name: store_ref.name.clone(),
+        }
+    }
+
+    fn display(&self) -> String {
+        match self.kind {
+            SecretStoreKind::SecretStore => format!("SecretStore/{}/{}", self.namespace, self.name),
+            SecretStoreKind::ClusterSecretStore => format!("ClusterSecretStore/{}", self.name),
+        }
+    }
+}
+
+/// Which ExternalSecrets use which store, so a store change requeues exactly those. Filled as
+/// ExternalSecrets reconcile (every one does at start-up).
+#[derive(Default)]
+pub struct StoreIndex {
+    users: Mutex<HashMap<StoreKey, HashSet<ObjectRef<ExternalSecret>>>>,
+    uses: Mutex<HashMap<ObjectRef<ExternalSecret>, Vec<StoreKey>>>,
+}
+
+impl StoreIndex {
+    /// Records the stores an ExternalSecret uses now (replacing what it used before).
+    pub fn record(&self, es: ObjectRef<ExternalSecret>, stores: Vec<StoreKey>) {
+        let mut users = self.users.lock().expect("index lock");
+        let mut uses = self.uses.lock().expect("index lock");
+        for old in uses.remove(&es).unwrap_or_default() {
+            if let Some(set) = users.get_mut(&old) {
+                set.remove(&es);
+                if set.is_empty() {
+                    users.remove(&old);
+                }
+            }
+        }
+        for key in &stores {
+            users.entry(key.clone()).or_default().insert(es.clone());
+        }
+        uses.insert(es, stores);
+    }
+
+    /// Forgets a deleted ExternalSecret.
+    pub fn forget(&self, es: &ObjectRef<ExternalSecret>) {
+        self.record(es.clone(), Vec::new());
+        self.uses.lock().expect("index lock").remove(es);
+    }
+
+    /// The ExternalSecrets using a store.
+    pub fn users(&self, key: &StoreKey) -> Vec<ObjectRef<ExternalSecret>> {
+        self.users
+            .lock()
+            .expect("index lock")
+            .get(key)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Every store an ExternalSecret refers to.
+pub fn stores_of(es: &ExternalSecret) -> Vec<StoreKey> {
+    let namespace = es.namespace().unwrap_or_default();
+    let refs = es.spec.secret_store_ref.iter().chain(
+        es.spec
+            .data
+            .iter()
+            .filter_map(|d| d.source_ref.as_ref()?.store_ref.as_ref())
+            .chain(
+                es.spec
+                    .data_from
+                    .iter()
+                    .filter_map(|d| d.source_ref.as_ref()?.store_ref.as_ref()),
+            ),
+    );
+    let mut keys: Vec<StoreKey> = refs.map(|r| StoreKey::of(&namespace, r)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Logged-in clients by store identity and configuration. A store whose spec changes gets a new
+/// client (its generation is part of the key) and the old one is dropped, which lets providers
+/// revoke its credentials.
+#[derive(Default)]
+pub struct ClientCache {
+    clients: Mutex<BTreeMap<ClientKey, CachedClient>>,
+}
+
+/// A store and the namespace using it (empty for a SecretStore).
+type ClientKey = (StoreKey, String);
+
+/// A client and the store generation it was built for.
+type CachedClient = (i64, Arc<dyn SecretsClient>);
+
+impl ClientCache {
+    fn get(&self, key: &ClientKey, generation: i64) -> Option<Arc<dyn SecretsClient>> {
+        let clients = self.clients.lock().expect("client cache lock");
+        clients
+            .get(key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, key: ClientKey, generation: i64, client: Arc<dyn SecretsClient>) {
+        self.clients
+            .lock()
+            .expect("client cache lock")
+            .insert(key, (generation, client));
+    }
+
+    /// Drops a store's clients (after its credentials were refused, or it was deleted).
+    pub fn invalidate(&self, store: &StoreKey) {
+        self.clients
+            .lock()
+            .expect("client cache lock")
+            .retain(|(k, _), _| k != store);
+    }
+}
+
+/// The [`StoreResolver`] of one sync: `max_age` is how old a coalesced read it accepts.
+pub struct Resolver<'a> {
+    /// The operator's context.
+    pub ctx: &'a Context,
+    /// Store objects.
+    pub caches: &'a StoreCaches,
+    /// How old a shared read this sync accepts.
+    pub max_age: Duration,
+}
+
+impl Resolver<'_> {
+    /// The store object a reference names, with its spec and generation; also checks a
+    /// ClusterSecretStore admits the namespace.
+    pub async fn lookup(
+        &self,
+        namespace: &str,
+        store_ref: &SecretStoreRef,
+    ) -> Result<(StoreKey, SecretStoreSpec, i64), StoreError> {
+        let key = StoreKey::of(namespace, store_ref);
+        match key.kind {
+            SecretStoreKind::SecretStore => {
+                let store = self
+                    .caches
+                    .stores
+                    .get(&ObjectRef::new(&key.name).within(namespace))
+                    .ok_or_else(|| StoreError::NotFound {
+                        store: key.display(),
+                    })?;
+                let generation = store.meta().generation.unwrap_or_default();
+                Ok((key, store.spec.clone(), generation))
+            }
+            SecretStoreKind::ClusterSecretStore => {
+                let store = self
+                    .caches
+                    .cluster_stores
+                    .get(&ObjectRef::new(&key.name))
+                    .ok_or_else(|| StoreError::NotFound {
+                        store: key.display(),
+                    })?;
+                if !self.admits(&store.spec.conditions, namespace).await? {
+                    return Err(StoreError::NotAllowed {
+                        store: key.display(),
+                        namespace: namespace.to_owned(),
+                    });
+                }
+                let generation = store.meta().generation.unwrap_or_default();
+                Ok((key, store.spec.store.clone(), generation))
+            }
+        }
+    }
+
+    async fn admits(
+        &self,
+        conditions: &[ClusterSecretStoreCondition],
+        namespace: &str,
+    ) -> Result<bool, StoreError> {
+        if conditions.is_empty() {
+            return Ok(true);
+        }
+        let needs_labels = conditions.iter().any(|c| c.namespace_selector.is_some());
+        let labels = if needs_labels {
+            let ns = Api::<Namespace>::all(self.ctx.client.clone())
+                .get_metadata(namespace)
+                .await
+                .map_err(|e| StoreError::Provider {
+                    store: format!("Namespace {namespace}"),
+                    source: ProviderError::Unavailable {
+                        message: "reading the namespace's labels".to_owned(),
+                        source: Some(Box::new(e)),
+                    },
+                })?;
+            ns.metadata.labels.unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(conditions
+            .iter()
+            .any(|c| crate::selectors::condition_admits(c, namespace, &labels)))
+    }
+}
+
+#[async_trait]
+impl StoreResolver for Resolver<'_> {
+    async fn resolve(
+        &self,
+        namespace: &str,
+        store_ref: &SecretStoreRef,
+    ) -> Result<ResolvedStore, StoreError> {
+        let (key, spec, generation) = self.lookup(namespace, store_ref).await?;
+        let display = key.display();
+        let provider_error = |source| StoreError::Provider {
+            store: display.clone(),
+            source,
+        };
+        // A ClusterSecretStore's references without a namespace resolve to the namespace of
+        // the ExternalSecret, so its clients are per namespace.
+        let using = match key.kind {
+            SecretStoreKind::SecretStore => String::new(),
+            SecretStoreKind::ClusterSecretStore => namespace.to_owned(),
+        };
+        let cache_key = (key.clone(), using);
+        let client = match self.ctx.clients.get(&cache_key, generation) {
+            Some(client) => client,
+            None => {
+                let provider = self
+                    .ctx
+                    .registry
+                    .provider(&spec.provider)
+                    .map_err(provider_error)?;
+                let store_ctx = StoreContext {
+                    kind: key.kind,
+                    name: &key.name,
+                    namespace: (key.kind == SecretStoreKind::SecretStore)
+                        .then_some(key.namespace.as_str()),
+                    spec: &spec.provider,
+                };
+                provider.validate(&store_ctx).map_err(provider_error)?;
+                let client = provider
+                    .client(&store_ctx, Some(namespace), &self.ctx.kube)
+                    .await
+                    .map_err(provider_error)?;
+                self.ctx
+                    .clients
+                    .put(cache_key.clone(), generation, client.clone());
+                client
+            }
+        };
+        // Reads are shared only between syncs that use the same credentials: per namespace for
+        // a ClusterSecretStore, whose references may resolve to each ExternalSecret's namespace.
+        let read_key = format!("{display}@{generation}#{}", cache_key.1);
+        Ok(ResolvedStore {
+            client: self.ctx.reads.client(read_key, client, self.max_age),
+            name: display,
+        })
+    }
+}

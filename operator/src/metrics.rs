@@ -1,0 +1,100 @@
+//! Prometheus metrics. Labels are bounded: kind, provider, operation, outcome and reason —
+//! never an object's name, unless `--per-object-metrics` asks for it.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Seconds a sync takes, from fetch to status write.
+pub const SYNC_DURATION: &str = "kuvert_sync_duration_seconds";
+/// Syncs run, by kind and result (`success`, `error`).
+pub const SYNC_TOTAL: &str = "kuvert_sync_total";
+/// Failed syncs by kind and reason.
+pub const SYNC_ERRORS: &str = "kuvert_sync_errors_total";
+/// Calls to external stores, by provider, operation and outcome (`ok` or an error reason).
+pub const STORE_REQUESTS: &str = "kuvert_store_requests_total";
+/// Objects by kind and Ready state (`True`, `False`, `Unknown`).
+pub const OBJECTS: &str = "kuvert_objects";
+/// Reconciles running or waiting for a worker, by kind.
+pub const QUEUE_DEPTH: &str = "kuvert_reconcile_queue_depth";
+/// Ready state of each object, when `--per-object-metrics` is set (1 = Ready).
+pub const OBJECT_READY: &str = "kuvert_object_ready";
+
+/// Installs the process-wide recorder and returns the handle that renders `/metrics`.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(SYNC_DURATION.to_owned()),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+        )?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    metrics::describe_histogram!(
+        SYNC_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one sync."
+    );
+    metrics::describe_counter!(SYNC_TOTAL, "Syncs run, by kind and result.");
+    metrics::describe_counter!(SYNC_ERRORS, "Failed syncs, by kind and reason.");
+    metrics::describe_counter!(
+        STORE_REQUESTS,
+        "Calls to external stores, by provider, operation and outcome."
+    );
+    metrics::describe_gauge!(OBJECTS, "Objects by kind and Ready state.");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Reconciles running or waiting, by kind.");
+    metrics::describe_gauge!(
+        OBJECT_READY,
+        "Ready state per object (--per-object-metrics)."
+    );
+}
+
+/// Records one finished sync.
+pub fn sync(kind: &'static str, took: Duration, error_reason: Option<&'static str>) {
+    histogram!(SYNC_DURATION, "kind" => kind).record(took.as_secs_f64());
+    let result = if error_reason.is_some() {
+        "error"
+    } else {
+        "success"
+    };
+    counter!(SYNC_TOTAL, "kind" => kind, "result" => result).increment(1);
+    if let Some(reason) = error_reason {
+        counter!(SYNC_ERRORS, "kind" => kind, "reason" => reason).increment(1);
+    }
+}
+
+/// Records one store call.
+pub fn store_request(provider: &'static str, operation: &'static str, outcome: &'static str) {
+    counter!(STORE_REQUESTS, "provider" => provider, "operation" => operation, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Sets how many objects of a kind are in each Ready state.
+pub fn objects(kind: &'static str, ready: usize, not_ready: usize, unknown: usize) {
+    gauge!(OBJECTS, "kind" => kind, "ready" => "True").set(ready as f64);
+    gauge!(OBJECTS, "kind" => kind, "ready" => "False").set(not_ready as f64);
+    gauge!(OBJECTS, "kind" => kind, "ready" => "Unknown").set(unknown as f64);
+}
+
+/// Tracks a reconcile from queueing to completion in the queue-depth gauge.
+pub struct InQueue(&'static str);
+
+impl InQueue {
+    /// Counts one reconcile of `kind` in.
+    pub fn enter(kind: &'static str) -> Self {
+        gauge!(QUEUE_DEPTH, "kind" => kind).increment(1.0);
+        InQueue(kind)
+    }
+}
+
+impl Drop for InQueue {
+    fn drop(&mut self) {
+        gauge!(QUEUE_DEPTH, "kind" => self.0).decrement(1.0);
+    }
+}

@@ -1,0 +1,158 @@
+//! `kuvert run`: the operator process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use kube::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::watcher;
+use kuvert_core::api::{ClusterSecretStore, SecretStore};
+
+use crate::context::{Context, Settings};
+use crate::externalsecret::stores::StoreCaches;
+use crate::externalsecret::{self, State};
+use crate::health::{self, Readiness};
+use crate::{metrics, store};
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `kuvert run`.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Objects reconciled at once, per kind.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Serve only objects whose `spec.controller` is this class.
+    #[arg(long)]
+    pub controller_class: Option<String>,
+    /// How old a store read shared with other ExternalSecrets a first sync accepts.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub coalesce_window: Duration,
+    /// Also label metrics with object names (unbounded cardinality: small clusters only).
+    #[arg(long)]
+    pub per_object_metrics: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `kuvert_operator=debug,info`.
+    #[arg(long, default_value = "info", env = "KUVERT_LOG")]
+    pub log_level: String,
+    /// This instance's name in Events (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+/// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    kuvert_core::engine::status::parse_go_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 5s or 1m30s"))
+}
+
+/// Installs the log subscriber.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the operator against the cluster of `client` until SIGTERM / Ctrl-C.
+pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
+    let prometheus = metrics::install()?;
+    let readiness = Readiness::default();
+    let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone()).await?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    let health = tokio::spawn(serving);
+
+    let settings = Settings {
+        controller_class: args.controller_class.clone(),
+        namespace: args.namespace.clone(),
+        coalesce_window: args.coalesce_window,
+        per_object_metrics: args.per_object_metrics,
+        instance: args.instance.clone(),
+    };
+    let ctx = Context::new(client.clone(), settings);
+    let stores: Api<SecretStore> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
+
+    let store_controller = Controller::new(stores, watcher::Config::default().any_semantic());
+    let cluster_store_controller =
+        Controller::new(cluster_stores, watcher::Config::default().any_semantic());
+    let caches = StoreCaches {
+        stores: store_controller.store(),
+        cluster_stores: cluster_store_controller.store(),
+    };
+    let es_controller =
+        externalsecret::controller(client.clone(), args.namespace.as_deref(), ctx.index.clone());
+    let es_cache = es_controller.store();
+    {
+        let (caches, es_cache) = (caches.clone(), es_cache.clone());
+        tokio::spawn(async move {
+            let _ = caches.stores.wait_until_ready().await;
+            let _ = caches.cluster_stores.wait_until_ready().await;
+            let _ = es_cache.wait_until_ready().await;
+            readiness.set_ready();
+            tracing::info!("caches synced; ready");
+        });
+    }
+    let objects = tokio::spawn(externalsecret::report_objects(es_cache));
+    let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
+    let state = std::sync::Arc::new(State {
+        ctx: ctx.clone(),
+        caches,
+    });
+
+    tokio::join!(
+        store::run_controller(store_controller, ctx.clone(), args.concurrency),
+        store::run_controller(cluster_store_controller, ctx.clone(), args.concurrency),
+        externalsecret::run(es_controller, state, args.concurrency),
+    );
+    objects.abort();
+    sweeper.abort();
+    health.abort();
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Drops coalesced reads no sync would accept any more, once a minute.
+async fn sweep_reads(ctx: std::sync::Arc<Context>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        ctx.reads.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+    }
+}
