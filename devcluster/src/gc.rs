@@ -18,8 +18,6 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = shared.gc.notified() => {}
-            // Safety net for changes that did not notify (e.g. a namespace emptied by finalizer removal).
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
         }
         let mut state = shared.state.lock().expect("state");
         // Each pass may release more (a deleted owner's dependents, then theirs); bounded.
@@ -51,9 +49,16 @@ fn without_finalizer(mut obj: Value, f: &str) -> Value {
 /// One sweep; returns whether it changed anything.
 fn pass(state: &mut State) -> bool {
     let mut changed = false;
+    // Only objects that own nothing, are owned by nothing and are not being deleted are skipped;
+    // the others are cloned so that the state can be written while they are examined.
     let mut all: Vec<(GroupResource, Value)> = Vec::new();
     for gr in state.resources_with_objects() {
-        all.extend(state.all_of(&gr, None).into_iter().map(|o| (gr.clone(), o)));
+        all.extend(
+            state
+                .relevant_to_gc(&gr)
+                .into_iter()
+                .map(|o| (gr.clone(), o)),
+        );
     }
     let mut dependents: HashMap<String, Vec<(GroupResource, Value)>> = HashMap::new();
     for (gr, obj) in &all {

@@ -152,7 +152,19 @@ pub(crate) async fn handle(
         Ok(f) => f,
         Err(()) => return error_response(&ApiError::not_acceptable()),
     };
+    let content_type = header("content-type");
+    if content_type.contains("cbor") {
+        return error_response(&ApiError::unsupported_media_type(&content_type));
+    }
     let body = match body.collect().await {
+        // client-go's typed clientsets (kubectl create secret|configmap|namespace|...) send
+        // protobuf; the kinds they create are translated to JSON, others refused.
+        Ok(b) if content_type.contains("protobuf") => {
+            match crate::protobuf::decode(&b.to_bytes(), &content_type) {
+                Ok(v) => Bytes::from(v.to_string()),
+                Err(e) => return error_response(&e),
+            }
+        }
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return error_response(&ApiError::bad_request(format!(
@@ -160,11 +172,6 @@ pub(crate) async fn handle(
             )));
         }
     };
-    let content_type = header("content-type");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        // client-go's typed clientsets send protobuf; only JSON and YAML bodies are understood.
-        return error_response(&ApiError::unsupported_media_type(&content_type));
-    }
     let path = parts.uri.path().to_string();
     let r = Req {
         method: parts.method.clone(),

@@ -25,6 +25,7 @@ mod gc;
 mod handlers;
 mod meta;
 mod patch;
+mod protobuf;
 mod registry;
 mod schema;
 mod selectors;

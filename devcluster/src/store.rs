@@ -241,6 +241,25 @@ impl State {
         }
     }
 
+    /// Objects the garbage collector must look at: those with owner references and those
+    /// being deleted (cloned).
+    pub fn relevant_to_gc(&self, gr: &GroupResource) -> Vec<Value> {
+        let Some(table) = self.objects.get(gr) else {
+            return Vec::new();
+        };
+        table
+            .values()
+            .filter(|o| {
+                let m = &o["metadata"];
+                m["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+                    || !m["deletionTimestamp"].is_null()
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Resources that have stored objects.
     pub fn resources_with_objects(&self) -> Vec<GroupResource> {
         self.objects

@@ -405,3 +405,70 @@ async fn kubectl_serves_custom_resources_and_reports_schema_violations() {
     let crds = k.get_json(&["get", "crds"]).await;
     assert!(crds["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn kubectl_imperative_creates_and_namespace_deletion_work() {
+    // These commands go through client-go's typed clientset, which sends protobuf bodies.
+    let k = Kubectl::start().await;
+    assert_eq!(
+        k.ok(&["create", "namespace", "team"]).await.trim(),
+        "namespace/team created"
+    );
+    k.ok(&[
+        "-n",
+        "team",
+        "create",
+        "secret",
+        "generic",
+        "x",
+        "--from-literal=a=b",
+    ])
+    .await;
+    k.ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "c",
+        "--from-literal=k=v",
+    ])
+    .await;
+    k.ok(&["-n", "team", "create", "serviceaccount", "app"])
+        .await;
+    let token = k
+        .ok(&[
+            "-n",
+            "team",
+            "create",
+            "token",
+            "app",
+            "--audience",
+            "vault",
+        ])
+        .await;
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+    assert_eq!(
+        k.get_json(&["-n", "team", "get", "secret", "x"]).await["data"],
+        json!({"a": "Yg=="})
+    );
+    assert_eq!(
+        k.get_json(&["-n", "team", "get", "configmap", "c"]).await["data"],
+        json!({"k": "v"})
+    );
+    let refused = k
+        .run(&["-n", "team", "create", "deployment", "d", "--image=nginx"])
+        .await;
+    assert!(
+        !refused.ok && refused.stderr.contains("unknown format"),
+        "{}",
+        refused.stderr
+    );
+
+    k.ok(&["delete", "namespace", "team"]).await;
+    let gone = k.run(&["get", "namespace", "team"]).await;
+    assert!(
+        !gone.ok && gone.stderr.contains("namespaces \"team\" not found"),
+        "{}",
+        gone.stderr
+    );
+}
