@@ -11,3 +11,4 @@ pub mod manifest;
 pub mod memory;
 pub mod provider;
 pub mod secret;
+pub mod template;
