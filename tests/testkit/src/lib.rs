@@ -66,6 +66,7 @@ pub struct OpenBao {
     dir: PathBuf,
     addr: String,
     tls_addr: Option<String>,
+    require_client_cert: bool,
     root_token: String,
     ca: Option<Arc<TestCa>>,
     http: reqwest::Client,
@@ -109,17 +110,23 @@ fn seeding_client(ca: Option<&TestCa>) -> reqwest::Client {
 impl OpenBao {
     /// Starts a dev server listening on plain HTTP only.
     pub async fn start() -> Self {
-        Self::launch(None).await
+        Self::launch(None, false).await
     }
 
     /// Starts a dev server with a second listener on HTTPS, its certificate issued by a fresh
     /// [`TestCa`] for `127.0.0.1` and `localhost`. The listener asks for (but does not require)
     /// client certificates, so the cert auth method works on it.
     pub async fn start_tls() -> Self {
-        Self::launch(Some(Arc::new(TestCa::generate()))).await
+        Self::launch(Some(Arc::new(TestCa::generate())), false).await
     }
 
-    async fn launch(ca: Option<Arc<TestCa>>) -> Self {
+    /// Like [`OpenBao::start_tls`], but the TLS listener refuses clients without a certificate
+    /// from the CA (mutual TLS). Seed through the plain listener ([`OpenBao::api`] does).
+    pub async fn start_mtls() -> Self {
+        Self::launch(Some(Arc::new(TestCa::generate())), true).await
+    }
+
+    async fn launch(ca: Option<Arc<TestCa>>, require_client_cert: bool) -> Self {
         let bin = bao_binary();
         let port = free_port();
         let root_token = format!("root-{}", random_hex(12));
@@ -146,7 +153,8 @@ impl OpenBao {
             let config = format!(
                 "listener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  \
                  tls_cert_file = \"{d}/server.crt\"\n  tls_key_file = \"{d}/server.key\"\n  \
-                 tls_client_ca_file = \"{d}/ca.crt\"\n}}\n",
+                 tls_client_ca_file = \"{d}/ca.crt\"\n  \
+                 tls_require_and_verify_client_cert = {require_client_cert}\n}}\n",
                 d = dir.display()
             );
             std::fs::write(dir.join("listener.hcl"), config).expect("write listener config");
@@ -169,6 +177,7 @@ impl OpenBao {
             dir,
             addr: format!("http://127.0.0.1:{port}"),
             tls_addr,
+            require_client_cert,
             root_token,
             http: seeding_client(ca.as_deref()),
             ca,
@@ -180,7 +189,20 @@ impl OpenBao {
     async fn wait_healthy(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut urls = vec![self.addr.clone()];
-        urls.extend(self.tls_addr.clone());
+        // A listener that requires client certificates is checked by the plain one's health:
+        // both belong to one process and start together.
+        if !self.require_client_cert {
+            urls.extend(self.tls_addr.clone());
+        } else if let Some(tls) = &self.tls_addr {
+            let hostport = tls.trim_start_matches("https://").to_owned();
+            while tokio::net::TcpStream::connect(&hostport).await.is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "OpenBao's TLS listener {tls} never opened"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         for base in urls {
             loop {
                 let ok = self

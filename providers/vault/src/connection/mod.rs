@@ -32,13 +32,14 @@ use std::time::Duration;
 
 use kuvert_core::provider::ProviderError;
 use kuvert_core::secret::SecretBytes;
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::errors;
 pub use login::{Login, LoginRequest};
+pub use reqwest::Method;
 pub use tls::ClientIdentity;
 
 /// How long one request may take.

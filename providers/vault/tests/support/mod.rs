@@ -96,3 +96,15 @@ pub async fn get_text(client: &dyn SecretsClient, key: &str) -> Result<String, P
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("json")
 }
+
+/// The error of making a client of `spec`; panics if it succeeds.
+pub async fn client_err(
+    provider: &VaultProvider,
+    spec: &VaultSpec,
+    kube: &MemoryKube,
+) -> ProviderError {
+    match client(provider, spec, kube).await {
+        Ok(_) => panic!("expected the client to fail"),
+        Err(e) => e,
+    }
+}
