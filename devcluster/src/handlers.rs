@@ -519,12 +519,29 @@ fn patch_object(
             }
             Err(e) => return Err(e),
             Ok(mut doc) => {
-                patch::apply(&mut doc, &patch_body)?;
                 let mut fields: Vec<Value> = doc["metadata"]["managedFields"]
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                fields.retain(|f| !(f["manager"] == json!(manager) && f["operation"] == "Apply"));
+                let is_mine =
+                    |f: &Value| f["manager"] == json!(manager) && f["operation"] == "Apply";
+                // Fields this manager applied before and no longer applies are removed, unless
+                // another applier also owns them.
+                if let Some(previous) = fields.iter().find(|f| is_mine(f)) {
+                    let others: Vec<&Value> = fields
+                        .iter()
+                        .filter(|f| !is_mine(f) && f["operation"] == "Apply")
+                        .map(|f| &f["fieldsV1"])
+                        .collect();
+                    patch::remove_unapplied(
+                        &mut doc,
+                        &previous["fieldsV1"],
+                        &entry["fieldsV1"],
+                        &others,
+                    );
+                }
+                patch::apply(&mut doc, &patch_body)?;
+                fields.retain(|f| !is_mine(f));
                 fields.push(entry);
                 meta_mut(&mut doc).insert("managedFields".into(), Value::Array(fields));
                 state.update(info, version, ns, name, doc, part, &opts, &mut warnings)?

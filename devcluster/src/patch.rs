@@ -266,6 +266,39 @@ pub(crate) fn fields_v1(v: &Value) -> Value {
     walk(v, None)
 }
 
+/// Removes from `doc` the fields present in the `previous` field set and absent from `current`
+/// (both `fieldsV1`), skipping fields that one of `others` also names.
+pub(crate) fn remove_unapplied(
+    doc: &mut Value,
+    previous: &Value,
+    current: &Value,
+    others: &[&Value],
+) {
+    let (Some(prev), Some(doc_map)) = (previous.as_object(), doc.as_object_mut()) else {
+        return;
+    };
+    for (key, prev_sub) in prev {
+        if key == "." {
+            continue;
+        }
+        let cur_sub = current.get(key);
+        let other_subs: Vec<&Value> = others.iter().filter_map(|o| o.get(key)).collect();
+        if let Some(field) = key.strip_prefix("f:") {
+            match cur_sub {
+                None if other_subs.is_empty() => {
+                    doc_map.remove(field);
+                }
+                Some(cur) if prev_sub.as_object().is_some_and(|m| !m.is_empty()) => {
+                    if let Some(child) = doc_map.get_mut(field) {
+                        remove_unapplied(child, prev_sub, cur, &other_subs);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +376,21 @@ mod tests {
         assert_eq!(
             f,
             json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:k": {}}})
+        );
+    }
+
+    #[test]
+    fn reapplying_without_a_field_removes_it_unless_another_manager_applies_it() {
+        let mut doc = json!({"metadata": {"labels": {"a": "1", "b": "2", "c": "3"}}, "data": {"x": "1", "y": "2"}});
+        let previous = fields_v1(
+            &json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}}),
+        );
+        let current = fields_v1(&json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "1"}}));
+        let other = fields_v1(&json!({"data": {"y": "2"}}));
+        remove_unapplied(&mut doc, &previous, &current, &[&other]);
+        assert_eq!(
+            doc,
+            json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "data": {"x": "1", "y": "2"}})
         );
     }
 }

@@ -943,3 +943,40 @@ async fn requests_need_credentials_and_client_certificates_work() {
         401
     );
 }
+
+#[tokio::test]
+async fn server_side_apply_removes_fields_its_manager_stopped_applying() {
+    let dc = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    let apply = |manager: &'static str, data: serde_json::Value| {
+        let secrets = secrets.clone();
+        async move {
+            let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssa"}, "data": data});
+            secrets
+                .patch(
+                    "ssa",
+                    &PatchParams::apply(manager).force(),
+                    &Patch::Apply(body),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    apply("kuvert", json!({"a": "MQ==", "b": "Mg=="})).await;
+    apply("other", json!({"c": "Mw=="})).await;
+    let after = apply("kuvert", json!({"a": "MQ=="})).await;
+    let keys: Vec<String> = after.data.unwrap().into_keys().collect();
+    assert_eq!(
+        keys,
+        ["a", "c"],
+        "b was dropped by its only applier, c belongs to another manager"
+    );
+    let managers: Vec<String> = after
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|f| f.manager)
+        .collect();
+    assert_eq!(managers, ["other", "kuvert"]);
+}
