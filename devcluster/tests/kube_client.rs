@@ -942,6 +942,44 @@ async fn requests_need_credentials_and_client_certificates_work() {
         api_error(anon.list(&ListParams::default()).await.unwrap_err()).code,
         401
     );
+
+    let mut wrong = dc.kube_config().unwrap();
+    wrong.auth_info = serde_json::from_value(json!({"token": "not-a-valid-token"})).unwrap();
+    let wrong: Api<Secret> = Api::namespaced(kube::Client::try_from(wrong).unwrap(), "default");
+    assert_eq!(
+        api_error(wrong.list(&ListParams::default()).await.unwrap_err()).code,
+        401
+    );
+
+    let open = DevCluster::start(Config {
+        anonymous: true,
+        ..Config::plain_http()
+    })
+    .await
+    .unwrap();
+    let mut anonymous = open.kube_config().unwrap();
+    anonymous.auth_info = Default::default();
+    let anon: Api<Secret> = Api::namespaced(kube::Client::try_from(anonymous).unwrap(), "default");
+    anon.list(&ListParams::default())
+        .await
+        .expect("anonymous access when asked for");
+
+    let extra = DevCluster::start(Config {
+        tokens: vec![kuvert_devcluster::StaticToken {
+            token: "t0ken".into(),
+            user: "ci".into(),
+            groups: vec![],
+        }],
+        ..Config::plain_http()
+    })
+    .await
+    .unwrap();
+    let mut with_token = extra.kube_config().unwrap();
+    with_token.auth_info = serde_json::from_value(json!({"token": "t0ken"})).unwrap();
+    let api: Api<Secret> = Api::namespaced(kube::Client::try_from(with_token).unwrap(), "default");
+    api.list(&ListParams::default())
+        .await
+        .expect("a configured static token authenticates");
 }
 
 #[tokio::test]
