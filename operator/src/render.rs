@@ -20,7 +20,8 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kuvert_core::api::{
-    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
+    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
+    SecretStoreRef,
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::manifest::Manifest;
@@ -56,9 +57,7 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
     for es in &inputs.external_secrets {
         let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
         let target = engine::target::secret_name(es);
-        let existing = inputs
-            .secrets
-            .get(&(namespace.to_owned(), target.clone()));
+        let existing = inputs.secrets.get(&(namespace.to_owned(), target.clone()));
         match engine::sync(es, &resolver, &inputs.kube, existing, now).await {
             Ok(outcome) => {
                 if let Some(secret) = &outcome.secret {
@@ -66,10 +65,10 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
                     out.yaml.push_str(&to_yaml(secret, decode));
                 }
             }
-            Err(e) => out.errors.push(format!(
+            Err(e) => out.errors.push(one_line(&format!(
                 "ExternalSecret {namespace}/{}: {e}",
                 es.metadata.name.as_deref().unwrap_or_default()
-            )),
+            ))),
         }
     }
     out
@@ -128,21 +127,26 @@ impl Inputs {
         let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(&text) {
             Ok(docs) => docs,
             Err(e) => {
-                errors.push(format!("{name}: invalid YAML: {}", yaml_location(&e.to_string())));
+                errors.push(format!(
+                    "{name}: invalid YAML: {}",
+                    yaml_location(&e.to_string())
+                ));
                 return;
             }
         };
         for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
             match Manifest::from_value(&name, i + 1, doc) {
                 Ok(manifest) => self.add(manifest),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(one_line(&e.to_string())),
             }
         }
     }
 
     fn add(&mut self, manifest: Manifest) {
         let ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            meta.namespace.clone().unwrap_or_else(|| "default".to_owned())
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned())
         };
         match manifest {
             Manifest::ExternalSecret(mut es) => {
@@ -184,6 +188,11 @@ impl Inputs {
             _ => {}
         }
     }
+}
+
+/// A message on one line, whatever its source: stderr has one line per failing object.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Only where a YAML error is: the parser's message may quote the text, which can be a
@@ -234,12 +243,12 @@ impl StoreResolver for Stores<'_> {
             }
             SecretStoreKind::ClusterSecretStore => {
                 let display = format!("ClusterSecretStore/{}", store_ref.name);
-                let store = self
-                    .cluster_stores
-                    .get(&store_ref.name)
-                    .ok_or(StoreError::NotFound {
-                        store: display.clone(),
-                    })?;
+                let store =
+                    self.cluster_stores
+                        .get(&store_ref.name)
+                        .ok_or(StoreError::NotFound {
+                            store: display.clone(),
+                        })?;
                 // Offline there are no Namespace objects: a namespace has no labels.
                 let admitted = store.spec.conditions.is_empty()
                     || store.spec.conditions.iter().any(|c| admits(c, namespace));

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(decode(Base64, b"aGVs\nbG8=\n").unwrap(), b"hello");
         assert!(decode(Base64, b"aGVsbG8").is_err(), "padding is required");
         assert!(decode(Base64, b"not base64!").is_err());
-        assert!(decode(Base64, b"-_8=").is_err(), "URL-safe alphabet is not standard");
+        assert!(
+            decode(Base64, b"-_8=").is_err(),
+            "URL-safe alphabet is not standard"
+        );
     }
 
     #[test]

@@ -193,7 +193,9 @@ pub enum SyncError {
         owner: String,
     },
     /// `creationPolicy: Merge` and the Secret does not exist (yet).
-    #[error("spec.target.creationPolicy: Merge needs the Secret {secret} to exist, and it does not")]
+    #[error(
+        "spec.target.creationPolicy: Merge needs the Secret {secret} to exist, and it does not"
+    )]
     SecretMissing {
         /// `namespace/name` of the Secret.
         secret: String,
@@ -201,6 +203,22 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// An [`SyncError::InvalidRegexp`] on one line: the regex crate's own message spans
+    /// several (the expression, a caret, the cause).
+    pub fn invalid_regexp(field: String, expression: &str, error: &regex::Error) -> Self {
+        let cause = error.to_string();
+        let cause = cause
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .trim_start_matches("error: ");
+        SyncError::InvalidRegexp {
+            field,
+            message: format!("{expression:?}: {cause}"),
+        }
+    }
+
     /// A stable PascalCase category: the condition reason, Event reason and metric label.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -115,9 +115,8 @@ pub async fn fetch(
             )
         } else if let Some(find) = &entry.find {
             if let Some(name) = &find.name {
-                regex::Regex::new(&name.regexp).map_err(|e| SyncError::InvalidRegexp {
-                    field: format!("{field}.find.name.regexp"),
-                    message: e.to_string(),
+                regex::Regex::new(&name.regexp).map_err(|e| {
+                    SyncError::invalid_regexp(format!("{field}.find.name.regexp"), &name.regexp, &e)
                 })?;
             }
             let request = FindRequest {
@@ -193,13 +192,14 @@ pub async fn fetch(
             }
             (None, Some(secret)) => {
                 let object = format!("Secret {namespace}/{}", secret.name);
-                let data = kube.secret(namespace, &secret.name).await.map_err(|source| {
-                    SyncError::Kube {
+                let data = kube
+                    .secret(namespace, &secret.name)
+                    .await
+                    .map_err(|source| SyncError::Kube {
                         field: format!("{field}.secret"),
                         object: object.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 FetchedTemplateSource::Object { object, data }
             }
             _ => FetchedTemplateSource::Literal,
@@ -278,24 +278,22 @@ impl Reader<'_> {
             metadata: remote_ref.metadata_policy == Some(MetadataPolicy::Fetch),
         };
         let cache_key = (store.name.clone(), request);
-        let secret = match self.reads.get(&cache_key) {
-            Some(secret) => secret.clone(),
-            None => {
-                let secret =
-                    store
-                        .client
-                        .get(&cache_key.1)
-                        .await
-                        .map_err(|source| SyncError::Fetch {
+        let secret =
+            match self.reads.get(&cache_key) {
+                Some(secret) => secret.clone(),
+                None => {
+                    let secret = store.client.get(&cache_key.1).await.map_err(|source| {
+                        SyncError::Fetch {
                             field: format!("{field}.key"),
                             store: store.name.clone(),
                             key: remote_ref.key.clone(),
                             source,
-                        })?;
-                self.reads.insert(cache_key, secret.clone());
-                secret
-            }
-        };
+                        }
+                    })?;
+                    self.reads.insert(cache_key, secret.clone());
+                    secret
+                }
+            };
         Ok(FetchedValue {
             store: store.name.clone(),
             key: remote_ref.key.clone(),

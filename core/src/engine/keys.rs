@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn default_conversion_turns_invalid_characters_into_underscores() {
-        assert_eq!(convert(ConversionStrategy::Default, "db/pass word"), "db_pass_word");
+        assert_eq!(
+            convert(ConversionStrategy::Default, "db/pass word"),
+            "db_pass_word"
+        );
         assert_eq!(convert(ConversionStrategy::Default, "a-b.c_D9"), "a-b.c_D9");
         assert_eq!(convert(ConversionStrategy::Default, "café"), "caf_");
     }
@@ -86,7 +89,10 @@ mod tests {
     #[test]
     fn unicode_conversion_writes_code_points() {
         assert_eq!(convert(ConversionStrategy::Unicode, "db/pw"), "db_U002f_pw");
-        assert_eq!(convert(ConversionStrategy::Unicode, "é🔑"), "_U00e9__U1f511_");
+        assert_eq!(
+            convert(ConversionStrategy::Unicode, "é🔑"),
+            "_U00e9__U1f511_"
+        );
     }
 
     #[test]

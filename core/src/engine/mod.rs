@@ -7,28 +7,28 @@
 //!    once (`data[]`, `dataFrom[].extract`, `dataFrom[].find`) and the ConfigMaps and Secrets
 //!    of `templateFrom` ([`KubeAccess`]). Produces [`Fetched`].
 //! 2. [`build`] — pure from here on, unit-tested without async:
-//!    - [`values`]: what each `data[]` and `dataFrom[]` entry contributes;
-//!    - [`property`]: `remoteRef.property` paths into JSON values;
-//!    - [`decode`]: `decodingStrategy`;
-//!    - [`keys`]: `conversionStrategy` and the Secret key rules;
-//!    - [`rewrite`]: `dataFrom[].rewrite[]` (regexp, transform, merge);
-//!    - [`templates`]: `target.template` (data, metadata, templateFrom, mergePolicy);
-//!    - [`target`]: the Secret itself — name, type, labels, hash, owner, creationPolicy;
-//!    - [`status`]: the `Ready` condition, synced versions and when to sync again.
+//!    - [`values`] — what each `data[]` and `dataFrom[]` entry contributes;
+//!    - [`property`] — `remoteRef.property` paths into JSON values;
+//!    - [`decode`] — `decodingStrategy`;
+//!    - [`keys`] — `conversionStrategy` and the Secret key rules;
+//!    - [`rewrite`] — `dataFrom[].rewrite[]` (regexp, transform, merge);
+//!    - [`templates`] — `target.template` (data, metadata, templateFrom, mergePolicy);
+//!    - [`target`] — the Secret itself — name, type, labels, hash, owner, creationPolicy;
+//!    - [`status`] — the `Ready` condition, synced versions and when to sync again.
 //!
 //! Errors are [`SyncError`]s: each names the field at fault and the cause, carries a stable
 //! `reason()` and says whether retrying can help. No secret value ever appears in one.
 
+pub mod decode;
 mod error;
 pub mod fetch;
-pub mod values;
-pub mod decode;
 pub mod keys;
 pub mod property;
 pub mod rewrite;
 pub mod status;
 pub mod target;
 pub mod templates;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -46,7 +46,10 @@ pub(crate) mod tpl {
             TemplateContext(data.clone())
         }
         pub fn for_rewrite(key: &str) -> Self {
-            TemplateContext(BTreeMap::from([("value".to_owned(), SecretBytes::from(key))]))
+            TemplateContext(BTreeMap::from([(
+                "value".to_owned(),
+                SecretBytes::from(key),
+            )]))
         }
     }
     #[derive(Debug, thiserror::Error)]
@@ -67,7 +70,7 @@ pub(crate) mod tpl {
         let mut out = Vec::new();
         let mut rest = template;
         while let Some(start) = rest.find("{{") {
-            out.extend_from_slice(rest[..start].as_bytes());
+            out.extend_from_slice(&rest.as_bytes()[..start]);
             let end = rest[start..].find("}}").ok_or(TemplateError::Undefined)? + start;
             let name = rest[start + 2..end].trim();
             out.extend_from_slice(ctx.0.get(name).ok_or(TemplateError::Undefined)?.expose());

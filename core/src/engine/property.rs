@@ -69,8 +69,9 @@ fn bracketed(inner: &str) -> Result<(String, &str), String> {
         let end = inner.find(']').ok_or_else(unclosed)?;
         let index = &inner[..end];
         if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("a bracketed key must be quoted: [\"key\"] (only array indexes go bare)"
-                .to_owned());
+            return Err(
+                "a bracketed key must be quoted: [\"key\"] (only array indexes go bare)".to_owned(),
+            );
         }
         Ok((index.to_owned(), &inner[end + 1..]))
     }
@@ -128,7 +129,16 @@ mod tests {
 
     #[test]
     fn malformed_paths_are_errors() {
-        for bad in ["", ".a", "a.", "a..b", r#"a.["x"#, "a[x]", r#"["x"]y"#, r#"["\q"]"#] {
+        for bad in [
+            "",
+            ".a",
+            "a.",
+            "a..b",
+            r#"a.["x"#,
+            "a[x]",
+            r#"["x"]y"#,
+            r#"["\q"]"#,
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -137,7 +147,10 @@ mod tests {
     fn select_walks_objects_and_arrays() {
         let v = json!({"db": {"user": "app", "port": 5432, "tls.crt": "PEM"}, "items": [{"n": 1}]});
         assert_eq!(select(&v, "db.user").unwrap(), Some(&json!("app")));
-        assert_eq!(select(&v, r#"db.["tls.crt"]"#).unwrap(), Some(&json!("PEM")));
+        assert_eq!(
+            select(&v, r#"db.["tls.crt"]"#).unwrap(),
+            Some(&json!("PEM"))
+        );
         assert_eq!(select(&v, "items.0.n").unwrap(), Some(&json!(1)));
         assert_eq!(select(&v, "items[0].n").unwrap(), Some(&json!(1)));
         assert_eq!(select(&v, "db.missing").unwrap(), None);
@@ -156,7 +169,10 @@ mod tests {
         assert_eq!(leaf_bytes(&json!(42)), b"42");
         assert_eq!(leaf_bytes(&json!(true)), b"true");
         assert_eq!(leaf_bytes(&json!(null)), b"null");
-        assert_eq!(leaf_bytes(&json!({"b": 1, "a": [1, "x"]})), br#"{"a":[1,"x"],"b":1}"#);
+        assert_eq!(
+            leaf_bytes(&json!({"b": 1, "a": [1, "x"]})),
+            br#"{"a":[1,"x"],"b":1}"#
+        );
     }
 
     proptest::proptest! {

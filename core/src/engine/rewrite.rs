@@ -33,9 +33,8 @@ pub fn apply(
         let field = format!("{field}[{j}]");
         map = match (&op.regexp, &op.transform, &op.merge) {
             (Some(re), None, None) => {
-                let compiled = Regex::new(&re.source).map_err(|e| SyncError::InvalidRegexp {
-                    field: format!("{field}.regexp.source"),
-                    message: e.to_string(),
+                let compiled = Regex::new(&re.source).map_err(|e| {
+                    SyncError::invalid_regexp(format!("{field}.regexp.source"), &re.source, &e)
                 })?;
                 rename(&field, map, |key| {
                     Ok(compiled.replace_all(key, re.target.as_str()).into_owned())
@@ -82,12 +81,13 @@ fn rename(
 
 /// Renders a transform template for one key.
 pub fn transform(field: &str, template: &str, key: &str) -> Result<String, SyncError> {
-    let out = tpl::render(template, &tpl::TemplateContext::for_rewrite(key), None).map_err(
-        |source| SyncError::Template {
-            field: field.to_owned(),
-            source,
-        },
-    )?;
+    let out =
+        tpl::render(template, &tpl::TemplateContext::for_rewrite(key), None).map_err(|source| {
+            SyncError::Template {
+                field: field.to_owned(),
+                source,
+            }
+        })?;
     if out.len() > MAX_TEMPLATE_OUTPUT {
         return Err(SyncError::TooLarge {
             field: field.to_owned(),
@@ -131,7 +131,8 @@ fn merge(
             }
         }
     }
-    if !conflicts.is_empty() && spec.conflict_policy.unwrap_or_default() == MergeConflictPolicy::Error
+    if !conflicts.is_empty()
+        && spec.conflict_policy.unwrap_or_default() == MergeConflictPolicy::Error
     {
         conflicts.sort();
         return Err(SyncError::MergeConflict {
@@ -145,12 +146,14 @@ fn merge(
             .map(|(k, v)| (k.clone(), SecretBytes::new(property::leaf_bytes(v))))
             .collect()),
         MergeStrategy::Json => {
-            let into = spec.into.as_deref().filter(|i| !i.is_empty()).ok_or_else(|| {
-                SyncError::InvalidSpec {
+            let into = spec
+                .into
+                .as_deref()
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| SyncError::InvalidSpec {
                     field: format!("{field}.into"),
                     message: "strategy JSON needs the key to write the merged map into".to_owned(),
-                }
-            })?;
+                })?;
             let json = Value::Object(merged).to_string();
             Ok(BTreeMap::from([(into.to_owned(), SecretBytes::from(json))]))
         }
@@ -200,23 +203,34 @@ mod tests {
                 regexp("(?P<word>[a-z]+)-(?P<rest>.*)", "${rest}_${word}"),
             ],
             "spec.dataFrom[0].rewrite",
-            map(&[("services/billing/db-password", "p"), ("services/billing/token", "t")]),
+            map(&[
+                ("services/billing/db-password", "p"),
+                ("services/billing/token", "t"),
+            ]),
         )
         .unwrap();
         assert_eq!(
             shown(&out),
-            [("password_db".into(), "p".into()), ("token".into(), "t".into())]
+            [
+                ("password_db".into(), "p".into()),
+                ("token".into(), "t".into())
+            ]
         );
     }
 
     #[test]
     fn a_bad_regexp_names_its_field() {
-        let err = apply(&[regexp("(", "x")], "spec.dataFrom[1].rewrite", map(&[("a", "1")]))
-            .unwrap_err();
+        let err = apply(
+            &[regexp("(", "x")],
+            "spec.dataFrom[1].rewrite",
+            map(&[("a", "1")]),
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "InvalidRegexp");
         assert!(
-            err.to_string()
-                .starts_with("spec.dataFrom[1].rewrite[0].regexp.source: invalid regular expression:"),
+            err.to_string().starts_with(
+                "spec.dataFrom[1].rewrite[0].regexp.source: invalid regular expression:"
+            ),
             "{err}"
         );
     }
@@ -224,7 +238,10 @@ mod tests {
     #[test]
     fn rewriting_two_keys_into_one_is_an_error() {
         let err = apply(&[regexp(".*", "same")], "r", map(&[("a", "1"), ("b", "2")])).unwrap_err();
-        assert_eq!(err.to_string(), r#"r[0]: "a" and "b" both become the key "same""#);
+        assert_eq!(
+            err.to_string(),
+            r#"r[0]: "a" and "b" both become the key "same""#
+        );
     }
 
     #[test]
@@ -243,7 +260,10 @@ mod tests {
         let out = apply(
             &[merge_op(RewriteMerge::default())],
             "r",
-            map(&[("a", r#"{"user":"u","port":5432}"#), ("b", r#"{"host":"h"}"#)]),
+            map(&[
+                ("a", r#"{"user":"u","port":5432}"#),
+                ("b", r#"{"host":"h"}"#),
+            ]),
         )
         .unwrap();
         assert_eq!(
@@ -284,9 +304,17 @@ mod tests {
             ..Default::default()
         };
         let out = apply(&[merge_op(spec(&[]))], "r", values.clone()).unwrap();
-        assert_eq!(shown(&out), [("x".into(), "from-c".into())], "name order: last wins");
+        assert_eq!(
+            shown(&out),
+            [("x".into(), "from-c".into())],
+            "name order: last wins"
+        );
         let out = apply(&[merge_op(spec(&["a", "b"]))], "r", values.clone()).unwrap();
-        assert_eq!(shown(&out), [("x".into(), "from-a".into())], "priority[0] wins");
+        assert_eq!(
+            shown(&out),
+            [("x".into(), "from-a".into())],
+            "priority[0] wins"
+        );
         let out = apply(&[merge_op(spec(&["b", "missing"]))], "r", values).unwrap();
         assert_eq!(shown(&out), [("x".into(), "from-b".into())]);
     }
@@ -306,7 +334,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             shown(&out),
-            [("config.json".into(), r#"{"m":"v","n":{"deep":true}}"#.into())]
+            [(
+                "config.json".into(),
+                r#"{"m":"v","n":{"deep":true}}"#.into()
+            )]
         );
         let m = RewriteMerge {
             strategy: Some(MergeStrategy::Json),
@@ -318,9 +349,16 @@ mod tests {
 
     #[test]
     fn merge_of_a_value_that_is_not_an_object_names_the_key() {
-        let err = apply(&[merge_op(RewriteMerge::default())], "r", map(&[("k", "s3cret")]))
-            .unwrap_err();
-        assert_eq!(err.to_string(), r#"r[0].merge: the value of "k" is not a JSON object"#);
+        let err = apply(
+            &[merge_op(RewriteMerge::default())],
+            "r",
+            map(&[("k", "s3cret")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"r[0].merge: the value of "k" is not a JSON object"#
+        );
     }
 
     proptest::proptest! {

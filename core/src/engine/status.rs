@@ -99,8 +99,9 @@ pub fn synced(
             "Secret {namespace}/{name} is in sync ({} keys)",
             s.data.as_ref().map_or(0, |d| d.len())
         ),
-        (None, None) => "every remote secret resolved; creationPolicy None writes no Secret"
-            .to_owned(),
+        (None, None) => {
+            "every remote secret resolved; creationPolicy None writes no Secret".to_owned()
+        }
     };
     ExternalSecretStatus {
         conditions: vec![conditions::ready(

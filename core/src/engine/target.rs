@@ -246,8 +246,14 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), SyncError> {
             && value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && value.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
-            && value.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
+            && value
+                .chars()
+                .next()
+                .is_none_or(|c| c.is_ascii_alphanumeric())
+            && value
+                .chars()
+                .last()
+                .is_none_or(|c| c.is_ascii_alphanumeric());
         if !ok {
             return Err(SyncError::InvalidSpec {
                 field: format!("spec.target.template.metadata.labels[{key:?}]"),

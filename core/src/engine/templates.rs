@@ -63,13 +63,30 @@ pub fn apply(
     for (i, source) in template.template_from.iter().enumerate() {
         let field = format!("spec.target.template.templateFrom[{i}]");
         let target = source.target.unwrap_or_default();
-        match (&source.config_map, &source.secret, &source.literal, sources.get(i)) {
-            (Some(r), None, None, Some(FetchedTemplateSource::Object { object, data })) => {
-                renderer.items(&mut out, &format!("{field}.configMap"), r, object, data, target)?
-            }
-            (None, Some(r), None, Some(FetchedTemplateSource::Object { object, data })) => {
-                renderer.items(&mut out, &format!("{field}.secret"), r, object, data, target)?
-            }
+        match (
+            &source.config_map,
+            &source.secret,
+            &source.literal,
+            sources.get(i),
+        ) {
+            (Some(r), None, None, Some(FetchedTemplateSource::Object { object, data })) => renderer
+                .items(
+                    &mut out,
+                    &format!("{field}.configMap"),
+                    r,
+                    object,
+                    data,
+                    target,
+                )?,
+            (None, Some(r), None, Some(FetchedTemplateSource::Object { object, data })) => renderer
+                .items(
+                    &mut out,
+                    &format!("{field}.secret"),
+                    r,
+                    object,
+                    data,
+                    target,
+                )?,
             (None, None, Some(literal), _) => {
                 let field = format!("{field}.literal");
                 let rendered = renderer.render(&field, literal)?;
@@ -88,7 +105,13 @@ pub fn apply(
     for (key, text) in &template.data {
         let field = format!("spec.target.template.data[{key:?}]");
         let value = renderer.render(&field, text)?;
-        out.data.insert(key.clone(), Entry { value, origin: field });
+        out.data.insert(
+            key.clone(),
+            Entry {
+                value,
+                origin: field,
+            },
+        );
     }
     if let Some(metadata) = &template.metadata {
         for (key, text) in &metadata.labels {
@@ -113,12 +136,13 @@ struct Renderer<'a> {
 impl Renderer<'_> {
     /// Renders one template; the output is bounded.
     fn render(&self, field: &str, text: &str) -> Result<SecretBytes, SyncError> {
-        let out = tpl::render(text, &self.ctx, self.template.delimiters.as_ref()).map_err(
-            |source| SyncError::Template {
-                field: field.to_owned(),
-                source,
-            },
-        )?;
+        let out =
+            tpl::render(text, &self.ctx, self.template.delimiters.as_ref()).map_err(|source| {
+                SyncError::Template {
+                    field: field.to_owned(),
+                    source,
+                }
+            })?;
         if out.len() > MAX_TEMPLATE_OUTPUT {
             return Err(SyncError::TooLarge {
                 field: field.to_owned(),

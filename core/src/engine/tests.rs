@@ -32,9 +32,7 @@ impl SecretsClient for TestStore {
             });
         }
         let source = if request.metadata {
-            self.metadata
-                .get(&request.key)
-                .map(|m| (m.clone(), None))
+            self.metadata.get(&request.key).map(|m| (m.clone(), None))
         } else {
             self.values.get(&request.key).cloned()
         };
@@ -102,10 +100,15 @@ impl StoreResolver for Stores {
 fn store() -> TestStore {
     let v = |s: &str| (s.to_owned(), None);
     let mut values = BTreeMap::from([
-        ("password".to_owned(), ("hunter2".to_owned(), Some("7".to_owned()))),
+        (
+            "password".to_owned(),
+            ("hunter2".to_owned(), Some("7".to_owned())),
+        ),
         (
             "db".to_owned(),
-            v(r#"{"user":"app","port":5432,"tls.crt":"PEM","nested":{"a":{"b":"deep"}},"list":[1,2]}"#),
+            v(
+                r#"{"user":"app","port":5432,"tls.crt":"PEM","nested":{"a":{"b":"deep"}},"list":[1,2]}"#,
+            ),
         ),
         ("b64".to_owned(), v("aGVsbG8=")),
         ("bad-b64".to_owned(), v("not base64!")),
@@ -164,7 +167,9 @@ fn data(outcome: &SyncOutcome) -> Vec<(String, String)> {
 }
 
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn err(spec: &str) -> SyncError {
@@ -208,8 +213,17 @@ fn data_reads_whole_values_and_properties() {
 #[test]
 fn identical_reads_cost_one_store_call() {
     let client = Arc::new(store());
-    let es = es("data:\n- secretKey: a\n  remoteRef: {key: db, property: user}\n- secretKey: b\n  remoteRef: {key: db, property: port}");
-    block_on(sync(&es, &Stores(client.clone()), &MemoryKube::new(), None, now())).unwrap();
+    let es = es(
+        "data:\n- secretKey: a\n  remoteRef: {key: db, property: user}\n- secretKey: b\n  remoteRef: {key: db, property: port}",
+    );
+    block_on(sync(
+        &es,
+        &Stores(client.clone()),
+        &MemoryKube::new(),
+        None,
+        now(),
+    ))
+    .unwrap();
     assert_eq!(*client.calls.lock().unwrap(), 1);
 }
 
@@ -229,7 +243,8 @@ fn provider_errors_keep_their_classification() {
     let e = err("data:\n- secretKey: a\n  remoteRef: {key: unavailable}");
     assert_eq!(e.reason(), "Unavailable");
     assert!(e.is_transient());
-    let e = err("data:\n- secretKey: a\n  remoteRef: {key: x}\n  sourceRef: {storeRef: {name: other}}");
+    let e =
+        err("data:\n- secretKey: a\n  remoteRef: {key: x}\n  sourceRef: {storeRef: {name: other}}");
     assert_eq!(
         e.to_string(),
         "spec.data[0].sourceRef.storeRef: SecretStore/ns/other not found"
@@ -328,8 +343,12 @@ fn find_converts_names_into_valid_keys() {
             ("services_billing_db-password", "bpw"),
         ])
     );
-    let out = run("dataFrom:\n- find: {name: {regexp: 'search'}, conversionStrategy: Unicode}").unwrap();
-    assert_eq!(data(&out), pairs(&[("services_U002f_search_U002f_api-key", "skey")]));
+    let out =
+        run("dataFrom:\n- find: {name: {regexp: 'search'}, conversionStrategy: Unicode}").unwrap();
+    assert_eq!(
+        data(&out),
+        pairs(&[("services_U002f_search_U002f_api-key", "skey")])
+    );
     let e = err("dataFrom:\n- find: {path: collide/}");
     assert_eq!(
         e.to_string(),
@@ -348,7 +367,10 @@ fn rewritten_keys_are_used_as_rewritten_and_checked() {
   - regexp: {source: 'services/billing/(.*)', target: '$1'}
   - regexp: {source: ' ', target: '-'}"#)
     .unwrap();
-    assert_eq!(data(&out), pairs(&[("api-key", "bkey"), ("db-password", "bpw")]));
+    assert_eq!(
+        data(&out),
+        pairs(&[("api-key", "bkey"), ("db-password", "bpw")])
+    );
     let e = err(r#"dataFrom:
 - find: {path: services/billing/}
   rewrite:
@@ -366,7 +388,10 @@ fn rewrite_merge_combines_found_values() {
   rewrite:
   - merge: {conflictPolicy: Ignore, priority: [json-a]}"#)
     .unwrap();
-    assert_eq!(data(&out), pairs(&[("shared", "a"), ("x", "1"), ("y", "2")]));
+    assert_eq!(
+        data(&out),
+        pairs(&[("shared", "a"), ("x", "1"), ("y", "2")])
+    );
 }
 
 #[test]
@@ -409,7 +434,12 @@ fn the_secret_is_named_labelled_hashed_and_owned() {
     );
     let owner = &secret.metadata.owner_references.unwrap()[0];
     assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str(), owner.controller),
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller
+        ),
         ("ExternalSecret", "app", "uid-1", Some(true))
     );
     assert_eq!(secret.immutable, None);
@@ -422,7 +452,10 @@ fn target_name_type_and_immutable_are_applied() {
     assert_eq!(secret.metadata.name.as_deref(), Some("other"));
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
     assert_eq!(secret.immutable, Some(true));
-    assert_eq!(secret.metadata.owner_references, None, "Orphan sets no owner");
+    assert_eq!(
+        secret.metadata.owner_references, None,
+        "Orphan sets no owner"
+    );
 }
 
 fn existing(name: &str, labels: &[(&str, &str)], owner: Option<&str>) -> Secret {
@@ -470,7 +503,11 @@ fn owner_never_overwrites_a_secret_it_does_not_own() {
     let ours = existing("app", &[("kuvert.io/managed", "true")], Some("uid-1"));
     let out = run_with(&es(ONE_KEY), &kube, Some(&ours)).unwrap();
     assert_eq!(out.action, TargetAction::Update);
-    assert_eq!(data(&out), pairs(&[("pw", "hunter2")]), "Owner replaces the data");
+    assert_eq!(
+        data(&out),
+        pairs(&[("pw", "hunter2")]),
+        "Owner replaces the data"
+    );
     let secret = out.secret.unwrap();
     assert_eq!(secret.metadata.resource_version.as_deref(), Some("42"));
     // Syncing again against what was written changes nothing.
@@ -511,12 +548,16 @@ fn orphan_updates_managed_secrets_only() {
     let spec = format!("target: {{creationPolicy: Orphan}}\n{ONE_KEY}");
     let managed = existing("app", &[("kuvert.io/managed", "true")], None);
     assert_eq!(
-        run_with(&es(&spec), &MemoryKube::new(), Some(&managed)).unwrap().action,
+        run_with(&es(&spec), &MemoryKube::new(), Some(&managed))
+            .unwrap()
+            .action,
         TargetAction::Update
     );
     let foreign = existing("app", &[], None);
     assert_eq!(
-        run_with(&es(&spec), &MemoryKube::new(), Some(&foreign)).unwrap_err().reason(),
+        run_with(&es(&spec), &MemoryKube::new(), Some(&foreign))
+            .unwrap_err()
+            .reason(),
         "NotOwned"
     );
 }
@@ -563,7 +604,11 @@ fn status_says_synced_with_versions_and_refresh() {
     let out = run("refreshInterval: 30m\ndata:\n- secretKey: pw\n  remoteRef: {key: password}\ndataFrom:\n- extract: {key: db}").unwrap();
     let ready = &out.status.conditions[0];
     assert_eq!(
-        (ready.type_.as_str(), ready.status.as_str(), ready.reason.as_str()),
+        (
+            ready.type_.as_str(),
+            ready.status.as_str(),
+            ready.reason.as_str()
+        ),
         ("Ready", "True", "SecretSynced")
     );
     assert_eq!(ready.message, "Secret ns/app is in sync (6 keys)");
@@ -573,7 +618,13 @@ fn status_says_synced_with_versions_and_refresh() {
         .status
         .synced_versions
         .iter()
-        .map(|v| (v.store.as_str(), v.remote_key.as_str(), v.version.as_deref()))
+        .map(|v| {
+            (
+                v.store.as_str(),
+                v.remote_key.as_str(),
+                v.version.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         versions,
@@ -582,9 +633,20 @@ fn status_says_synced_with_versions_and_refresh() {
             ("SecretStore/ns/store", "password", Some("7"))
         ]
     );
-    assert_eq!(out.requeue_after, Some(std::time::Duration::from_secs(1800)));
-    assert_eq!(run(ONE_KEY).unwrap().requeue_after, Some(std::time::Duration::from_secs(3600)));
-    assert_eq!(run(&format!("refreshInterval: '0'\n{ONE_KEY}")).unwrap().requeue_after, None);
+    assert_eq!(
+        out.requeue_after,
+        Some(std::time::Duration::from_secs(1800))
+    );
+    assert_eq!(
+        run(ONE_KEY).unwrap().requeue_after,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    assert_eq!(
+        run(&format!("refreshInterval: '0'\n{ONE_KEY}"))
+            .unwrap()
+            .requeue_after,
+        None
+    );
 }
 
 #[test]
@@ -593,7 +655,10 @@ fn failed_status_carries_reason_and_message() {
     let e = run_with(&es, &MemoryKube::new(), None).unwrap_err();
     let status = failed_status(&es, &e, now());
     let ready = &status.conditions[0];
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "RemoteSecretNotFound"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "RemoteSecretNotFound")
+    );
     assert_eq!(ready.message, e.to_string());
 }
 
@@ -659,20 +724,31 @@ dataFrom:
     let out = run_with(&es, &kube_with_templates(), None).unwrap();
     assert_eq!(
         data(&out),
-        pairs(&[("a", "app"), ("b", "overridden"), ("config.ini", "user=app")])
+        pairs(&[
+            ("a", "app"),
+            ("b", "overridden"),
+            ("config.ini", "user=app")
+        ])
     );
-    assert_eq!(out.secret.unwrap().metadata.annotations.unwrap()["lit"], "app");
+    assert_eq!(
+        out.secret.unwrap().metadata.annotations.unwrap()["lit"],
+        "app"
+    );
 }
 
 #[test]
 fn template_from_a_missing_config_map_or_key_is_an_error() {
-    let es1 = es("target:\n  template:\n    templateFrom:\n    - configMap: {name: nope, items: [{key: x}]}\ndata:\n- secretKey: a\n  remoteRef: {key: password}");
+    let es1 = es(
+        "target:\n  template:\n    templateFrom:\n    - configMap: {name: nope, items: [{key: x}]}\ndata:\n- secretKey: a\n  remoteRef: {key: password}",
+    );
     let e = run_with(&es1, &kube_with_templates(), None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "spec.target.template.templateFrom[0].configMap: reading ConfigMap ns/nope: ConfigMap ns/nope not found"
     );
-    let es2 = es("target:\n  template:\n    templateFrom:\n    - configMap: {name: tpl, items: [{key: x}]}\ndata:\n- secretKey: a\n  remoteRef: {key: password}");
+    let es2 = es(
+        "target:\n  template:\n    templateFrom:\n    - configMap: {name: tpl, items: [{key: x}]}\ndata:\n- secretKey: a\n  remoteRef: {key: password}",
+    );
     let e = run_with(&es2, &kube_with_templates(), None).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -682,14 +758,18 @@ fn template_from_a_missing_config_map_or_key_is_an_error() {
 
 #[test]
 fn an_undefined_variable_is_a_template_error_naming_the_key() {
-    let e = err("target:\n  template:\n    data:\n      x: '{{ nope }}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}");
+    let e = err(
+        "target:\n  template:\n    data:\n      x: '{{ nope }}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
     assert_eq!(e.reason(), "TemplateError");
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
 }
 
 #[test]
 fn a_template_output_over_one_mebibyte_is_refused() {
-    let e = err("target:\n  template:\n    data:\n      x: '{{ big }}'\ndata:\n- secretKey: big\n  remoteRef: {key: big}");
+    let e = err(
+        "target:\n  template:\n    data:\n      x: '{{ big }}'\ndata:\n- secretKey: big\n  remoteRef: {key: big}",
+    );
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
     assert!(matches!(e.reason(), "TooLarge" | "TemplateError"), "{e}");
 }
@@ -706,7 +786,10 @@ fn no_error_or_debug_output_contains_a_secret_value() {
         }
         s.values.insert(
             "obj".to_owned(),
-            (format!(r#"{{"k":"{PLANTED}","n":{{"x":"{PLANTED}"}}}}"#), None),
+            (
+                format!(r#"{{"k":"{PLANTED}","n":{{"x":"{PLANTED}"}}}}"#),
+                None,
+            ),
         );
         s.values.insert(
             "json-a".to_owned(),
@@ -733,9 +816,19 @@ fn no_error_or_debug_output_contains_a_secret_value() {
     ];
     for spec in failing {
         let es = es(spec);
-        let result = block_on(sync(&es, &Stores(planted_store()), &MemoryKube::new(), None, now()));
+        let result = block_on(sync(
+            &es,
+            &Stores(planted_store()),
+            &MemoryKube::new(),
+            None,
+            now(),
+        ));
         let e = result.expect_err(spec);
-        for shown in [e.to_string(), format!("{e:?}"), format!("{:?}", failed_status(&es, &e, now()))] {
+        for shown in [
+            e.to_string(),
+            format!("{e:?}"),
+            format!("{:?}", failed_status(&es, &e, now())),
+        ] {
             assert!(!shown.contains(PLANTED), "{spec}\nleaked: {shown}");
         }
     }

@@ -102,7 +102,12 @@ pub fn expand_data_from(
                 .iter()
                 .map(|(name, secret)| (name.clone(), secret.value.clone()))
                 .collect();
-            (map, find.conversion_strategy, find.decoding_strategy, "find")
+            (
+                map,
+                find.conversion_strategy,
+                find.decoding_strategy,
+                "find",
+            )
         }
     };
     // With rewrites the keys are used as rewritten (and checked as Secret keys later);
@@ -127,11 +132,7 @@ pub fn expand_data_from(
         .collect()
 }
 
-fn parse_json(
-    field: &str,
-    got: &FetchedValue,
-    expected: &'static str,
-) -> Result<Value, SyncError> {
+fn parse_json(field: &str, got: &FetchedValue, expected: &'static str) -> Result<Value, SyncError> {
     serde_json::from_slice(got.secret.value.expose()).map_err(|_| SyncError::NotJson {
         field: field.to_owned(),
         key: got.key.clone(),

@@ -223,10 +223,12 @@ impl SecretsClient for FakeClient {
     ) -> Result<BTreeMap<String, RemoteSecret>, ProviderError> {
         // The engine has checked the expression compiles; a provider still must not panic.
         let name = match &request.name_regexp {
-            Some(re) => Some(regex::Regex::new(re).map_err(|e| ProviderError::InvalidSpec {
-                field: "name.regexp".to_owned(),
-                message: e.to_string(),
-            })?),
+            Some(re) => Some(
+                regex::Regex::new(re).map_err(|e| ProviderError::InvalidSpec {
+                    field: "name.regexp".to_owned(),
+                    message: e.to_string(),
+                })?,
+            ),
             None => None,
         };
         Ok(self
@@ -258,10 +260,7 @@ impl SecretsClient for FakeClient {
     async fn push(&self, request: &PushRequest) -> Result<(), ProviderError> {
         if self.data.iter().any(|e| e.key == request.key) {
             return Err(ProviderError::Conflict {
-                message: format!(
-                    "key {:?} exists and was not written by kuvert",
-                    request.key
-                ),
+                message: format!("key {:?} exists and was not written by kuvert", request.key),
             });
         }
         let mut pushed = self.pushed();
@@ -274,7 +273,13 @@ impl SecretsClient for FakeClient {
         }
         let value = match (&request.property, pushed.remove(&request.key)) {
             (None, _) => PushedValue::Whole(request.value.clone()),
-            (Some(prop), Some(Pushed { value: PushedValue::Properties(mut map), .. })) => {
+            (
+                Some(prop),
+                Some(Pushed {
+                    value: PushedValue::Properties(mut map),
+                    ..
+                }),
+            ) => {
                 map.insert(prop.clone(), request.value.clone());
                 PushedValue::Properties(map)
             }

@@ -107,7 +107,10 @@ fn metadata_requests_return_the_tags_as_json() {
         metadata: true,
     }))
     .unwrap();
-    assert_eq!(got.value.expose_str().unwrap(), r#"{"env":"prod","team":"a"}"#);
+    assert_eq!(
+        got.value.expose_str().unwrap(),
+        r#"{"env":"prod","team":"a"}"#
+    );
 }
 
 #[test]
@@ -119,20 +122,31 @@ fn find_filters_by_path_name_and_tags() {
         tagged("other/db-x", "x", &[("env", "prod")]),
     ]);
     let find = |path: Option<&str>, re: Option<&str>, tags: &[(&str, &str)]| {
-        let found = block_on(c.find(&FindRequest {
-            path: path.map(str::to_owned),
-            name_regexp: re.map(str::to_owned),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }))
+        let found = block_on(
+            c.find(&FindRequest {
+                path: path.map(str::to_owned),
+                name_regexp: re.map(str::to_owned),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+        )
         .unwrap();
         found.into_keys().collect::<Vec<_>>()
     };
-    assert_eq!(find(Some("app/"), None, &[]), ["app/db-password", "app/db-user", "app/token"]);
-    assert_eq!(find(None, Some("db-"), &[]), ["app/db-password", "app/db-user", "other/db-x"]);
-    assert_eq!(find(Some("app/"), Some("db-"), &[("env", "prod")]), ["app/db-password"]);
+    assert_eq!(
+        find(Some("app/"), None, &[]),
+        ["app/db-password", "app/db-user", "app/token"]
+    );
+    assert_eq!(
+        find(None, Some("db-"), &[]),
+        ["app/db-password", "app/db-user", "other/db-x"]
+    );
+    assert_eq!(
+        find(Some("app/"), Some("db-"), &[("env", "prod")]),
+        ["app/db-password"]
+    );
     assert_eq!(find(None, None, &[("env", "dev")]), ["app/db-user"]);
 }
 
@@ -146,7 +160,9 @@ fn validate_names_the_field_at_fault() {
             namespace: Some("default"),
             spec: &spec,
         };
-        FakeStoreProvider.validate(&store).map_err(|e| e.to_string())
+        FakeStoreProvider
+            .validate(&store)
+            .map_err(|e| e.to_string())
     };
     assert!(check(vec![entry("a", "1"), versioned("a", "2", "2")]).is_ok());
     assert_eq!(
@@ -176,7 +192,10 @@ fn push_writes_only_keys_kuvert_owns() {
     let err = push("pushed", None, "v2", "ns/b").unwrap_err();
     assert_eq!(err.reason(), "Conflict");
     let err = push("from-spec", None, "x", "ns/a").unwrap_err();
-    assert_eq!(err.to_string(), r#"conflict: key "from-spec" exists and was not written by kuvert"#);
+    assert_eq!(
+        err.to_string(),
+        r#"conflict: key "from-spec" exists and was not written by kuvert"#
+    );
     push("obj", Some("user"), "u", "ns/a").unwrap();
     push("obj", Some("pass"), "p", "ns/a").unwrap();
     assert_eq!(get(&*c, "obj", None).unwrap(), r#"{"pass":"p","user":"u"}"#);
