@@ -122,7 +122,7 @@ pub enum SyncError {
         field: String,
         /// Why (template errors never quote values).
         #[source]
-        source: super::tpl::TemplateError,
+        source: crate::template::TemplateError,
     },
     /// A key the Secret would get is not a valid Secret key.
     #[error("{field}: {key:?} is not a valid Secret key: {problem}")]

@@ -32,54 +32,8 @@ pub mod values;
 
 use std::collections::BTreeMap;
 
-// TEMPORARY SHIM — delete once core/src/template lands, and use `crate::template as tpl`.
-// It follows the template module's fixed API with a bare `{{ name }}` substitution.
-#[allow(dead_code, missing_docs)]
-pub(crate) mod tpl {
-    use std::collections::BTreeMap;
-
-    use crate::secret::SecretBytes;
-
-    pub struct TemplateContext(BTreeMap<String, SecretBytes>);
-    impl TemplateContext {
-        pub fn from_data(data: &BTreeMap<String, SecretBytes>) -> Self {
-            TemplateContext(data.clone())
-        }
-        pub fn for_rewrite(key: &str) -> Self {
-            TemplateContext(BTreeMap::from([(
-                "value".to_owned(),
-                SecretBytes::from(key),
-            )]))
-        }
-    }
-    #[derive(Debug, thiserror::Error)]
-    pub enum TemplateError {
-        #[error("undefined variable")]
-        Undefined,
-    }
-    impl TemplateError {
-        pub fn reason(&self) -> &'static str {
-            "Undefined"
-        }
-    }
-    pub fn render(
-        template: &str,
-        ctx: &TemplateContext,
-        _d: Option<&crate::api::TemplateDelimiters>,
-    ) -> Result<SecretBytes, TemplateError> {
-        let mut out = Vec::new();
-        let mut rest = template;
-        while let Some(start) = rest.find("{{") {
-            out.extend_from_slice(&rest.as_bytes()[..start]);
-            let end = rest[start..].find("}}").ok_or(TemplateError::Undefined)? + start;
-            let name = rest[start + 2..end].trim();
-            out.extend_from_slice(ctx.0.get(name).ok_or(TemplateError::Undefined)?.expose());
-            rest = &rest[end + 2..];
-        }
-        out.extend_from_slice(rest.as_bytes());
-        Ok(SecretBytes::new(out))
-    }
-}
+// The template module, under a short name the engine uses throughout.
+pub(crate) use crate::template as tpl;
 
 use k8s_openapi::api::core::v1::Secret;
 
@@ -100,7 +54,7 @@ pub use target::{SyncOutcome, TargetAction};
 pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
 
 /// Largest value one template may produce, in bytes.
-pub const MAX_TEMPLATE_OUTPUT: usize = 1024 * 1024;
+pub const MAX_TEMPLATE_OUTPUT: usize = crate::template::MAX_OUTPUT_BYTES;
 
 /// One key on its way to the Secret: its value and the field it came from (for errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
