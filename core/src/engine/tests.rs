@@ -838,3 +838,120 @@ fn no_error_or_debug_output_contains_a_secret_value() {
     let fetched = block_on(fetch(&es, &Stores(planted_store()), &MemoryKube::new())).unwrap();
     assert!(!format!("{fetched:?}").contains(PLANTED));
 }
+
+// --- templates through core::template -------------------------------------------------------
+
+#[test]
+fn transform_rewrites_render_each_key_as_value() {
+    let out = run(r#"dataFrom:
+- find: {path: services/billing/}
+  rewrite:
+  - regexp: {source: 'services/billing/', target: ''}
+  - transform: {template: "{{ value | upper | replace('-', '_') | replace(' ', '_') }}"}"#)
+    .unwrap();
+    assert_eq!(
+        data(&out),
+        pairs(&[("API_KEY", "bkey"), ("DB_PASSWORD", "bpw")])
+    );
+    let e = err(
+        "dataFrom:\n- find: {path: services/billing/}\n  rewrite:\n  - transform: {template: '{{ nope }}'}",
+    );
+    assert_eq!(e.field(), "spec.dataFrom[0].rewrite[0].transform.template");
+    assert_eq!(e.reason(), "TemplateError");
+}
+
+#[test]
+fn a_template_syntax_error_names_the_template_and_line() {
+    let e = err(
+        "target:\n  template:\n    data:\n      x: \"ok\\n{{ pw \"\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
+    assert_eq!(e.reason(), "TemplateError");
+    assert!(
+        e.to_string()
+            .starts_with(r#"spec.target.template.data["x"]: template syntax error at line 2"#),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_undefined_variable_is_never_an_empty_string() {
+    let e = err(
+        "target:\n  template:\n    data:\n      x: '{{ pw }}-{{ nope }}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
+    assert_eq!(
+        e.to_string(),
+        r#"spec.target.template.data["x"]: undefined variable or key at line 1 in `nope`"#
+    );
+}
+
+#[test]
+fn templates_see_every_key_and_the_data_map_with_filters() {
+    let out = run(r#"target:
+  template:
+    data:
+      dsn: "{{ user }}:{{ data['tls.crt'] }}"
+      encoded: "{{ user | b64enc }}"
+      port: "{{ (nested | fromjson).a.b }}"
+dataFrom:
+- extract: {key: db}"#)
+    .unwrap();
+    assert_eq!(
+        data(&out),
+        pairs(&[("dsn", "app:PEM"), ("encoded", "YXBw"), ("port", "deep")])
+    );
+}
+
+#[test]
+fn alternative_delimiters_leave_helm_braces_alone() {
+    let out = run(r#"target:
+  template:
+    delimiters: {variableStart: '[[', variableEnd: ']]'}
+    data:
+      x: "{{ .Values.kept }} [[ pw ]]"
+data:
+- secretKey: pw
+  remoteRef: {key: password}"#)
+    .unwrap();
+    assert_eq!(data(&out), pairs(&[("x", "{{ .Values.kept }} hunter2")]));
+}
+
+#[test]
+fn template_from_secrets_can_target_labels() {
+    let mut kube = MemoryKube::new();
+    let s: Secret = serde_saphyr::from_str(
+        "metadata: {name: tpl, namespace: ns}\nstringData:\n  labels.yaml: \"team: '{{ user }}'\"\n",
+    )
+    .unwrap();
+    kube.add_secret(&s);
+    let es = es(r#"target:
+  template:
+    mergePolicy: Merge
+    templateFrom:
+    - secret: {name: tpl, items: [{key: labels.yaml, templateAs: KeysAndValues}]}
+      target: Labels
+data:
+- secretKey: user
+  remoteRef: {key: db, property: user}"#);
+    let out = run_with(&es, &kube, None).unwrap();
+    assert_eq!(data(&out), pairs(&[("user", "app")]));
+    let labels = out.secret.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels["team"], "app");
+    assert_eq!(labels["kuvert.io/managed"], "true");
+}
+
+#[test]
+fn an_invalid_templated_label_value_is_an_error() {
+    let e = err(
+        "target:\n  template:\n    metadata: {labels: {l: '{{ pw }} !'}}\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
+    assert_eq!(e.field(), r#"spec.target.template.metadata.labels["l"]"#);
+}
+
+#[test]
+fn a_template_looping_past_one_mebibyte_is_refused() {
+    let e = err(
+        "target:\n  template:\n    data:\n      x: '{% for i in range(300000) %}xxxxxxxxxx{% endfor %}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
+    assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
+    assert_eq!(e.reason(), "TemplateError");
+}
