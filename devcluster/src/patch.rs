@@ -266,6 +266,48 @@ pub(crate) fn fields_v1(v: &Value) -> Value {
     walk(v, None)
 }
 
+/// Fields of `applied` that another `Apply` manager in `managed` owns and that `applied` would
+/// change: (manager, `.dotted.path`). Keyed-list items are not compared.
+pub(crate) fn apply_conflicts(
+    doc: &Value,
+    applied: &Value,
+    manager: &str,
+    managed: &[Value],
+) -> Vec<(String, String)> {
+    fn walk(
+        set: &Value,
+        doc: &Value,
+        applied: &Value,
+        path: &str,
+        owner: &str,
+        out: &mut Vec<(String, String)>,
+    ) {
+        let Some(m) = set.as_object() else { return };
+        for (k, sub) in m {
+            let Some(field) = k.strip_prefix("f:") else {
+                continue;
+            };
+            let (Some(new), cur) = (applied.get(field), doc.get(field)) else {
+                continue;
+            };
+            let p = format!("{path}.{field}");
+            if sub.as_object().is_some_and(|s| !s.is_empty()) {
+                walk(sub, cur.unwrap_or(&Value::Null), new, &p, owner, out);
+            } else if cur != Some(new) {
+                out.push((owner.to_string(), p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in managed {
+        let owner = f["manager"].as_str().unwrap_or("");
+        if owner != manager && f["operation"] == "Apply" {
+            walk(&f["fieldsV1"], doc, applied, "", owner, &mut out);
+        }
+    }
+    out
+}
+
 /// Removes from `doc` the fields present in the `previous` field set and absent from `current`
 /// (both `fieldsV1`), skipping fields that one of `others` also names.
 pub(crate) fn remove_unapplied(

@@ -1017,4 +1017,87 @@ async fn server_side_apply_removes_fields_its_manager_stopped_applying() {
         .filter_map(|f| f.manager)
         .collect();
     assert_eq!(managers, ["other", "kuvert"]);
+
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssa"}, "data": {"c": "Nw=="}});
+    let conflict = api_error(
+        secrets
+            .patch(
+                "ssa",
+                &PatchParams::apply("kuvert"),
+                &Patch::Apply(body.clone()),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        conflict.message,
+        "Apply failed with 1 conflict: conflict with \"other\": .data.c"
+    );
+    let same_value = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssa"}, "data": {"a": "MQ==", "c": "Mw=="}});
+    secrets
+        .patch(
+            "ssa",
+            &PatchParams::apply("kuvert"),
+            &Patch::Apply(same_value),
+        )
+        .await
+        .expect("sharing a field with the same value is no conflict");
+    let forced = secrets
+        .patch(
+            "ssa",
+            &PatchParams::apply("kuvert").force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["c"].0, b"7");
+}
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_and_the_end_bookmark() {
+    let dc = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    secrets
+        .create(&PostParams::default(), &secret("s1", json!({})))
+        .await
+        .unwrap();
+    let mut stream = watcher(
+        secrets.clone(),
+        watcher::Config::default().streaming_lists(),
+    )
+    .boxed();
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            watcher::Event::Init => seen.push("Init".to_string()),
+            watcher::Event::InitApply(s) => seen.push(s.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["Init", "s1"]);
+    assert_eq!(
+        dc.request_count("list", "secrets"),
+        0,
+        "a streaming list needs no list call"
+    );
+    secrets
+        .create(&PostParams::default(), &secret("s2", json!({})))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        watcher::Event::Apply(s) => assert_eq!(s.metadata.name.as_deref(), Some("s2")),
+        other => panic!("unexpected {other:?}"),
+    }
 }

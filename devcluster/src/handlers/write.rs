@@ -85,6 +85,12 @@ pub(super) fn patch_object(
                     .unwrap_or_default();
                 let is_mine =
                     |f: &Value| f["manager"] == json!(manager) && f["operation"] == "Apply";
+                if !r.flag("force") {
+                    let found = patch::apply_conflicts(&doc, &patch_body, manager, &fields);
+                    if !found.is_empty() {
+                        return Err(apply_conflict(info, name, found));
+                    }
+                }
                 // Fields this manager applied before and no longer applies are removed, unless
                 // another applier also owns them.
                 if let Some(previous) = fields.iter().find(|f| is_mine(f)) {
@@ -258,4 +264,29 @@ pub(super) fn delete_collection(
     Ok(Reply::ok(
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"group": info.group, "kind": info.plural}}),
     ))
+}
+
+/// The 409 a non-forced apply gets when it changes fields another applier owns.
+fn apply_conflict(info: &ResourceInfo, name: &str, found: Vec<(String, String)>) -> ApiError {
+    let summary: Vec<String> = found
+        .iter()
+        .map(|(m, p)| format!("conflict with {m:?}: {p}"))
+        .collect();
+    let mut err = ApiError::new(
+        409,
+        "Conflict",
+        format!(
+            "Apply failed with {} conflict{}: {}",
+            found.len(),
+            if found.len() == 1 { "" } else { "s" },
+            summary.join("\n")
+        ),
+    );
+    let causes: Vec<Value> = found
+        .iter()
+        .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?}"), "field": p}))
+        .collect();
+    err.details =
+        Some(json!({"name": name, "group": info.group, "kind": info.plural, "causes": causes}));
+    err
 }
