@@ -45,8 +45,9 @@ pub enum TargetAction {
     Skip,
 }
 
-/// The result of a successful sync.
-#[derive(Clone, Debug)]
+/// The result of a successful sync. Its `Debug` shows the Secret's name and keys, never its
+/// data (a `Secret`'s own `Debug` prints the bytes).
+#[derive(Clone)]
 pub struct SyncOutcome {
     /// The whole Secret as it should be after the write (`None` with `creationPolicy: None`).
     pub secret: Option<Secret>,
@@ -56,6 +57,28 @@ pub struct SyncOutcome {
     pub status: ExternalSecretStatus,
     /// When to sync again (`None`: only on a change or a force-sync). Add jitter.
     pub requeue_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for SyncOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|s| {
+            (
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+                s.data
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        f.debug_struct("SyncOutcome")
+            .field("secret (namespace, name, keys)", &secret)
+            .field("action", &self.action)
+            .field("status", &self.status)
+            .field("requeue_after", &self.requeue_after)
+            .finish()
+    }
 }
 
 /// The name of the target Secret.

@@ -837,6 +837,11 @@ fn no_error_or_debug_output_contains_a_secret_value() {
     let es = es("dataFrom:\n- extract: {key: obj}");
     let fetched = block_on(fetch(&es, &Stores(planted_store()), &MemoryKube::new())).unwrap();
     assert!(!format!("{fetched:?}").contains(PLANTED));
+    let outcome = build(&es, &fetched, None, now()).unwrap();
+    assert!(data(&outcome).iter().any(|(_, v)| v.contains(PLANTED)));
+    let shown = format!("{outcome:?}");
+    assert!(shown.contains(r#""k", "n""#), "{shown}");
+    assert!(!shown.contains(PLANTED), "{shown}");
 }
 
 // --- templates through core::template -------------------------------------------------------
