@@ -242,6 +242,27 @@ impl Registry {
             ),
             Arc::new(token_review),
         ];
+        // `kubectl get all` expands the `all` category, as on a real server.
+        let all = [
+            "pods",
+            "services",
+            "deployments",
+            "statefulsets",
+            "daemonsets",
+            "replicasets",
+        ];
+        let builtin = builtin
+            .into_iter()
+            .map(|r| {
+                if all.contains(&r.plural.as_str()) {
+                    let mut r = (*r).clone();
+                    r.categories = vec!["all".into()];
+                    Arc::new(r)
+                } else {
+                    r
+                }
+            })
+            .collect();
         Self {
             builtin,
             custom: BTreeMap::new(),
