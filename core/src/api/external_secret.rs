@@ -450,15 +450,17 @@ pub struct RewriteTransform {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RewriteMerge {
-    /// Write the merged map, as JSON, under this one key. Default: one key per field.
+    /// The key the merged map is written under, as JSON. Required with strategy `JSON`;
+    /// ignored with `Extract` (as in ESO).
     pub into: Option<String>,
-    /// Keys whose values win conflicts, highest first; other keys merge in name order.
+    /// Keys whose values win conflicts, highest first; the other keys merge before them, in
+    /// name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub priority: Vec<String>,
     /// What a field defined by two values is. Default: `Error`.
     pub conflict_policy: Option<MergeConflictPolicy>,
-    /// `Extract`: values are JSON objects merged field by field. `JSON`: the same, and the
-    /// result is written as JSON under `into`. Default: `Extract`.
+    /// Values (JSON objects) are merged field by field; `Extract` writes one key per field,
+    /// `JSON` the merged map as one JSON value under `into`. Default: `Extract`.
     pub strategy: Option<MergeStrategy>,
 }
 
@@ -469,7 +471,7 @@ pub enum MergeConflictPolicy {
     /// An error naming the field.
     #[default]
     Error,
-    /// The value with the higher priority wins.
+    /// The value merged last wins: a `priority` key's over the others', else the later name's.
     Ignore,
 }
 
@@ -477,10 +479,10 @@ pub enum MergeConflictPolicy {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[schemars(transform = crate::api::common::field_docs_only)]
 pub enum MergeStrategy {
-    /// Each value's JSON object is merged field by field.
+    /// One key per field of the merged map.
     #[default]
     Extract,
-    /// Merged as JSON and written under `into`.
+    /// The merged map, as JSON, under `into`.
     #[serde(rename = "JSON")]
     Json,
 }
