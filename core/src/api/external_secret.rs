@@ -297,7 +297,10 @@ pub struct ExternalSecretDataRemoteRef {
     #[schemars(length(min = 1))]
     pub key: String,
     /// A field of a JSON value: a dotted path such as `a.b.c`. A key that itself contains dots is
-    /// written in brackets: `a.["tls.crt"]`. Default: the whole value.
+    /// written in brackets and quotes: `a.["tls.crt"]` (or `a["tls.crt"]`, `a['tls.crt']`); a
+    /// number indexes a list (`hosts.0`, `hosts[0]`). A property that is literally a top-level
+    /// key (`tls.crt`) selects that key first, as in ESO. Strings are written as they are, other
+    /// JSON values as JSON text. Default: the whole value.
     pub property: Option<String>,
     /// The remote version to read. Default: the current one.
     pub version: Option<String>,
