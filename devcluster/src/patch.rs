@@ -64,17 +64,29 @@ pub(crate) fn merge(doc: &mut Value, patch: &Value) {
     json_patch::merge(doc, patch);
 }
 
-/// Applies an RFC 6902 JSON patch.
+/// Applies an RFC 6902 JSON patch. As on the real server, a `test` for `null` passes when the
+/// path is missing (kube-runtime's finalizer helper relies on it when adding the first finalizer).
 pub(crate) fn json(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("the json patch is malformed: {e}")))?;
-    json_patch::patch(doc, &ops).map_err(|e| {
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("the server rejected our request due to an error in our request: {e}"),
-        )
-    })
+    let mut work = doc.clone();
+    for op in &ops.0 {
+        if let json_patch::PatchOperation::Test(t) = op
+            && t.value.is_null()
+            && work.pointer(t.path.as_str()).is_none_or(Value::is_null)
+        {
+            continue;
+        }
+        json_patch::patch(&mut work, std::slice::from_ref(op)).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
+    *doc = work;
+    Ok(())
 }
 
 /// Applies a strategic merge patch.

@@ -500,7 +500,10 @@ async fn a_watcher_survives_410_by_relisting() {
         .await
         .unwrap();
 
-    let mut stream = watcher(watched.clone(), watcher::Config::default()).boxed();
+    let (reader, writer) = kube::runtime::reflector::store();
+    let mut stream =
+        kube::runtime::reflector(writer, watcher(watched.clone(), watcher::Config::default()))
+            .boxed();
     let mut seen = Vec::new();
     loop {
         match stream.try_next().await.unwrap().unwrap() {
@@ -567,6 +570,17 @@ async fn a_watcher_survives_410_by_relisting() {
         watcher::Event::Apply(s) => assert_eq!(s.metadata.name.as_deref(), Some("after")),
         other => panic!("expected the new secret, got {other:?}"),
     }
+    let mut cached: Vec<String> = reader
+        .state()
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    cached.sort();
+    assert_eq!(
+        cached,
+        ["after", "before"],
+        "the reflector's cache is whole after the re-list"
+    );
 }
 
 #[tokio::test]
@@ -1100,4 +1114,46 @@ async fn streaming_list_watchers_get_initial_events_and_the_end_bookmark() {
         watcher::Event::Apply(s) => assert_eq!(s.metadata.name.as_deref(), Some("s2")),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper_adds_runs_cleanup_and_releases() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event, finalizer};
+    use std::sync::Arc;
+
+    let dc = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(dc.client().unwrap(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "fin"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let step = async |cms: &Api<ConfigMap>| -> &'static str {
+        let obj = Arc::new(cms.get("fin").await.unwrap());
+        let mut seen = "added";
+        finalizer(cms, "kuvert.io/cleanup", obj, |event| {
+            seen = match event {
+                Event::Apply(_) => "apply",
+                Event::Cleanup(_) => "cleanup",
+            };
+            async { Ok::<_, std::io::Error>(Action::await_change()) }
+        })
+        .await
+        .unwrap();
+        seen
+    };
+    assert_eq!(step(&cms).await, "added");
+    assert_eq!(
+        cms.get("fin").await.unwrap().metadata.finalizers,
+        Some(vec!["kuvert.io/cleanup".to_string()])
+    );
+    assert_eq!(step(&cms).await, "apply");
+    cms.delete("fin", &DeleteParams::default()).await.unwrap();
+    assert_eq!(step(&cms).await, "cleanup");
+    assert!(
+        cms.get_opt("fin").await.unwrap().is_none(),
+        "released once the finalizer is removed"
+    );
 }
