@@ -21,6 +21,8 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
+    Run(kuvert_operator::run::RunArgs),
     /// Sync every ExternalSecret of some manifests once, offline, and print the Secrets.
     Render {
         /// Manifest files or folders (a folder's *.yaml and *.yml files, sorted).
@@ -37,8 +39,23 @@ fn main() -> anyhow::Result<()> {
         Command::Crds { out_dir: None } => print!("{}", kuvert_core::crds::all_yaml()),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir)?,
         Command::Render { files, decode } => render(&files, decode)?,
+        Command::Run(args) => run(args)?,
     }
     Ok(())
+}
+
+/// `kuvert run`: the operator, until SIGTERM or Ctrl-C.
+fn run(args: kuvert_operator::run::RunArgs) -> anyhow::Result<()> {
+    kuvert_operator::run::init_logging(args.log_format, &args.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+        kuvert_operator::run::run(args, client).await
+    })
 }
 
 /// `kuvert render`: Secrets on stdout, one line per failure on stderr, exit 1 on any failure.

@@ -111,9 +111,9 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     {
         let (caches, es_cache) = (caches.clone(), es_cache.clone());
         tokio::spawn(async move {
-            let _ = caches.stores.wait_until_ready().await;
-            let _ = caches.cluster_stores.wait_until_ready().await;
-            let _ = es_cache.wait_until_ready().await;
+            wait_until_ready(&caches.stores).await;
+            wait_until_ready(&caches.cluster_stores).await;
+            wait_until_ready(&es_cache).await;
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
@@ -135,6 +135,21 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     health.abort();
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Waits for a controller's cache to be filled.
+///
+/// kube-runtime's readiness signal keeps a single waker, and the controller's own runner waits
+/// on it too: a second waiter may never be woken. Polling again finds the remembered value.
+async fn wait_until_ready<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 /// Drops coalesced reads no sync would accept any more, once a minute.

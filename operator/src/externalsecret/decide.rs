@@ -71,13 +71,23 @@ pub fn spread_interval(es: &ExternalSecret, interval: Duration) -> Duration {
     interval.mul_f64(jitter(&id, 0, 0.9, 1.0))
 }
 
+/// What the controller knows beyond the object itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The target Secret as found.
+    pub target: TargetState,
+    /// A store the object uses changed since it was last synced.
+    pub store_changed: bool,
+}
+
 /// Decides for `es` at `now`. `coalesce` is how old a shared read a first sync accepts.
 pub fn decide(
     es: &ExternalSecret,
-    target: TargetState,
+    observed: Observed,
     now: jiff::Timestamp,
     coalesce: Duration,
 ) -> Result<Decision, SyncError> {
+    let target = observed.target;
     let interval = refresh_interval(es)?;
     let status = es.status.clone().unwrap_or_default();
     let forced = force_sync_value(es);
@@ -97,6 +107,12 @@ pub fn decide(
         return Ok(Decision::Sync {
             max_age: coalesce,
             why: "SpecChanged",
+        });
+    }
+    if observed.store_changed {
+        return Ok(Decision::Sync {
+            max_age: coalesce,
+            why: "StoreChanged",
         });
     }
     let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
@@ -177,6 +193,13 @@ mod tests {
         es
     }
 
+    fn seen(target: TargetState) -> Observed {
+        Observed {
+            target,
+            store_changed: false,
+        }
+    }
+
     fn sync(max_age: u64, why: &'static str) -> Decision {
         Decision::Sync {
             max_age: Duration::from_secs(max_age),
@@ -189,7 +212,7 @@ mod tests {
         let mut es = synced_es("1h");
         es.status = None;
         assert_eq!(
-            decide(&es, TargetState::Missing, at(0), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::Missing), at(0), COALESCE).unwrap(),
             sync(5, "FirstSync")
         );
     }
@@ -200,14 +223,14 @@ mod tests {
         let due = spread_interval(&es, Duration::from_secs(3600));
         assert!(due >= Duration::from_secs(3240) && due < Duration::from_secs(3600));
         let before = 1000 + due.as_secs() as i64 - 10;
-        match decide(&es, TargetState::InSync, at(before), COALESCE).unwrap() {
+        match decide(&es, seen(TargetState::InSync), at(before), COALESCE).unwrap() {
             Decision::Wait(Some(d)) => {
                 assert!(d <= Duration::from_secs(11) && d > Duration::from_secs(9))
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            decide(&es, TargetState::InSync, at(1000 + 3600), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1000 + 3600), COALESCE).unwrap(),
             sync(3600, "Refresh")
         );
     }
@@ -216,7 +239,7 @@ mod tests {
     fn refresh_interval_zero_syncs_once() {
         let es = synced_es("0");
         assert_eq!(
-            decide(&es, TargetState::InSync, at(999_999), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(999_999), COALESCE).unwrap(),
             Decision::Wait(None)
         );
     }
@@ -227,7 +250,7 @@ mod tests {
             let mut es = synced_es("1m");
             es.spec.refresh_policy = Some(policy);
             assert_eq!(
-                decide(&es, TargetState::InSync, at(999_999), COALESCE).unwrap(),
+                decide(&es, seen(TargetState::InSync), at(999_999), COALESCE).unwrap(),
                 Decision::Wait(None)
             );
         }
@@ -239,13 +262,13 @@ mod tests {
         es.metadata.annotations =
             Some(BTreeMap::from([("force-sync".into(), "1700000000".into())]));
         assert_eq!(
-            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
             sync(0, "ForceSync")
         );
         // Once acted on (recorded in status), the same value does nothing.
         es.status.as_mut().unwrap().force_sync = Some("1700000000".into());
         assert!(matches!(
-            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
             Decision::Wait(Some(_))
         ));
         // Even with refreshPolicy CreatedOnce a new value syncs.
@@ -255,7 +278,7 @@ mod tests {
             "2".into(),
         )]));
         assert_eq!(
-            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
             sync(0, "ForceSync")
         );
     }
@@ -265,8 +288,21 @@ mod tests {
         let mut es = synced_es("1h");
         es.metadata.generation = Some(2);
         assert_eq!(
-            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
             sync(5, "SpecChanged")
+        );
+    }
+
+    #[test]
+    fn a_changed_store_syncs_its_users() {
+        let es = synced_es("1h");
+        let observed = Observed {
+            target: TargetState::InSync,
+            store_changed: true,
+        };
+        assert_eq!(
+            decide(&es, observed, at(1001), COALESCE).unwrap(),
+            sync(5, "StoreChanged")
         );
     }
 
@@ -282,7 +318,7 @@ mod tests {
             at(1000),
         )];
         assert_eq!(
-            decide(&es, TargetState::InSync, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
             sync(5, "Retry")
         );
     }
@@ -291,11 +327,11 @@ mod tests {
     fn an_edited_or_deleted_secret_is_restored_from_values_as_fresh_as_a_refresh() {
         let es = synced_es("1h");
         assert_eq!(
-            decide(&es, TargetState::Drifted, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::Drifted), at(1001), COALESCE).unwrap(),
             sync(3600, "Drift")
         );
         assert_eq!(
-            decide(&es, TargetState::Missing, at(1001), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::Missing), at(1001), COALESCE).unwrap(),
             sync(3600, "Drift")
         );
     }
@@ -305,7 +341,7 @@ mod tests {
         // The status survives a restart; a Secret in sync and a recent refreshTime mean no read.
         let es = synced_es("1h");
         assert!(matches!(
-            decide(&es, TargetState::InSync, at(1060), COALESCE).unwrap(),
+            decide(&es, seen(TargetState::InSync), at(1060), COALESCE).unwrap(),
             Decision::Wait(Some(_))
         ));
     }

@@ -27,7 +27,7 @@ use kuvert_core::engine::{self, SyncError};
 
 use crate::context::Context;
 use crate::metrics;
-use decide::{Decision, decide, target_state};
+use decide::{Decision, Observed, decide, target_state};
 use stores::{Resolver, StoreCaches, StoreKey, stores_of};
 
 /// Metric label of this kind.
@@ -87,7 +87,8 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
     let es_ref = ObjectRef::from_obj(es.as_ref());
-    ctx.index.record(es_ref, stores_of(&es));
+    ctx.index.record(es_ref.clone(), stores_of(&es));
+    let generations = state.caches.generations(&es);
     if !serves(&state, &es, &namespace) {
         return Ok(Action::await_change());
     }
@@ -101,12 +102,11 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
             "reading Secret {namespace}/{target_name}"
         )))?;
     let now = (ctx.clock)();
-    let decision = decide(
-        &es,
-        target_state(&es, existing.as_ref()),
-        now,
-        ctx.settings.coalesce_window,
-    );
+    let observed = Observed {
+        target: target_state(&es, existing.as_ref()),
+        store_changed: ctx.index.stores_changed(&es_ref, &generations),
+    };
+    let decision = decide(&es, observed, now, ctx.settings.coalesce_window);
     let started = Instant::now();
     let result = match decision {
         Ok(Decision::Wait(Some(delay))) => return Ok(Action::requeue(delay)),
@@ -134,6 +134,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     let written = apply::write(&secrets, &outcome, existing.as_ref()).await?;
     metrics::sync(KIND, started.elapsed(), None);
     report::synced(ctx, &es, outcome.status, written.as_ref()).await?;
+    ctx.index.mark_synced(es_ref, generations);
     ctx.backoff.reset(&format!("{namespace}/{name}"));
     Ok(match outcome.requeue_after {
         Some(interval) => Action::requeue(decide::spread_interval(&es, interval)),

@@ -67,7 +67,11 @@ impl StoreKey {
 pub struct StoreIndex {
     users: Mutex<HashMap<StoreKey, HashSet<ObjectRef<ExternalSecret>>>>,
     uses: Mutex<HashMap<ObjectRef<ExternalSecret>, Vec<StoreKey>>>,
+    synced: Mutex<HashMap<ObjectRef<ExternalSecret>, StoreGenerations>>,
 }
+
+/// The generation of each store an ExternalSecret uses (`None`: the store does not exist).
+pub type StoreGenerations = Vec<(StoreKey, Option<i64>)>;
 
 impl StoreIndex {
     /// Records the stores an ExternalSecret uses now (replacing what it used before).
@@ -92,6 +96,25 @@ impl StoreIndex {
     pub fn forget(&self, es: &ObjectRef<ExternalSecret>) {
         self.record(es.clone(), Vec::new());
         self.uses.lock().expect("index lock").remove(es);
+        self.synced.lock().expect("index lock").remove(es);
+    }
+
+    /// Whether a store changed since this process last synced the ExternalSecret (a restart
+    /// counts as no change: the status already says what was synced).
+    pub fn stores_changed(&self, es: &ObjectRef<ExternalSecret>, now: &StoreGenerations) -> bool {
+        self.synced
+            .lock()
+            .expect("index lock")
+            .get(es)
+            .is_some_and(|before| before != now)
+    }
+
+    /// Remembers the store generations a successful sync used.
+    pub fn mark_synced(&self, es: ObjectRef<ExternalSecret>, generations: StoreGenerations) {
+        self.synced
+            .lock()
+            .expect("index lock")
+            .insert(es, generations);
     }
 
     /// The ExternalSecrets using a store.
@@ -124,6 +147,28 @@ pub fn stores_of(es: &ExternalSecret) -> Vec<StoreKey> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+impl StoreCaches {
+    /// The current generation of each store an ExternalSecret uses.
+    pub fn generations(&self, es: &ExternalSecret) -> StoreGenerations {
+        stores_of(es)
+            .into_iter()
+            .map(|key| {
+                let generation = match key.kind {
+                    SecretStoreKind::SecretStore => self
+                        .stores
+                        .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                        .map(|s| s.meta().generation.unwrap_or_default()),
+                    SecretStoreKind::ClusterSecretStore => self
+                        .cluster_stores
+                        .get(&ObjectRef::new(&key.name))
+                        .map(|s| s.meta().generation.unwrap_or_default()),
+                };
+                (key, generation)
+            })
+            .collect()
+    }
 }
 
 /// Logged-in clients by store identity and configuration. A store whose spec changes gets a new

@@ -1,0 +1,204 @@
+//! `kuvert run` end to end against devcluster: the core sync loop with a `fake` store.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kuvert_core::api::{ExternalSecret, SecretStore};
+use support::{Cluster, Operator, eventually, yaml};
+
+const STORE: &str = r#"
+apiVersion: kuvert.io/v1alpha1
+kind: SecretStore
+metadata: {name: demo, namespace: default}
+spec:
+  provider:
+    fake:
+      data:
+        - key: app/db
+          value: '{"username":"app","password":"pw-1"}'
+          version: "1"
+"#;
+
+const EXTERNAL_SECRET: &str = r#"
+apiVersion: kuvert.io/v1alpha1
+kind: ExternalSecret
+metadata: {name: app, namespace: default}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {name: demo}
+  target: {name: app-secret}
+  data:
+    - secretKey: password
+      remoteRef: {key: app/db, property: password}
+  dataFrom:
+    - extract: {key: app/db}
+"#;
+
+fn text(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+async fn secret_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
+    let secret = api.get_opt(name).await.unwrap()?;
+    Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect(),
+    )
+}
+
+fn expected(password: &str) -> Option<BTreeMap<String, String>> {
+    Some(BTreeMap::from([
+        ("password".to_owned(), password.to_owned()),
+        ("username".to_owned(), "app".to_owned()),
+    ]))
+}
+
+#[tokio::test]
+async fn external_secret_syncs_and_follows_changes_and_drift() {
+    let cluster = Cluster::start().await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    stores
+        .create(&PostParams::default(), &yaml(STORE))
+        .await
+        .unwrap();
+    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+        .await
+        .unwrap();
+
+    // Created with the right data, labels and owner.
+    eventually("the Secret to appear", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+    let secret = secrets.get("app-secret").await.unwrap();
+    assert_eq!(
+        secret.metadata.labels.as_ref().unwrap()["kuvert.io/managed"],
+        "true"
+    );
+    let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("ExternalSecret", "app")
+    );
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(text(&secret, "password"), "pw-1");
+    eventually("Ready=True SecretSynced", || async {
+        let es = ess.get("app").await.unwrap();
+        es.status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "SecretSynced")
+                && s.binding.is_some_and(|b| b.name == "app-secret")
+                && s.synced_versions
+                    .iter()
+                    .any(|v| v.version.as_deref() == Some("1"))
+        })
+    })
+    .await;
+
+    // An edit out of band is reverted.
+    let edit = serde_json::json!({"data": {"password": "ZWRpdGVk"}});
+    secrets
+        .patch("app-secret", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    eventually("the edited Secret to be restored", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+
+    // A deleted Secret is recreated.
+    secrets
+        .delete("app-secret", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deleted Secret to be recreated", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+
+    // A changed store is followed at once by the ExternalSecrets using it.
+    let new_value = serde_json::json!({"spec": {"provider": {"fake": {"data": [
+        {"key": "app/db", "value": "{\"username\":\"app\",\"password\":\"pw-2\"}", "version": "2"}
+    ]}}}});
+    stores
+        .patch("demo", &PatchParams::default(), &Patch::Merge(&new_value))
+        .await
+        .unwrap();
+    eventually("the Secret to follow the store", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-2")
+    })
+    .await;
+
+    // Deleting the ExternalSecret garbage-collects the Secret it owns.
+    ess.delete("app", &DeleteParams::default()).await.unwrap();
+    eventually("the owned Secret to be deleted", || async {
+        secrets.get_opt("app-secret").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret() {
+    let cluster = Cluster::start().await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    stores
+        .create(&PostParams::default(), &yaml(STORE))
+        .await
+        .unwrap();
+    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+        .await
+        .unwrap();
+    eventually("the Secret to appear", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+
+    let broken =
+        serde_json::json!({"spec": {"target": {"template": {"data": {"url": "{{ nosuchvar }}"}}}}});
+    ess.patch("app", &PatchParams::default(), &Patch::Merge(&broken))
+        .await
+        .unwrap();
+    eventually("Ready=False with the template's reason", || async {
+        let es = ess.get("app").await.unwrap();
+        es.status.is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.message.contains("spec.target.template.data")
+                    && !c.message.contains("pw-1")
+            })
+        })
+    })
+    .await;
+    assert_eq!(
+        secret_data(&secrets, "app-secret").await,
+        expected("pw-1"),
+        "the Secret is untouched"
+    );
+    let (code, metrics) = operator.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("kuvert_sync_total{kind=\"ExternalSecret\",result=\"success\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kuvert_sync_errors_total{kind=\"ExternalSecret\""),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,159 @@
+//! End-to-end harness: devcluster with kuvert's CRDs, and the real `kuvert run` binary as a
+//! separate process talking to it through a kubeconfig, as it would to any cluster.
+
+#![allow(dead_code)] // each test file uses part of the harness
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
+
+/// A devcluster with kuvert's CRDs installed and a kubeconfig written for it.
+pub struct Cluster {
+    pub handle: DevClusterHandle,
+    pub client: kube::Client,
+    pub dir: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let handle = DevCluster::start(Config::default()).await.unwrap();
+        let client = handle.client().unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in kuvert_core::crds::all() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "kuvert-e2e-{}-{}",
+            std::process::id(),
+            handle.addr().port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        handle.write_kubeconfig(dir.join("kubeconfig")).unwrap();
+        Cluster {
+            handle,
+            client,
+            dir,
+        }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `kuvert run` process; killed on drop.
+pub struct Operator {
+    child: Child,
+    pub metrics_port: u16,
+}
+
+impl Operator {
+    pub fn start(cluster: &Cluster, extra: &[&str]) -> Operator {
+        let metrics_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_kuvert"))
+            .arg("run")
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .args(extra)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env(
+                "KUVERT_LOG",
+                std::env::var("KUVERT_TEST_LOG")
+                    .unwrap_or_else(|_| "info,kuvert_operator=debug".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting kuvert run");
+        Operator {
+            child,
+            metrics_port,
+        }
+    }
+
+    /// GETs a path of the metrics endpoint: (status code, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .unwrap();
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        eventually("the operator to be ready", || async {
+            matches!(
+                tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await,
+                Ok(_)
+            ) && self.get("/readyz").await.0 == 200
+        })
+        .await;
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` every 50 ms until it holds; panics after 30 s naming what was awaited.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Parses YAML into any type (test fixtures).
+pub fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_saphyr::from_str(text).unwrap()
+}
