@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::{StreamExt, stream};
 
 use crate::api::{
     ExternalSecret, ExternalSecretDataRemoteRef, MetadataPolicy, SecretStoreKind, SecretStoreRef,
     StoreGeneratorSourceRef,
 };
-use crate::provider::{FindRequest, GetRequest, KubeAccess, RemoteSecret, SecretsClient};
+use crate::provider::{
+    FindRequest, GetRequest, KubeAccess, ProviderError, RemoteSecret, SecretsClient,
+};
 use crate::secret::SecretBytes;
 
 use super::{StoreError, SyncError};
@@ -89,7 +92,29 @@ pub struct Fetched {
     pub template_from: Vec<FetchedTemplateSource>,
 }
 
-/// Reads what `es` names. Stores are resolved once each and identical reads are made once.
+/// How many remote reads of one sync run at once.
+const CONCURRENT_READS: usize = 16;
+
+/// One remote read of the plan, by index into the reads to make.
+enum Planned {
+    Extract {
+        get: usize,
+        field: String,
+    },
+    Find {
+        find: usize,
+        field: String,
+        path: String,
+    },
+    Data {
+        get: usize,
+        field: String,
+    },
+}
+
+/// Reads what `es` names. Stores are resolved once each; identical reads are made once, and
+/// up to 16 run at once. When reads fail, the error of the first entry in spec order is
+/// returned (`dataFrom[]`, then `data[]`).
 pub async fn fetch(
     es: &ExternalSecret,
     stores: &dyn StoreResolver,
@@ -101,18 +126,21 @@ pub async fn fetch(
         stores,
         default_ref: es.spec.secret_store_ref.as_ref(),
         resolved: HashMap::new(),
-        reads: HashMap::new(),
+        get_index: HashMap::new(),
+        gets: Vec::new(),
     };
-    let mut fetched = Fetched::default();
+    // 1. Plan: resolve stores and check each entry, without reading anything.
+    let mut finds: Vec<(ResolvedStore, FindRequest)> = Vec::new();
+    let mut plan = Vec::new();
     for (i, entry) in es.spec.data_from.iter().enumerate() {
         let field = format!("spec.dataFrom[{i}]");
         let store = reader.store(&field, entry.source_ref.as_ref()).await?;
-        let got = if let Some(extract) = &entry.extract {
-            FetchedDataFrom::Extract(
-                reader
-                    .get(&store, &format!("{field}.extract"), extract)
-                    .await?,
-            )
+        if let Some(extract) = &entry.extract {
+            let get = reader.plan_get(&store, extract);
+            plan.push(Planned::Extract {
+                get,
+                field: format!("{field}.extract.key"),
+            });
         } else if let Some(find) = &entry.find {
             if let Some(name) = &find.name {
                 regex::Regex::new(&name.regexp).map_err(|e| {
@@ -124,28 +152,19 @@ pub async fn fetch(
                 name_regexp: find.name.as_ref().map(|n| n.regexp.clone()),
                 tags: find.tags.clone(),
             };
-            let found = store
-                .client
-                .find(&request)
-                .await
-                .map_err(|source| SyncError::Fetch {
-                    field: format!("{field}.find"),
-                    store: store.name.clone(),
-                    key: find.path.clone().unwrap_or_default(),
-                    source,
-                })?;
-            FetchedDataFrom::Find {
-                store: store.name.clone(),
-                found,
-            }
+            finds.push((store, request));
+            plan.push(Planned::Find {
+                find: finds.len() - 1,
+                field: format!("{field}.find"),
+                path: find.path.clone().unwrap_or_default(),
+            });
         } else {
             return Err(SyncError::InvalidSpec {
                 field,
                 message: "exactly one of extract, find and sourceRef.generatorRef must be set"
                     .to_owned(),
             });
-        };
-        fetched.data_from.push(got);
+        }
     }
     for (i, entry) in es.spec.data.iter().enumerate() {
         let field = format!("spec.data[{i}]");
@@ -157,10 +176,54 @@ pub async fn fetch(
                 field: format!("{field}.remoteRef"),
                 message: "remoteRef is required (or sourceRef.generatorRef)".to_owned(),
             })?;
-        let got = reader
-            .get(&store, &format!("{field}.remoteRef"), remote_ref)
-            .await?;
-        fetched.data.push(got);
+        let get = reader.plan_get(&store, remote_ref);
+        plan.push(Planned::Data {
+            get,
+            field: format!("{field}.remoteRef.key"),
+        });
+    }
+
+    // 2. Read, concurrently but bounded.
+    let gets = reader.gets;
+    let get_reads = stream::iter(&gets)
+        .map(|(store, request)| store.client.get(request))
+        .buffered(CONCURRENT_READS)
+        .collect::<Vec<_>>();
+    let find_reads = stream::iter(&finds)
+        .map(|(store, request)| store.client.find(request))
+        .buffered(CONCURRENT_READS)
+        .collect::<Vec<_>>();
+    let (mut got, mut found) = futures::join!(get_reads, find_reads);
+
+    // 3. Hand each entry its result, or the first failure in spec order.
+    let mut fetched = Fetched::default();
+    for planned in plan {
+        match planned {
+            Planned::Extract { get, field } => {
+                let value = take_read(&gets, &mut got, get, field)?;
+                fetched.data_from.push(FetchedDataFrom::Extract(value));
+            }
+            Planned::Data { get, field } => {
+                fetched.data.push(take_read(&gets, &mut got, get, field)?);
+            }
+            Planned::Find { find, field, path } => {
+                let result = std::mem::replace(&mut found[find], Ok(BTreeMap::new()));
+                let store = finds[find].0.name.clone();
+                match result {
+                    Ok(found) => fetched
+                        .data_from
+                        .push(FetchedDataFrom::Find { store, found }),
+                    Err(source) => {
+                        return Err(SyncError::Fetch {
+                            field,
+                            store,
+                            key: path,
+                            source,
+                        });
+                    }
+                }
+            }
+        }
     }
     let template_from = es
         .spec
@@ -209,13 +272,45 @@ pub async fn fetch(
     Ok(fetched)
 }
 
-/// Resolves stores and reads values, each once per sync.
+/// The result of read `i` for an entry: the value, or the read's error (taken, so each error
+/// is reported once — the sync stops at it).
+fn take_read(
+    gets: &[(ResolvedStore, GetRequest)],
+    results: &mut [Result<RemoteSecret, ProviderError>],
+    i: usize,
+    field: String,
+) -> Result<FetchedValue, SyncError> {
+    let (store, request) = &gets[i];
+    let secret = match std::mem::replace(&mut results[i], Ok(RemoteSecret::default())) {
+        Ok(secret) => {
+            // Later entries reading the same secret need it too.
+            results[i] = Ok(secret.clone());
+            secret
+        }
+        Err(source) => {
+            return Err(SyncError::Fetch {
+                field,
+                store: store.name.clone(),
+                key: request.key.clone(),
+                source,
+            });
+        }
+    };
+    Ok(FetchedValue {
+        store: store.name.clone(),
+        key: request.key.clone(),
+        secret,
+    })
+}
+
+/// Resolves stores and plans reads, each once per sync.
 struct Reader<'a> {
     namespace: &'a str,
     stores: &'a dyn StoreResolver,
     default_ref: Option<&'a SecretStoreRef>,
     resolved: HashMap<(String, String), ResolvedStore>,
-    reads: HashMap<(String, GetRequest), RemoteSecret>,
+    get_index: HashMap<(String, GetRequest), usize>,
+    gets: Vec<(ResolvedStore, GetRequest)>,
 }
 
 impl Reader<'_> {
@@ -265,39 +360,24 @@ impl Reader<'_> {
         Ok(store)
     }
 
-    /// Reads the remote secret a `remoteRef` (or `extract`) names.
-    async fn get(
+    /// Adds the read a `remoteRef` (or `extract`) names to the plan, once per store and
+    /// request; returns its index.
+    fn plan_get(
         &mut self,
         store: &ResolvedStore,
-        field: &str,
         remote_ref: &ExternalSecretDataRemoteRef,
-    ) -> Result<FetchedValue, SyncError> {
+    ) -> usize {
         let request = GetRequest {
             key: remote_ref.key.clone(),
             version: remote_ref.version.clone(),
             metadata: remote_ref.metadata_policy == Some(MetadataPolicy::Fetch),
         };
-        let cache_key = (store.name.clone(), request);
-        let secret =
-            match self.reads.get(&cache_key) {
-                Some(secret) => secret.clone(),
-                None => {
-                    let secret = store.client.get(&cache_key.1).await.map_err(|source| {
-                        SyncError::Fetch {
-                            field: format!("{field}.key"),
-                            store: store.name.clone(),
-                            key: remote_ref.key.clone(),
-                            source,
-                        }
-                    })?;
-                    self.reads.insert(cache_key, secret.clone());
-                    secret
-                }
-            };
-        Ok(FetchedValue {
-            store: store.name.clone(),
-            key: remote_ref.key.clone(),
-            secret,
-        })
+        let key = (store.name.clone(), request);
+        if let Some(&i) = self.get_index.get(&key) {
+            return i;
+        }
+        self.gets.push((store.clone(), key.1.clone()));
+        self.get_index.insert(key, self.gets.len() - 1);
+        self.gets.len() - 1
     }
 }

@@ -960,3 +960,15 @@ fn a_template_looping_past_one_mebibyte_is_refused() {
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
     assert_eq!(e.reason(), "TemplateError");
 }
+
+#[test]
+fn reads_run_together_but_the_first_failing_entry_is_reported() {
+    let e = err(
+        "data:\n- secretKey: a\n  remoteRef: {key: password}\n- secretKey: b\n  remoteRef: {key: nope}\n- secretKey: c\n  remoteRef: {key: unavailable}",
+    );
+    assert_eq!(e.field(), "spec.data[1].remoteRef.key");
+    let e = err(
+        "dataFrom:\n- extract: {key: unavailable}\ndata:\n- secretKey: b\n  remoteRef: {key: nope}",
+    );
+    assert_eq!(e.field(), "spec.dataFrom[0].extract.key");
+}
