@@ -33,6 +33,7 @@ mod server;
 mod store;
 mod tls;
 mod tokens;
+mod validation;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};

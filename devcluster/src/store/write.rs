@@ -286,6 +286,7 @@ impl State {
         }
         self.validate_custom(info, version, &mut body, None, opts, warnings)?;
         self.normalize(info, &mut body, None)?;
+        crate::validation::check(info, &body, None)?;
         let body = versioned(body, info, info.storage_version());
         if opts.dry_run {
             return Ok(versioned(body, info, version));
@@ -418,6 +419,7 @@ impl State {
             )?;
         }
         self.normalize(info, &mut new, Some(&old))?;
+        crate::validation::check(info, &new, Some(&old))?;
         if info.generation && spec_part(&new) != spec_part(&old) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta_mut(&mut new).insert("generation".into(), json!(g));
