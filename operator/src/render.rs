@@ -20,8 +20,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kuvert_core::api::{
-    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
-    SecretStoreRef,
+    ClusterSecretStore, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::manifest::Manifest;
@@ -75,7 +74,7 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
 }
 
 /// The files named: each file itself, each folder's YAML files sorted.
-fn files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
+pub(crate) fn files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -127,10 +126,12 @@ impl Inputs {
         let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(&text) {
             Ok(docs) => docs,
             Err(e) => {
-                errors.push(format!(
-                    "{name}: invalid YAML: {}",
-                    yaml_location(&e.to_string())
-                ));
+                // Only where: the parser's message may quote the text, which can be a
+                // Secret's value.
+                let at = e.location().map_or(String::new(), |l| {
+                    format!(" at line {}, column {}", l.line(), l.column())
+                });
+                errors.push(format!("{name}: invalid YAML{at}"));
                 return;
             }
         };
@@ -195,20 +196,6 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Only where a YAML error is: the parser's message may quote the text, which can be a
-/// Secret's value.
-fn yaml_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[i + 1..]
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == ' ' || c == ','))
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-        None => "the text does not parse".to_owned(),
-    }
-}
-
 /// Resolves store references against the manifests read.
 struct Stores<'a> {
     registry: &'a Registry,
@@ -251,7 +238,10 @@ impl StoreResolver for Stores<'_> {
                         })?;
                 // Offline there are no Namespace objects: a namespace has no labels.
                 let admitted = store.spec.conditions.is_empty()
-                    || store.spec.conditions.iter().any(|c| admits(c, namespace));
+                    || store.spec.conditions.iter().any(|c| {
+                        // Offline there are no Namespace objects: namespaces have no labels.
+                        crate::selectors::condition_admits(c, namespace, &BTreeMap::new())
+                    });
                 if !admitted {
                     return Err(StoreError::NotAllowed {
                         store: display,
@@ -287,27 +277,8 @@ impl StoreResolver for Stores<'_> {
     }
 }
 
-/// Whether a ClusterSecretStore condition admits a namespace that has no labels (offline
-/// there are no Namespace objects). Names match exactly, expressions the whole name.
-fn admits(condition: &ClusterSecretStoreCondition, namespace: &str) -> bool {
-    let by_name =
-        condition.namespaces.is_empty() || condition.namespaces.iter().any(|n| n == namespace);
-    let by_regex = condition.namespace_regexes.is_empty()
-        || condition.namespace_regexes.iter().any(|re| {
-            regex::Regex::new(&format!("^(?:{re})$")).is_ok_and(|re| re.is_match(namespace))
-        });
-    let by_labels = condition.namespace_selector.as_ref().is_none_or(|s| {
-        s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-            && s.match_expressions
-                .iter()
-                .flatten()
-                .all(|e| matches!(e.operator.as_str(), "NotIn" | "DoesNotExist"))
-    });
-    by_name && by_regex && by_labels
-}
-
 /// A Secret as YAML, keys in the order people read them.
-fn to_yaml(secret: &Secret, decode: bool) -> String {
+pub(crate) fn to_yaml(secret: &Secret, decode: bool) -> String {
     let meta = &secret.metadata;
     let mut data = BTreeMap::new();
     let mut string_data = BTreeMap::new();
