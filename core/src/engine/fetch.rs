@@ -185,12 +185,26 @@ pub async fn fetch(
 
     // 2. Read, concurrently but bounded.
     let gets = reader.gets;
-    let get_reads = stream::iter(&gets)
-        .map(|(store, request)| store.client.get(request))
+    // Each read owns its client and request: futures borrowing from `gets` make the whole sync
+    // future not `Send` for every lifetime, which a kube-runtime reconcile needs.
+    let get_futures: Vec<_> = gets
+        .iter()
+        .map(|(store, request)| {
+            let (client, request) = (store.client.clone(), request.clone());
+            async move { client.get(&request).await }
+        })
+        .collect();
+    let find_futures: Vec<_> = finds
+        .iter()
+        .map(|(store, request)| {
+            let (client, request) = (store.client.clone(), request.clone());
+            async move { client.find(&request).await }
+        })
+        .collect();
+    let get_reads = stream::iter(get_futures)
         .buffered(CONCURRENT_READS)
         .collect::<Vec<_>>();
-    let find_reads = stream::iter(&finds)
-        .map(|(store, request)| store.client.find(request))
+    let find_reads = stream::iter(find_futures)
         .buffered(CONCURRENT_READS)
         .collect::<Vec<_>>();
     let (mut got, mut found) = futures::join!(get_reads, find_reads);

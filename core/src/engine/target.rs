@@ -13,8 +13,10 @@
 //! Owner and Orphan replace the data and merge labels and annotations into the existing ones
 //! (as ESO does, so other tools' annotations survive). Every written Secret carries
 //! `kuvert.io/managed: "true"` and `kuvert.io/data-hash`, a SHA-256 of its data. A Secret that
-//! is already immutable is never changed. Kubernetes cannot change a Secret's `type`: asking
-//! for another one is an error naming the field.
+//! is already immutable is never changed. Keys are checked as Secret keys here, once they are
+//! final: a fetched key that a `Replace` template drops need not be a valid Secret key (it is
+//! still reachable in templates as `data["a/b"]`). Kubernetes cannot change a Secret's
+//! `type`: asking for another one is an error naming the field.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -972,3 +972,16 @@ fn reads_run_together_but_the_first_failing_entry_is_reported() {
     );
     assert_eq!(e.field(), "spec.dataFrom[0].extract.key");
 }
+
+#[test]
+fn a_fetched_key_dropped_by_a_replace_template_need_not_be_a_valid_secret_key() {
+    let out = run(r#"target:
+  template:
+    data:
+      pw: "{{ data['a/b'] }}"
+data:
+- secretKey: 'a/b'
+  remoteRef: {key: password}"#)
+    .unwrap();
+    assert_eq!(data(&out), pairs(&[("pw", "hunter2")]));
+}
