@@ -194,6 +194,13 @@ mod tests {
         );
         assert_eq!(
             Format::from_accept(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            ),
+            Err(()),
+            "aggregated discovery alone is not served (406)"
+        );
+        assert_eq!(
+            Format::from_accept(
                 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
             ),
             Ok(Format::Full)

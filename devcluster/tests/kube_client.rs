@@ -1157,3 +1157,75 @@ async fn kube_runtime_finalizer_helper_adds_runs_cleanup_and_releases() {
         "released once the finalizer is removed"
     );
 }
+
+#[tokio::test]
+async fn crds_serve_every_version_and_cluster_scope() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Cluster",
+            "names": {"kind": "Gadget", "plural": "gadgets"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}
+            ]
+        }
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let gvk = |v: &str| GroupVersionKind::gvk("example.com", v, "Gadget");
+    let beta: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk("v1beta1")));
+    let v1: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk("v1")));
+    let g: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"x": 1}})).unwrap();
+    beta.create(&PostParams::default(), &g).await.unwrap();
+    let read = v1.get("g1").await.unwrap();
+    assert_eq!(read.types.unwrap().api_version, "example.com/v1");
+    assert_eq!(read.data["spec"], json!({"x": 1}));
+    assert_eq!(
+        read.metadata.namespace, None,
+        "cluster-scoped objects have no namespace"
+    );
+    let namespaced: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk(&gvk("v1")),
+    );
+    assert_eq!(api_error(namespaced.get("g1").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn watches_send_bookmarks_and_metadata_only_gets_work() {
+    let dc = DevCluster::start(Config {
+        bookmark_interval: Duration::from_millis(200),
+        ..Config::plain_http()
+    })
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(dc.client().unwrap(), "default");
+    secrets
+        .create(&PostParams::default(), &secret("b1", json!({})))
+        .await
+        .unwrap();
+    let rv = dc.resource_version();
+    let mut stream = secrets
+        .watch(&WatchParams::default().timeout(5), &rv.to_string())
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(Duration::from_secs(3), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, rv.to_string()),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    let meta = secrets.get_metadata("b1").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("b1"));
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+}
