@@ -116,3 +116,24 @@ fn a_missing_file_is_an_error_line_and_a_failure() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_offline_examples_render_cleanly() {
+    for example in ["quickstart", "templating"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example);
+        let output = Command::new(env!("CARGO_BIN_EXE_kuvert"))
+            .args(["render", "--decode", "-f"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{example}: {stderr}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            stdout.starts_with("---\napiVersion: v1\nkind: Secret\n"),
+            "{example}: {stdout}"
+        );
+    }
+}
