@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod context;
+pub mod dev;
 pub mod externalsecret;
 pub mod health;
 pub mod kube_access;

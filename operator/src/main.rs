@@ -23,6 +23,8 @@ enum Command {
     },
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
     Run(kuvert_operator::run::RunArgs),
+    /// The embedded default: an in-memory API server with the operator running against it.
+    Dev(kuvert_operator::dev::DevArgs),
     /// Sync every ExternalSecret of some manifests once, offline, and print the Secrets.
     Render {
         /// Manifest files or folders (a folder's *.yaml and *.yml files, sorted).
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir)?,
         Command::Render { files, decode } => render(&files, decode)?,
         Command::Run(args) => run(args)?,
+        Command::Dev(args) => dev(args)?,
     }
     Ok(())
 }
@@ -56,6 +59,17 @@ fn run(args: kuvert_operator::run::RunArgs) -> anyhow::Result<()> {
             .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
         kuvert_operator::run::run(args, client).await
     })
+}
+
+/// `kuvert dev`: exits 1 when `--once` found an ExternalSecret that did not sync.
+fn dev(args: kuvert_operator::dev::DevArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if !runtime.block_on(kuvert_operator::dev::run(args))? {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// `kuvert render`: Secrets on stdout, one line per failure on stderr, exit 1 on any failure.
