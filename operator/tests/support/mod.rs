@@ -115,10 +115,10 @@ impl Operator {
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
         eventually("the operator to be ready", || async {
-            matches!(
-                tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await,
-                Ok(_)
-            ) && self.get("/readyz").await.0 == 200
+            tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+                .await
+                .is_ok()
+                && self.get("/readyz").await.0 == 200
         })
         .await;
     }
