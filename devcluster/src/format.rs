@@ -98,22 +98,86 @@ fn age(created: &str) -> String {
     }
 }
 
-/// Evaluates the simple JSONPath subset used by printer columns (`.spec.a.b`, `.status.x[0]`).
+static NULL: Value = Value::Null;
+
+/// Evaluates the JSONPath subset printer columns use: `.a.b`, `[0]`, and filters such as
+/// `.status.conditions[?(@.type=="Ready")].status` (first match).
 fn json_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
     let mut cur = obj;
-    for seg in path.trim_start_matches('.').split('.') {
-        let (name, index) = match seg.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (seg, None),
-        };
-        if !name.is_empty() {
-            cur = &cur[name];
-        }
-        if let Some(i) = index {
-            cur = &cur[i];
+    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let (inner, after) = if r.starts_with("?(") {
+                match r.find(")]") {
+                    Some(end) => (&r[..end + 1], &r[end + 2..]),
+                    None => return &NULL,
+                }
+            } else {
+                match r.find(']') {
+                    Some(end) => (&r[..end], &r[end + 1..]),
+                    None => return &NULL,
+                }
+            };
+            rest = after;
+            if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let Some((field, value)) = filter.split_once("==") else {
+                    return &NULL;
+                };
+                let wanted = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                let matches = |item: &Value| json_path(item, field.trim()).as_str() == Some(wanted);
+                cur = cur
+                    .as_array()
+                    .and_then(|a| a.iter().find(|i| matches(i)))
+                    .unwrap_or(&NULL);
+            } else if let Ok(i) = inner.parse::<usize>() {
+                cur = &cur[i];
+            }
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end > 0 {
+                cur = &cur[&r[..end]];
+            }
+            rest = &r[end..];
         }
     }
     cur
+}
+
+type Cell = fn(&Value) -> Value;
+
+fn count(v: &Value) -> usize {
+    v.as_object().map_or(0, |m| m.len())
+}
+
+/// The columns `kubectl get` shows for the built-in kinds beyond NAME and AGE.
+fn builtin_columns(info: &ResourceInfo) -> Vec<(&'static str, &'static str, Cell)> {
+    if info.custom {
+        return Vec::new();
+    }
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "secrets") => vec![
+            ("Type", "string", |o| o["type"].clone()),
+            ("Data", "integer", |o| json!(count(&o["data"]))),
+        ],
+        ("", "configmaps") => vec![("Data", "integer", |o| {
+            json!(count(&o["data"]) + count(&o["binaryData"]))
+        })],
+        ("", "namespaces") => vec![("Status", "string", |o| o["status"]["phase"].clone())],
+        ("apps", "deployments" | "statefulsets" | "replicasets") => {
+            vec![("Ready", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    o["spec"]["replicas"].as_i64().unwrap_or(1)
+                ))
+            })]
+        }
+        ("coordination.k8s.io", "leases") => {
+            vec![("Holder", "string", |o| o["spec"]["holderIdentity"].clone())]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Option<Value>) -> Value {
@@ -127,6 +191,12 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
         .unwrap_or_default();
     for c in &custom {
         columns.push(json!({"name": c["name"], "type": c["type"].as_str().unwrap_or("string"), "format": c["format"].as_str().unwrap_or(""), "description": c["description"].as_str().unwrap_or(""), "priority": c["priority"].as_i64().unwrap_or(0)}));
+    }
+    let builtin = builtin_columns(info);
+    for (name, ty, _) in &builtin {
+        columns.push(
+            json!({"name": name, "type": ty, "format": "", "description": "", "priority": 0}),
+        );
     }
     let has_age_column = custom
         .iter()
@@ -149,6 +219,7 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
                     v.clone()
                 });
             }
+            cells.extend(builtin.iter().map(|(_, _, cell)| cell(o)));
             if !has_age_column {
                 cells.push(json!(age(o["metadata"]["creationTimestamp"]
                     .as_str()
@@ -169,6 +240,25 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printer_column_paths_support_indexes_and_filters() {
+        let obj = serde_json::json!({"spec": {"a": {"b": 1}}, "status": {"conditions": [
+            {"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True", "reason": "SecretSynced"}
+        ], "list": [5, 6]}});
+        assert_eq!(json_path(&obj, ".spec.a.b"), &serde_json::json!(1));
+        assert_eq!(json_path(&obj, ".status.list[1]"), &serde_json::json!(6));
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type==\"Ready\")].reason"),
+            "SecretSynced"
+        );
+        assert_eq!(
+            json_path(&obj, ".status.conditions[?(@.type=='Synced')].status"),
+            "False"
+        );
+        assert!(json_path(&obj, ".status.conditions[?(@.type==\"Nope\")].status").is_null());
+        assert!(json_path(&obj, ".missing.path").is_null());
+    }
 
     #[test]
     fn accept_headers_select_the_representation() {
