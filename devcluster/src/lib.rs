@@ -314,7 +314,6 @@ impl DevClusterHandle {
     /// A kube-rs configuration for this cluster (admin credential, namespace `default`).
     pub fn kube_config(&self) -> Result<kube::Config, kube::config::KubeconfigError> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())?;
-        let cluster = kubeconfig.clusters[0].cluster.clone().unwrap_or_default();
         let auth_info = kubeconfig.auth_infos[0]
             .auth_info
             .clone()
@@ -327,13 +326,8 @@ impl DevClusterHandle {
         config.default_namespace = "default".into();
         config.auth_info = auth_info;
         if self.tls {
-            config.root_cert = Some(vec![
-                rustls::pki_types::pem::PemObject::from_pem_slice(self.ca_pem().as_bytes())
-                    .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
-                    .unwrap_or_default(),
-            ]);
+            config.root_cert = Some(vec![self.shared.authority.ca_der().to_vec()]);
         }
-        let _ = cluster;
         Ok(config)
     }
 

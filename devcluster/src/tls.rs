@@ -116,6 +116,11 @@ impl Authority {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// The CA certificate (DER).
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
     /// The user a presented (and already chain-verified) client certificate belongs to.
     pub fn user_of(&self, der: &[u8]) -> Option<CertUser> {
         self.clients
