@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use kuvert_core::provider::{
+    FindRequest, GetRequest, ProviderError, PushRequest, RemoteSecret, SecretsClient,
+};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -96,5 +99,76 @@ impl InQueue {
 impl Drop for InQueue {
     fn drop(&mut self) {
         gauge!(QUEUE_DEPTH, "kind" => self.0).decrement(1.0);
+    }
+}
+
+/// A store client that counts its calls in [`STORE_REQUESTS`].
+pub struct InstrumentedClient {
+    provider: &'static str,
+    inner: std::sync::Arc<dyn SecretsClient>,
+}
+
+impl InstrumentedClient {
+    /// Wraps the client of a `provider` store.
+    pub fn wrap(
+        provider: &'static str,
+        inner: std::sync::Arc<dyn SecretsClient>,
+    ) -> std::sync::Arc<dyn SecretsClient> {
+        std::sync::Arc::new(InstrumentedClient { provider, inner })
+    }
+
+    fn record<T>(&self, operation: &'static str, result: &Result<T, ProviderError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        store_request(self.provider, operation, outcome);
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretsClient for InstrumentedClient {
+    async fn get(&self, request: &GetRequest) -> Result<RemoteSecret, ProviderError> {
+        let result = self.inner.get(request).await;
+        self.record("get", &result);
+        result
+    }
+
+    async fn find(
+        &self,
+        request: &FindRequest,
+    ) -> Result<std::collections::BTreeMap<String, RemoteSecret>, ProviderError> {
+        let result = self.inner.find(request).await;
+        self.record("find", &result);
+        result
+    }
+
+    async fn validate(&self) -> Result<kuvert_core::api::StoreCapabilities, ProviderError> {
+        let result = self.inner.validate().await;
+        self.record("validate", &result);
+        result
+    }
+
+    async fn push(&self, request: &PushRequest) -> Result<(), ProviderError> {
+        let result = self.inner.push(request).await;
+        self.record("push", &result);
+        result
+    }
+
+    async fn delete(
+        &self,
+        key: &str,
+        property: Option<&str>,
+        owner: &str,
+    ) -> Result<(), ProviderError> {
+        let result = self.inner.delete(key, property, owner).await;
+        self.record("delete", &result);
+        result
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, ProviderError> {
+        let result = self.inner.exists(key).await;
+        self.record("exists", &result);
+        result
     }
 }

@@ -191,7 +191,9 @@ async fn check(
     let provider = ctx.registry.provider(store.spec)?;
     provider.validate(store)?;
     let client = provider.client(store, store.namespace, &ctx.kube).await?;
-    client.validate().await
+    metrics::InstrumentedClient::wrap(provider.name(), client)
+        .validate()
+        .await
 }
 
 async fn write_status<S: StoreObject>(

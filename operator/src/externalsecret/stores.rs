@@ -331,6 +331,7 @@ impl StoreResolver for Resolver<'_> {
                     .client(&store_ctx, Some(namespace), &self.ctx.kube)
                     .await
                     .map_err(provider_error)?;
+                let client = crate::metrics::InstrumentedClient::wrap(provider.name(), client);
                 self.ctx
                     .clients
                     .put(cache_key.clone(), generation, client.clone());

@@ -1,0 +1,110 @@
+//! A restarted operator reads nothing that is not due: 500 synced ExternalSecrets, a new
+//! process, zero store reads and zero Secret writes.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use kuvert_core::api::{ExternalSecret, SecretStore};
+use support::{Cluster, Operator, eventually, yaml};
+
+const COUNT: usize = 500;
+
+fn metric(metrics: &str, line_prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_restart_with_500_synced_objects_reads_no_store_and_writes_no_secret() {
+    let cluster = Cluster::start().await;
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    stores
+        .create(
+            &PostParams::default(),
+            &yaml(
+                "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec:\n  provider:\n    fake:\n      data: [{key: shared, value: s3cr3t}]\n",
+            ),
+        )
+        .await
+        .unwrap();
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    for i in 0..COUNT {
+        let es: ExternalSecret = yaml(&format!(
+            "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: es-{i}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRef: {{name: demo}}\n  data: [{{secretKey: k, remoteRef: {{key: shared}}}}]\n"
+        ));
+        ess.create(&PostParams::default(), &es).await.unwrap();
+    }
+
+    let mut first = Operator::start(&cluster, &[]);
+    first.wait_ready().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    eventually("all Secrets to exist", || async {
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+            == COUNT
+    })
+    .await;
+    eventually("all ExternalSecrets to be Ready", || async {
+        ess.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|es| {
+                es.status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.status == "True"))
+            })
+    })
+    .await;
+    // Reads are coalesced: 500 objects reading one key within the coalesce window.
+    let (_, metrics) = first.get("/metrics").await;
+    let reads = metric(
+        &metrics,
+        "kuvert_store_requests_total{provider=\"fake\",operation=\"get\"",
+    );
+    assert!(
+        reads >= 1 && reads < 20,
+        "{reads} store reads for 500 ExternalSecrets of one key"
+    );
+    first.stop();
+
+    cluster.handle.reset_request_counts();
+    let second = Operator::start(&cluster, &[]);
+    second.wait_ready().await;
+    // Give every object time to be reconciled once by the new process.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (_, metrics) = second.get("/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "kuvert_store_requests_total{provider=\"fake\",operation=\"get\""
+        ),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        cluster.handle.write_count("secrets"),
+        0,
+        "Secret writes after the restart"
+    );
+    assert_eq!(
+        cluster.handle.write_count("externalsecrets/status"),
+        0,
+        "status writes after the restart"
+    );
+    assert_eq!(
+        cluster.handle.write_count("externalsecrets"),
+        0,
+        "ExternalSecret writes after the restart"
+    );
+}
