@@ -173,6 +173,19 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<(&'static str, &'static str, Cell
                 ))
             })]
         }
+        ("", "events") => vec![
+            ("Type", "string", |o| o["type"].clone()),
+            ("Reason", "string", |o| o["reason"].clone()),
+            ("Object", "string", |o| {
+                let r = &o["involvedObject"];
+                json!(format!(
+                    "{}/{}",
+                    r["kind"].as_str().unwrap_or("").to_lowercase(),
+                    r["name"].as_str().unwrap_or("")
+                ))
+            }),
+            ("Message", "string", |o| o["message"].clone()),
+        ],
         ("coordination.k8s.io", "leases") => {
             vec![("Holder", "string", |o| o["spec"]["holderIdentity"].clone())]
         }

@@ -20,6 +20,7 @@
 
 mod discovery;
 mod error;
+mod events;
 mod format;
 mod gc;
 mod handlers;

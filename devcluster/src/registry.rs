@@ -69,7 +69,20 @@ impl ResourceInfo {
         }
     }
 
+    /// Whether this is `events.k8s.io` Event, a view over the core/v1 Events storage.
+    pub fn is_events_api(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
+    }
+
+    /// Where the objects live: `events.k8s.io` Events share the core/v1 Events storage, as on a
+    /// real server; every other resource has its own.
     pub fn key(&self) -> GroupResource {
+        if self.is_events_api() {
+            return GroupResource {
+                group: String::new(),
+                plural: "events".into(),
+            };
+        }
         GroupResource {
             group: self.group.clone(),
             plural: self.plural.clone(),

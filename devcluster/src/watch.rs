@@ -58,9 +58,7 @@ impl Filter {
     }
 
     fn line(&self, kind: &str, obj: &Value) -> Bytes {
-        let mut o = obj.clone();
-        o["apiVersion"] = json!(self.info.api_version(&self.version));
-        o["kind"] = json!(self.info.kind);
+        let o = crate::store::versioned(obj.clone(), &self.info, &self.version);
         let o = format::object(&self.info, &self.version, o, self.format);
         let mut line = json!({"type": kind, "object": o}).to_string();
         line.push('\n');

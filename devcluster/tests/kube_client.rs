@@ -1229,3 +1229,42 @@ async fn watches_send_bookmarks_and_metadata_only_gets_work() {
     assert_eq!(meta.metadata.name.as_deref(), Some("b1"));
     assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
 }
+
+#[tokio::test]
+async fn recorder_events_are_visible_as_core_events() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kuvert".into(),
+            instance: None,
+        },
+    );
+    let target: ObjectReference = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret", "name": "s", "namespace": "default", "uid": "u1"})).unwrap();
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some("synced from the store".into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &target).await.unwrap();
+    recorder.publish(&event, &target).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=s"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "the repeated event is one series");
+    let e = &listed.items[0];
+    assert_eq!(e.involved_object.kind.as_deref(), Some("Secret"));
+    assert_eq!(e.message.as_deref(), Some("synced from the store"));
+    assert_eq!(e.reporting_component.as_deref(), Some("kuvert"));
+    assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+    assert_eq!(dc.request_count("patch", "events"), 1);
+}

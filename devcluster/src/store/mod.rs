@@ -112,10 +112,25 @@ pub(crate) struct State {
     events: broadcast::Sender<Arc<WatchEvent>>,
 }
 
-fn versioned(mut obj: Value, info: &ResourceInfo, version: &str) -> Value {
+/// A stored object as served through `info` at `version`.
+pub(crate) fn versioned(mut obj: Value, info: &ResourceInfo, version: &str) -> Value {
+    if info.is_events_api() {
+        obj = crate::events::core_to_events(obj);
+    }
     obj["apiVersion"] = json!(info.api_version(version));
     obj["kind"] = json!(info.kind);
     obj
+}
+
+/// An object written through `info` in the shape it is stored in.
+fn stored_shape(obj: Value, info: &ResourceInfo) -> Value {
+    if info.is_events_api() {
+        let mut core = crate::events::events_to_core(obj);
+        core["apiVersion"] = json!("v1");
+        core
+    } else {
+        versioned(obj, info, info.storage_version())
+    }
 }
 
 fn key_of(info: &ResourceInfo, ns: &str, name: &str) -> Key {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{EventKind, FieldValidation, Part, State, WriteOpts, versioned};
+use super::{EventKind, FieldValidation, Part, State, WriteOpts, stored_shape, versioned};
 use crate::error::{ApiError, Cause, qualified};
 use crate::meta::{invalid_name, meta_mut, meta_str, name_suffix, now, spec_part, uuid};
 use crate::registry::{GroupResource, ResourceInfo, from_crd};
@@ -287,7 +287,7 @@ impl State {
         self.validate_custom(info, version, &mut body, None, opts, warnings)?;
         self.normalize(info, &mut body, None)?;
         crate::validation::check(info, &body, None)?;
-        let body = versioned(body, info, info.storage_version());
+        let body = stored_shape(body, info);
         if opts.dry_run {
             return Ok(versioned(body, info, version));
         }
@@ -424,7 +424,7 @@ impl State {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta_mut(&mut new).insert("generation".into(), json!(g));
         }
-        let new = versioned(new, info, info.storage_version());
+        let new = stored_shape(new, info);
         let mut unchanged = old.clone();
         meta_mut(&mut unchanged).remove("resourceVersion");
         if new == unchanged {
