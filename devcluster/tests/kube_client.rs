@@ -37,13 +37,13 @@ fn secret(name: &str, labels: serde_json::Value) -> Secret {
 }
 
 async fn eventually<F: AsyncFnMut() -> bool>(mut check: F) {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if check().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("condition not reached within 5s");
+    panic!("condition not reached within 10s");
 }
 
 #[tokio::test]

@@ -284,7 +284,7 @@ async fn kubectl_get_watch_streams_changes_until_the_request_timeout() {
         .output();
     let watch = tokio::spawn(watch);
     let secrets: Api<Secret> = Api::namespaced(k.dc.client().unwrap(), "default");
-    for _ in 0..200 {
+    for _ in 0..600 {
         if k.dc.request_count("watch", "secrets") > 0 {
             break;
         }
