@@ -82,6 +82,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             log_format: LogFormat::Text,
             log_level: args.log_level.clone(),
             instance: Some("kuvert-dev".to_owned()),
+            leader_election: false,
+            leader_election_namespace: "default".to_owned(),
+            leader_election_lease_duration: Duration::from_secs(15),
         };
         let operator_client = client.clone();
         tokio::spawn(async move {

@@ -9,6 +9,7 @@ pub mod dev;
 pub mod externalsecret;
 pub mod health;
 pub mod kube_access;
+pub mod leader;
 pub mod metrics;
 pub mod providers;
 pub mod reads;

@@ -52,9 +52,18 @@ pub struct RunArgs {
     /// Log filter, e.g. `info` or `kuvert_operator=debug,info`.
     #[arg(long, default_value = "info", env = "KUVERT_LOG")]
     pub log_level: String,
-    /// This instance's name in Events (the pod name in a cluster).
+    /// This instance's name in Events and the leader Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Run the controllers only while holding a Lease, so several replicas can run.
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// How long a leader's Lease lasts without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -91,6 +100,33 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         per_object_metrics: args.per_object_metrics,
         instance: args.instance.clone(),
     };
+    if args.leader_election {
+        let identity = args.instance.clone().unwrap_or_else(|| {
+            format!(
+                "kuvert-{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_millisecond()
+            )
+        });
+        let lease = match &args.controller_class {
+            Some(class) => format!("kuvert-leader-{class}"),
+            None => "kuvert-leader".to_owned(),
+        };
+        let elector = crate::leader::Elector::new(
+            client.clone(),
+            &args.leader_election_namespace,
+            &lease,
+            &identity,
+            args.leader_election_lease_duration,
+        );
+        elector.acquire().await?;
+        // Losing the lease ends the process: a restarted replica queues for leadership again,
+        // and no two replicas ever write at once.
+        tokio::spawn(async move {
+            elector.hold().await;
+            std::process::exit(1);
+        });
+    }
     let ctx = Context::new(client.clone(), settings);
     let stores: Api<SecretStore> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
