@@ -202,3 +202,11 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_shuts_the_operator_down_cleanly() {
+    let cluster = Cluster::start().await;
+    let mut operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    assert_eq!(operator.terminate(), Some(0));
+}
