@@ -179,3 +179,88 @@ pub(crate) fn openapi_v3_doc(registry: &Registry, group: &str, version: &str) ->
         "components": {"schemas": {}}
     }))
 }
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub(crate) const AGGREGATED: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the first alternative of `accept` that the server can produce is aggregated
+/// discovery v2 (v2beta1 is not served; its alternatives fall through to the next one).
+pub(crate) fn wants_aggregated(accept: &str) -> bool {
+    for alt in accept.split(',') {
+        let mut params = alt.split(';').map(str::trim);
+        let media = params.next().unwrap_or("");
+        let (mut g, mut v, mut as_) = ("", "", "");
+        for p in params {
+            match p.split_once('=') {
+                Some(("g", x)) => g = x,
+                Some(("v", x)) => v = x,
+                Some(("as", x)) => as_ = x,
+                _ => {}
+            }
+        }
+        if media != "application/json" {
+            continue;
+        }
+        if as_.is_empty() {
+            return false;
+        }
+        if g == "apidiscovery.k8s.io" && v == "v2" && as_ == "APIGroupDiscoveryList" {
+            return true;
+        }
+    }
+    false
+}
+
+fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+fn aggregated_version(registry: &Registry, group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = registry
+        .resources_in(group, version)
+        .iter()
+        .map(|r| {
+            let mut subresources = Vec::new();
+            if r.status_subresource {
+                subresources.push(json!({"subresource": "status", "responseKind": gvk(group, version, &r.kind), "verbs": ["get", "patch", "update"]}));
+            }
+            if r.group.is_empty() && r.plural == "serviceaccounts" {
+                subresources.push(json!({"subresource": "token", "responseKind": gvk("authentication.k8s.io", "v1", "TokenRequest"), "verbs": ["create"]}));
+            }
+            json!({
+                "resource": r.plural,
+                "responseKind": gvk(group, version, &r.kind),
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": r.verbs(),
+                "shortNames": r.short_names,
+                "categories": r.categories,
+                "subresources": subresources,
+            })
+        })
+        .collect();
+    json!({"version": version, "resources": resources, "freshness": "Current"})
+}
+
+/// `/api` (`core`) or `/apis` as an `APIGroupDiscoveryList`.
+pub(crate) fn aggregated(registry: &Registry, core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        vec![
+            json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version(registry, "", "v1")]}),
+        ]
+    } else {
+        registry
+            .groups()
+            .into_iter()
+            .map(|(g, versions)| {
+                let vs: Vec<Value> = versions
+                    .iter()
+                    .map(|v| aggregated_version(registry, &g, v))
+                    .collect();
+                json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": vs})
+            })
+            .collect()
+    };
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}

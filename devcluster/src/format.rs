@@ -24,10 +24,12 @@ impl Format {
             let media = params.next().unwrap_or("");
             let mut as_ = None;
             let mut group = None;
+            let mut version = None;
             for p in params {
                 match p.split_once('=') {
                     Some(("as", v)) => as_ = Some(v),
                     Some(("g", v)) => group = Some(v),
+                    Some(("v", v)) => version = Some(v),
                     _ => {}
                 }
             }
@@ -44,6 +46,12 @@ impl Format {
                     Some("meta.k8s.io"),
                 ) => return Ok(Self::Metadata),
                 (Some("Table"), Some("meta.k8s.io")) => return Ok(Self::Table),
+                // Aggregated discovery: only `/api` and `/apis` serve it (see discovery.rs).
+                (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"))
+                    if version == Some("v2") =>
+                {
+                    return Ok(Self::Full);
+                }
                 _ => continue,
             }
         }
@@ -297,10 +305,10 @@ mod tests {
         );
         assert_eq!(
             Format::from_accept(
-                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
             ),
             Err(()),
-            "aggregated discovery alone is not served (406)"
+            "aggregated discovery v2beta1 alone is not served (406)"
         );
         assert_eq!(
             Format::from_accept(

@@ -370,6 +370,20 @@ async fn a_crd_created_at_runtime_is_served_validated_and_removed() {
         .any(|c| c.type_ == "Established" && c.status == "True");
     assert!(established);
 
+    let aggregated = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let (_, secret_caps) = aggregated
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Secret"))
+        .expect("Secret in aggregated discovery");
+    assert_eq!(secret_caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(
+        aggregated
+            .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+            .is_some(),
+        "the new kind is in aggregated discovery"
+    );
     let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
     let (ar, caps) = discovery
         .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))

@@ -52,6 +52,15 @@ pub(crate) fn json_response(code: u16, body: &Value, warnings: &[String]) -> Res
         .expect("response")
 }
 
+/// A 200 JSON response with a specific `Content-Type` (aggregated discovery).
+fn json_with_type(body: &Value, content_type: &str) -> Response<Body> {
+    Response::builder()
+        .header("Content-Type", content_type)
+        .header("Cache-Control", "no-cache, private")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .expect("response")
+}
+
 fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code, &e.to_status(), &[])
 }
@@ -105,6 +114,7 @@ fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
 /// Everything about one request the verb handlers need.
 struct Req {
     method: Method,
+    accept: String,
     query: HashMap<String, String>,
     content_type: String,
     format: Format,
@@ -179,6 +189,7 @@ pub(crate) async fn handle(
     let path = parts.uri.path().to_string();
     let r = Req {
         method: parts.method.clone(),
+        accept: header("accept"),
         query: parse_query(parts.uri.query()),
         content_type,
         format,
@@ -225,6 +236,13 @@ fn route(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Routed, ApiError> 
                 .body(Full::new(Bytes::from_static(b"ok")).boxed())
                 .expect("response"),
         )),
+        ["api" | "apis"] if r.method == Method::GET && discovery::wants_aggregated(&r.accept) => {
+            let doc = discovery::aggregated(
+                &shared.state.lock().expect("state").registry,
+                segs[0] == "api",
+            );
+            Ok(Routed::Watch(json_with_type(&doc, discovery::AGGREGATED)))
+        }
         ["api"] => get_only(discovery::api_versions(&shared.server_address)),
         ["apis"] => get_only(discovery::api_groups(
             &shared.state.lock().expect("state").registry,
