@@ -278,13 +278,12 @@ pub(crate) fn fields_v1(v: &Value) -> Value {
     walk(v, None)
 }
 
-/// Fields of `applied` that another `Apply` manager in `managed` owns and that `applied` would
-/// change: (manager, `.dotted.path`). Keyed-list items are not compared.
+/// Fields of `applied` that one of the `others` (managedFields entries of other appliers) owns
+/// and that `applied` would change: (manager, `.dotted.path`). Keyed-list items are not compared.
 pub(crate) fn apply_conflicts(
     doc: &Value,
     applied: &Value,
-    manager: &str,
-    managed: &[Value],
+    others: &[&Value],
 ) -> Vec<(String, String)> {
     fn walk(
         set: &Value,
@@ -311,11 +310,15 @@ pub(crate) fn apply_conflicts(
         }
     }
     let mut out = Vec::new();
-    for f in managed {
-        let owner = f["manager"].as_str().unwrap_or("");
-        if owner != manager && f["operation"] == "Apply" {
-            walk(&f["fieldsV1"], doc, applied, "", owner, &mut out);
-        }
+    for f in others {
+        walk(
+            &f["fieldsV1"],
+            doc,
+            applied,
+            "",
+            f["manager"].as_str().unwrap_or(""),
+            &mut out,
+        );
     }
     out
 }

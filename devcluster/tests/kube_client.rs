@@ -1282,3 +1282,72 @@ async fn recorder_events_are_visible_as_core_events() {
     assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
     assert_eq!(dc.request_count("patch", "events"), 1);
 }
+
+#[tokio::test]
+async fn status_applies_are_tracked_apart_from_object_applies() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &widget_crd())
+        .await
+        .unwrap();
+    let widgets: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        "default",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget")),
+    );
+    let pp = PatchParams::apply("kuvert").force();
+    let body = |extra: serde_json::Value| {
+        let mut b =
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    widgets
+        .patch(
+            "w",
+            &pp,
+            &Patch::Apply(body(json!({"spec": {"size": 2, "color": "red"}}))),
+        )
+        .await
+        .unwrap();
+    widgets
+        .patch_status(
+            "w",
+            &pp,
+            &Patch::Apply(body(json!({"status": {"ready": true}}))),
+        )
+        .await
+        .unwrap();
+    widgets
+        .patch_status("w", &pp, &Patch::Apply(body(json!({"status": {}}))))
+        .await
+        .unwrap();
+    let w = widgets.get("w").await.unwrap();
+    assert_eq!(
+        w.data["spec"],
+        json!({"size": 2, "color": "red"}),
+        "a status apply leaves the applied spec alone"
+    );
+    assert_eq!(
+        w.data["status"],
+        json!({}),
+        "the status field the manager stopped applying is gone"
+    );
+    let entries: Vec<(String, Option<String>)> = w
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.manager.unwrap(), f.subresource))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("kuvert".to_string(), None),
+            ("kuvert".to_string(), Some("status".to_string()))
+        ]
+    );
+}

@@ -54,7 +54,7 @@ pub(super) fn patch_object(
         if !patch_body.is_object() {
             return Err(ApiError::bad_request("an apply patch must be an object"));
         }
-        let entry = json!({
+        let mut entry = json!({
             "manager": manager,
             "operation": "Apply",
             "apiVersion": info.api_version(version),
@@ -62,6 +62,9 @@ pub(super) fn patch_object(
             "fieldsType": "FieldsV1",
             "fieldsV1": patch::fields_v1(&patch_body),
         });
+        if part == Part::Status {
+            entry["subresource"] = json!("status");
+        }
         match existing {
             Err(e) if e.code == 404 && part == Part::Main => {
                 let mut created = patch_body.clone();
@@ -83,10 +86,18 @@ pub(super) fn patch_object(
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let is_mine =
-                    |f: &Value| f["manager"] == json!(manager) && f["operation"] == "Apply";
+                // A manager's applies to the object and to its status are separate entries.
+                let is_mine = |f: &Value| {
+                    f["manager"] == json!(manager)
+                        && f["operation"] == "Apply"
+                        && f["subresource"] == entry["subresource"]
+                };
+                let other_appliers: Vec<&Value> = fields
+                    .iter()
+                    .filter(|f| !is_mine(f) && f["operation"] == "Apply")
+                    .collect();
                 if !r.flag("force") {
-                    let found = patch::apply_conflicts(&doc, &patch_body, manager, &fields);
+                    let found = patch::apply_conflicts(&doc, &patch_body, &other_appliers);
                     if !found.is_empty() {
                         return Err(apply_conflict(info, name, found));
                     }
@@ -94,11 +105,8 @@ pub(super) fn patch_object(
                 // Fields this manager applied before and no longer applies are removed, unless
                 // another applier also owns them.
                 if let Some(previous) = fields.iter().find(|f| is_mine(f)) {
-                    let others: Vec<&Value> = fields
-                        .iter()
-                        .filter(|f| !is_mine(f) && f["operation"] == "Apply")
-                        .map(|f| &f["fieldsV1"])
-                        .collect();
+                    let others: Vec<&Value> =
+                        other_appliers.iter().map(|f| &f["fieldsV1"]).collect();
                     patch::remove_unapplied(
                         &mut doc,
                         &previous["fieldsV1"],

@@ -348,6 +348,10 @@ impl State {
             Part::Status => {
                 let mut n = old.clone();
                 n["status"] = body.get("status").cloned().unwrap_or(Value::Null);
+                // A status apply records its manager; nothing else of metadata changes.
+                if let Some(fields) = body["metadata"].get("managedFields") {
+                    meta_mut(&mut n).insert("managedFields".into(), fields.clone());
+                }
                 n
             }
             Part::Main => {
