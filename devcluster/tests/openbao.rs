@@ -234,6 +234,46 @@ async fn openbao_kubernetes_auth_accepts_devcluster_tokens_and_rejects_forged_on
         refused.stderr
     );
 
+    // Without a reviewer token OpenBao reviews a login token with itself, which the API server
+    // accepts only when the token carries the API audience, as on a real cluster.
+    bao.ok(&["auth", "enable", "-path=k8s-self", "kubernetes"])
+        .await;
+    bao.ok(&[
+        "write",
+        "auth/k8s-self/config",
+        &format!("kubernetes_host={}", dc.url()),
+        &format!("kubernetes_ca_cert=@{ca}"),
+    ])
+    .await;
+    bao.ok(&[
+        "write",
+        "auth/k8s-self/role/app",
+        "bound_service_account_names=app",
+        "bound_service_account_namespaces=default",
+        "token_policies=default",
+    ])
+    .await;
+    let api_audience = service_account_token(&dc, "app", &[]).await;
+    bao.ok(&[
+        "write",
+        "auth/k8s-self/login",
+        "role=app",
+        &format!("jwt={api_audience}"),
+    ])
+    .await;
+    let vault_audience = bao
+        .run(&[
+            "write",
+            "auth/k8s-self/login",
+            "role=app",
+            &format!("jwt={token}"),
+        ])
+        .await;
+    assert!(
+        !vault_audience.ok,
+        "a token for another audience cannot review itself"
+    );
+
     let unbound = service_account_token(&dc, "intruder", &["vault"]).await;
     let refused = bao
         .run(&[
