@@ -20,7 +20,8 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kuvert_core::api::{
-    ClusterSecretStore, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
+    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
+    SecretStoreRef,
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::manifest::Manifest;
@@ -238,10 +239,7 @@ impl StoreResolver for Stores<'_> {
                         })?;
                 // Offline there are no Namespace objects: a namespace has no labels.
                 let admitted = store.spec.conditions.is_empty()
-                    || store.spec.conditions.iter().any(|c| {
-                        // Offline there are no Namespace objects: namespaces have no labels.
-                        crate::selectors::condition_admits(c, namespace, &BTreeMap::new())
-                    });
+                    || store.spec.conditions.iter().any(|c| admits(c, namespace));
                 if !admitted {
                     return Err(StoreError::NotAllowed {
                         store: display,
@@ -275,6 +273,12 @@ impl StoreResolver for Stores<'_> {
             name: display,
         })
     }
+}
+
+/// Whether a ClusterSecretStore condition admits a namespace, offline: there are no Namespace
+/// objects, so the namespace has no labels.
+fn admits(condition: &ClusterSecretStoreCondition, namespace: &str) -> bool {
+    crate::selectors::condition_admits(condition, namespace, &BTreeMap::new())
 }
 
 /// A Secret as YAML, keys in the order people read them.
@@ -340,4 +344,42 @@ struct OutMeta {
     annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     owner_references: Vec<OwnerReference>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(yaml: &str) -> ClusterSecretStoreCondition {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn cluster_store_conditions_match_names_and_whole_regexes() {
+        let by_name = condition("namespaces: [team-a]");
+        assert!(admits(&by_name, "team-a"));
+        assert!(!admits(&by_name, "team-ab"));
+        let by_regex = condition("namespaceRegexes: ['team-.*']");
+        assert!(admits(&by_regex, "team-b"));
+        assert!(!admits(&by_regex, "x-team-b"), "anchored");
+        let bad_regex = condition("namespaceRegexes: ['(']");
+        assert!(
+            !admits(&bad_regex, "("),
+            "an invalid expression admits nothing"
+        );
+    }
+
+    #[test]
+    fn offline_namespaces_have_no_labels() {
+        assert!(!admits(
+            &condition("namespaceSelector: {matchLabels: {env: prod}}"),
+            "a"
+        ));
+        assert!(admits(
+            &condition(
+                "namespaceSelector: {matchExpressions: [{key: env, operator: DoesNotExist}]}"
+            ),
+            "a"
+        ));
+    }
 }
