@@ -455,6 +455,22 @@ async fn a_crd_created_at_runtime_is_served_validated_and_removed() {
         strict.message
     );
 
+    let mut unconditional = widgets.get("w1").await.unwrap();
+    unconditional.metadata.resource_version = None;
+    let refused = api_error(
+        widgets
+            .replace("w1", &PostParams::default(), &unconditional)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (
+            422,
+            "Widget.example.com \"w1\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        )
+    );
+
     let with_status = widgets
         .patch_status(
             "w1",

@@ -341,6 +341,19 @@ impl State {
             )));
         }
         let rv = meta_str(&body, "resourceVersion");
+        // Custom resources, unlike most built-in kinds, refuse unconditional updates.
+        if rv.is_empty() && info.custom {
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                name,
+                vec![Cause {
+                    field: "metadata.resourceVersion".into(),
+                    reason: "FieldValueInvalid",
+                    message: "Invalid value: 0x0: must be specified for an update".into(),
+                }],
+            ));
+        }
         if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::stale(&info.group, &info.plural, name));
         }
