@@ -94,14 +94,17 @@ pub(crate) fn invalid_name(name: &str, label: bool) -> Option<String> {
     }
 }
 
-/// The object without `metadata` and `status`: what a change of `generation` is judged on.
-pub(crate) fn spec_part(obj: &Value) -> Value {
+/// What a change of `generation` is judged on: the object without `metadata` (and without
+/// `status` when status is a separate subresource; otherwise a status change bumps it too).
+pub(crate) fn spec_part(obj: &Value, status_subresource: bool) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {
         m.remove("metadata");
-        m.remove("status");
         m.remove("apiVersion");
         m.remove("kind");
+        if status_subresource {
+            m.remove("status");
+        }
     }
     v
 }

@@ -437,7 +437,9 @@ impl State {
         }
         self.normalize(info, &mut new, Some(&old))?;
         crate::validation::check(info, &new, Some(&old))?;
-        if info.generation && spec_part(&new) != spec_part(&old) {
+        if info.generation
+            && spec_part(&new, info.status_subresource) != spec_part(&old, info.status_subresource)
+        {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta_mut(&mut new).insert("generation".into(), json!(g));
         }
