@@ -1219,6 +1219,19 @@ async fn crds_serve_every_version_and_cluster_scope() {
         read.metadata.namespace, None,
         "cluster-scoped objects have no namespace"
     );
+    let with_status = v1
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"seen": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        with_status.metadata.generation,
+        Some(2),
+        "without a status subresource a status change is a change"
+    );
     let namespaced: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
