@@ -59,11 +59,25 @@ mod tests {
     fn transition_time_stays_while_the_status_holds() {
         let first = ready(&[], true, "SecretSynced", "ok", Some(1), at(100));
         assert_eq!(first.last_transition_time, Time(at(100)));
-        let again = ready(&[first.clone()], true, "SecretSynced", "ok again", Some(2), at(200));
+        let again = ready(
+            &[first.clone()],
+            true,
+            "SecretSynced",
+            "ok again",
+            Some(2),
+            at(200),
+        );
         assert_eq!(again.last_transition_time, Time(at(100)));
         assert_eq!(again.message, "ok again");
         assert_eq!(again.observed_generation, Some(2));
-        let failed = ready(&[again], false, "SecretSyncedError", "boom", Some(2), at(300));
+        let failed = ready(
+            &[again],
+            false,
+            "SecretSyncedError",
+            "boom",
+            Some(2),
+            at(300),
+        );
         assert_eq!(failed.last_transition_time, Time(at(300)));
         assert_eq!(failed.status, "False");
     }
