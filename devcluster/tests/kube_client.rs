@@ -135,6 +135,19 @@ async fn secrets_support_crud_selectors_paging_and_conflicts() {
     let gname = generated.metadata.name.unwrap();
     assert!(gname.starts_with("gen-") && gname.len() == 9, "{gname}");
 
+    let copied = secrets.get("b").await.unwrap();
+    let mut copied_with_rv = copied.clone();
+    copied_with_rv.metadata.name = Some("b-copy".into());
+    copied_with_rv.metadata.uid = None;
+    let rv_set = api_error(secrets.create(&pp, &copied_with_rv).await.unwrap_err());
+    assert_eq!(
+        (rv_set.code, rv_set.message.as_str()),
+        (
+            500,
+            "resourceVersion should not be set on objects to be created"
+        )
+    );
+
     let dup = api_error(
         secrets
             .create(&pp, &secret("a", json!({})))
@@ -237,7 +250,7 @@ async fn secrets_support_crud_selectors_paging_and_conflicts() {
         names(secrets.list(&ListParams::default()).await.unwrap()),
         ["c", "d", gname.as_str()]
     );
-    assert_eq!(dc.request_count("create", "secrets"), 6);
+    assert_eq!(dc.request_count("create", "secrets"), 7);
     assert_eq!(dc.request_count("update", "secrets"), 2);
 }
 

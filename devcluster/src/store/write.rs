@@ -253,6 +253,14 @@ impl State {
                 }],
             ));
         }
+        if !meta_str(&body, "resourceVersion").is_empty() {
+            // The storage layer's error, surfaced as is by the real server.
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         self.check_namespace(info, ns)?;
         if self.stored(info, ns, &name).is_some() {
             return Err(ApiError::already_exists(&info.group, &info.plural, &name));
