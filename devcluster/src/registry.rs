@@ -38,6 +38,8 @@ pub(crate) enum Special {
     None,
     /// `tokenreviews`: create only, nothing stored.
     TokenReview,
+    /// `authorization.k8s.io` access reviews: create only, always allowed (no authorization).
+    AccessReview,
 }
 
 impl ResourceInfo {
@@ -55,7 +57,7 @@ impl ResourceInfo {
 
     pub fn verbs(&self) -> Vec<&'static str> {
         match self.special {
-            Special::TokenReview => vec!["create"],
+            Special::TokenReview | Special::AccessReview => vec!["create"],
             Special::None => vec![
                 "create",
                 "delete",
@@ -148,6 +150,21 @@ impl Registry {
         ))
         .clone();
         token_review.special = Special::TokenReview;
+        let review = |plural: &str, kind: &str, namespaced: bool| {
+            let mut r = (*builtin(
+                "authorization.k8s.io",
+                "v1",
+                plural,
+                kind,
+                namespaced,
+                &[],
+                false,
+                false,
+            ))
+            .clone();
+            r.special = Special::AccessReview;
+            Arc::new(r)
+        };
         let builtin = vec![
             builtin(
                 "",
@@ -254,6 +271,14 @@ impl Registry {
                 true,
             ),
             Arc::new(token_review),
+            review("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+            review("subjectaccessreviews", "SubjectAccessReview", false),
+            review(
+                "localsubjectaccessreviews",
+                "LocalSubjectAccessReview",
+                true,
+            ),
+            review("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
         ];
         // `kubectl get all` expands the `all` category, as on a real server.
         let all = [

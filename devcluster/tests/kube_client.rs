@@ -1393,3 +1393,31 @@ async fn status_applies_are_tracked_apart_from_object_applies() {
         ]
     );
 }
+
+#[tokio::test]
+async fn access_reviews_allow_everything_as_there_is_no_authorization() {
+    use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectRulesReview};
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({"spec": {"resourceAttributes": {"namespace": "default", "verb": "list", "resource": "secrets"}}})).unwrap();
+    let answered = reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    assert!(answered.status.unwrap().allowed);
+    assert_eq!(
+        answered
+            .spec
+            .resource_attributes
+            .unwrap()
+            .resource
+            .as_deref(),
+        Some("secrets")
+    );
+    let rules: Api<SelfSubjectRulesReview> = Api::all(client);
+    let review: SelfSubjectRulesReview =
+        serde_json::from_value(json!({"spec": {"namespace": "default"}})).unwrap();
+    let answered = rules.create(&PostParams::default(), &review).await.unwrap();
+    assert_eq!(answered.status.unwrap().resource_rules[0].verbs, ["*"]);
+}

@@ -20,7 +20,7 @@ use crate::{discovery, watch};
 mod tokens;
 mod write;
 
-use tokens::{token_request, token_review};
+use tokens::{access_review, token_request, token_review};
 use write::{delete_collection, delete_object, patch_object};
 
 /// A response in the making: status, JSON body, `Warning` headers.
@@ -323,6 +323,17 @@ fn resource(
             },
         )
     };
+    if info.special == Special::AccessReview {
+        return match (&r.method, name) {
+            (&Method::POST, None) => {
+                counted("create");
+                access_review(&info, version, ns, r).map(Routed::Reply)
+            }
+            _ => Err(ApiError::method_not_allowed(format!(
+                "{plural} only supports create"
+            ))),
+        };
+    }
     if info.special == Special::TokenReview {
         return match (&r.method, name) {
             (&Method::POST, None) => {

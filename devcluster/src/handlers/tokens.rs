@@ -1,4 +1,4 @@
-//! ServiceAccount TokenRequest and TokenReview endpoints.
+//! ServiceAccount TokenRequest and TokenReview, and the authorization.k8s.io reviews.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Reply, Req, not_found_path, parse_body};
 use crate::error::ApiError;
 use crate::meta::{meta_str, now};
+use crate::registry::ResourceInfo;
 use crate::server::Shared;
 
 /// `POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token`.
@@ -107,6 +108,41 @@ pub(super) fn token_review(shared: &Arc<Shared>, r: &Req) -> Result<Reply, ApiEr
             "kind": "TokenReview",
             "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": null},
+            "spec": body["spec"].clone(),
+            "status": status,
+        }),
+        warnings: Vec::new(),
+    })
+}
+
+/// `POST .../{self,local,}subjectaccessreviews` and `selfsubjectrulesreviews`: devcluster has no
+/// authorization, so every access is allowed and every rule is granted.
+pub(super) fn access_review(
+    info: &ResourceInfo,
+    version: &str,
+    ns: &str,
+    r: &Req,
+) -> Result<Reply, ApiError> {
+    let body = parse_body(&r.body)?;
+    let mut metadata = json!({"creationTimestamp": null});
+    if info.namespaced {
+        metadata["namespace"] = json!(ns);
+    }
+    let status = if info.kind == "SelfSubjectRulesReview" {
+        json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        })
+    } else {
+        json!({"allowed": true, "reason": "devcluster authorizes every authenticated request"})
+    };
+    Ok(Reply {
+        code: 201,
+        body: json!({
+            "kind": info.kind,
+            "apiVersion": info.api_version(version),
+            "metadata": metadata,
             "spec": body["spec"].clone(),
             "status": status,
         }),
