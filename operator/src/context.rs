@@ -8,6 +8,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::backoff::Backoff;
 use crate::externalsecret::stores::{ClientCache, StoreIndex};
+use crate::externalsecret::written::WrittenStatuses;
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
@@ -51,6 +52,8 @@ pub struct Context {
     pub clients: ClientCache,
     /// Which ExternalSecrets use which store.
     pub index: Arc<StoreIndex>,
+    /// Statuses written that the cache has not shown yet.
+    pub statuses: WrittenStatuses,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
     /// Transient-failure backoff per object.
@@ -76,6 +79,7 @@ impl Context {
             reads: ReadCache::new(),
             clients: ClientCache::default(),
             index: Arc::default(),
+            statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             clock: Arc::new(jiff::Timestamp::now),
             settings,

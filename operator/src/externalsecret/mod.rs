@@ -11,6 +11,7 @@ pub mod apply;
 pub mod decide;
 pub mod report;
 pub mod stores;
+pub mod written;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,10 @@ fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
     let _queued = metrics::InQueue::enter(KIND);
     let ctx = &state.ctx;
+    let es = match ctx.statuses.latest(&es) {
+        Some(newer) => Arc::new(newer),
+        None => es,
+    };
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
     let es_ref = ObjectRef::from_obj(es.as_ref());

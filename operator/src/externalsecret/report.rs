@@ -51,6 +51,7 @@ async fn write(
         .map_err(kube_error(format!(
             "writing status of ExternalSecret {namespace}/{name}"
         )))?;
+    ctx.statuses.wrote(es, &status);
 
     let before = conditions::find_ready(&previous.conditions);
     let after = conditions::find_ready(&status.conditions);
