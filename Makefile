@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 ## Installs the servers the tests need (OpenBao, kubectl), then runs every test.
 test: test-deps
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -13,7 +13,7 @@ test-deps:
 ## Formatting and clippy with warnings as errors.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
