@@ -448,3 +448,24 @@ async fn push_writes_owned_secrets_and_refuses_foreign_ones() {
     client.delete("pushed", None, "app/pusher").await.unwrap();
     assert!(!client.exists("pushed").await.unwrap());
 }
+
+#[tokio::test]
+async fn validate_reports_what_the_credentials_may_do() {
+    let remote = remote_cluster().await;
+    let mut kube = MemoryKube::new();
+    local_secret(&mut kube, "remote-creds", &[("token", READER_TOKEN)]);
+    let client = connect(token_spec(&remote), &kube).await.unwrap();
+    // devcluster authorizes every authenticated user (it has no RBAC): read and write.
+    assert_eq!(
+        client.validate().await.unwrap(),
+        kuvert_core::api::StoreCapabilities::ReadWrite
+    );
+    let mut wrong = MemoryKube::new();
+    local_secret(&mut wrong, "remote-creds", &[("token", "not-a-token")]);
+    let client = connect(token_spec(&remote), &wrong).await.unwrap();
+    let err = client.validate().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "authentication failed: SelfSubjectAccessReview: the remote API server rejected the credentials"
+    );
+}
