@@ -22,6 +22,7 @@ impl Registry {
             providers: vec![
                 Arc::new(kuvert_provider_kubernetes::KubernetesProvider),
                 Arc::new(kuvert_provider_fake::FakeStoreProvider),
+                Arc::new(kuvert_provider_vault::VaultProvider::new()),
             ],
         }
     }

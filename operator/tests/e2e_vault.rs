@@ -1,0 +1,194 @@
+//! `kuvert run` end to end against a real OpenBao server and devcluster: sync, force-sync,
+//! periodic refresh, an unreachable store, and Kubernetes auth through devcluster's
+//! TokenRequest and TokenReview.
+
+mod support;
+
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kuvert_core::api::{ExternalSecret, SecretStore};
+use kuvert_testkit::OpenBao;
+use serde_json::json;
+use support::{Cluster, Operator, eventually, yaml};
+
+async fn password(secrets: &Api<Secret>, name: &str) -> Option<String> {
+    let secret = secrets.get_opt(name).await.unwrap()?;
+    let value = secret.data?.remove("password")?;
+    Some(String::from_utf8(value.0).unwrap())
+}
+
+async fn ready_of(ess: &Api<ExternalSecret>, name: &str) -> Option<(String, String)> {
+    let status = ess.get(name).await.unwrap().status?;
+    let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason))
+}
+
+fn vault_store(bao: &OpenBao, auth: &str) -> SecretStore {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: http://{addr}\n      path: secret\n      auth:\n{auth}\n",
+        addr = bao.addr().trim_start_matches("http://"),
+    ))
+}
+
+fn external_secret(name: &str, interval: &str) -> ExternalSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: {interval}\n  secretStoreRef: {{name: vault}}\n  data:\n    - secretKey: password\n      remoteRef: {{key: app, property: password}}\n"
+    ))
+}
+
+#[tokio::test]
+async fn vault_values_sync_follow_changes_and_survive_an_outage() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    bao.policy(
+        "read-app",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    let token = bao.token(&["read-app"], json!({"ttl": "1h"})).await;
+
+    let cluster = Cluster::start().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let creds: Secret = yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {token}}}\n"
+    ));
+    secrets
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                "        tokenSecretRef: {name: vault-token, key: token}",
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("hourly", "1h"))
+        .await
+        .unwrap();
+    ess.create(&PostParams::default(), &external_secret("fast", "2s"))
+        .await
+        .unwrap();
+    eventually("both Secrets to hold v1", || async {
+        password(&secrets, "hourly").await.as_deref() == Some("v1")
+            && password(&secrets, "fast").await.as_deref() == Some("v1")
+    })
+    .await;
+
+    // A new version in OpenBao: the 2s refresh picks it up; the hourly one waits for a
+    // force-sync.
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    eventually("the periodic refresh to pick up v2", || async {
+        password(&secrets, "fast").await.as_deref() == Some("v2")
+    })
+    .await;
+    assert_eq!(password(&secrets, "hourly").await.as_deref(), Some("v1"));
+    let annotate = json!({"metadata": {"annotations": {"kuvert.io/force-sync": "now"}}});
+    ess.patch("hourly", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    eventually("the force-sync to pick up v2", || async {
+        password(&secrets, "hourly").await.as_deref() == Some("v2")
+    })
+    .await;
+
+    // OpenBao goes away: the refreshing ExternalSecret fails as Unavailable, its Secret stays.
+    drop(bao);
+    eventually("Ready=False while OpenBao is down", || async {
+        ready_of(&ess, "fast").await == Some(("False".into(), "Unavailable".into()))
+    })
+    .await;
+    assert_eq!(password(&secrets, "fast").await.as_deref(), Some("v2"));
+}
+
+#[tokio::test]
+async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued() {
+    let cluster = Cluster::start().await;
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "via-k8s-auth"}))
+        .await;
+    bao.policy(
+        "read-app",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+
+    // OpenBao reviews tokens with a reviewer ServiceAccount's token, as in a real cluster.
+    let sas: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), "default");
+    for name in ["vault-reviewer", "app"] {
+        sas.create(
+            &PostParams::default(),
+            &yaml(&format!("metadata: {{name: {name}}}")),
+        )
+        .await
+        .unwrap();
+    }
+    let request: TokenRequest = yaml("spec: {expirationSeconds: 3600}");
+    let reviewer = sas
+        .create_token_request("vault-reviewer", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap();
+    bao.enable_auth("kubernetes", "kubernetes").await;
+    bao.write(
+        "auth/kubernetes/config",
+        json!({
+            "kubernetes_host": cluster.handle.url(),
+            "kubernetes_ca_cert": cluster.handle.ca_pem(),
+            "token_reviewer_jwt": reviewer,
+        }),
+    )
+    .await;
+    bao.write(
+        "auth/kubernetes/role/app",
+        json!({
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default"],
+            "audience": "vault",
+            "token_policies": ["read-app"],
+            "token_ttl": "10m",
+        }),
+    )
+    .await;
+
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                "        kubernetes:\n          role: app\n          serviceAccountRef: {name: app, audiences: [vault]}",
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("k8s-auth", "1h"))
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    eventually("the Secret read through Kubernetes auth", || async {
+        password(&secrets, "k8s-auth").await.as_deref() == Some("via-k8s-auth")
+    })
+    .await;
+    // The reviewer's token and the operator's request for `app`.
+    assert_eq!(
+        cluster
+            .handle
+            .request_count("create", "serviceaccounts/token"),
+        2
+    );
+}
