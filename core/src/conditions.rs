@@ -60,7 +60,7 @@ mod tests {
         let first = ready(&[], true, "SecretSynced", "ok", Some(1), at(100));
         assert_eq!(first.last_transition_time, Time(at(100)));
         let again = ready(
-            &[first.clone()],
+            std::slice::from_ref(&first),
             true,
             "SecretSynced",
             "ok again",
