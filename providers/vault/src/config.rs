@@ -315,10 +315,14 @@ pub(crate) async fn resolve(
             let ns = store.resolve_namespace(&field, ca.namespace.as_deref(), namespace)?;
             let pem = match ca.type_ {
                 CaProviderType::Secret => secret_key(kube, &field, ns, &ca.name, &ca.key)
-                    .await?
+                    .await
+                    .map_err(|e| naming(&field, e))?
                     .into_inner(),
                 CaProviderType::ConfigMap => {
-                    let mut data = kube.config_map(ns, &ca.name).await?;
+                    let mut data = kube
+                        .config_map(ns, &ca.name)
+                        .await
+                        .map_err(|e| naming(&field, e))?;
                     data.remove(&ca.key)
                         .ok_or_else(|| ProviderError::NotFound {
                             key: format!("{field}: key {:?} of ConfigMap {ns}/{}", ca.key, ca.name),
@@ -559,7 +563,9 @@ async fn read_key(
     let field = format!("{FIELD}.{field}");
     let ns = store.resolve_namespace(&field, selector.namespace.as_deref(), namespace)?;
     let key = selector.key.as_deref().unwrap_or_default();
-    secret_key(kube, &field, ns, &selector.name, key).await
+    secret_key(kube, &field, ns, &selector.name, key)
+        .await
+        .map_err(|e| naming(&field, e))
 }
 
 async fn read_default(
@@ -573,7 +579,19 @@ async fn read_default(
     let field = format!("{FIELD}.{field}");
     let ns = store.resolve_namespace(&field, selector.namespace.as_deref(), namespace)?;
     let key = selector.key.as_deref().unwrap_or(default_key);
-    secret_key(kube, &field, ns, &selector.name, key).await
+    secret_key(kube, &field, ns, &selector.name, key)
+        .await
+        .map_err(|e| naming(&field, e))
+}
+
+/// A missing object names the field that referred to it.
+fn naming(field: &str, error: ProviderError) -> ProviderError {
+    match error {
+        ProviderError::NotFound { key } if !key.starts_with(field) => ProviderError::NotFound {
+            key: format!("{field}: {key}"),
+        },
+        other => other,
+    }
 }
 
 /// Requests a ServiceAccount token.
@@ -584,6 +602,7 @@ pub(crate) async fn request_token(
     kube.service_account_token(&req.namespace, &req.name, &req.audiences, req.lifetime)
         .await
         .map(trimmed)
+        .map_err(|e| naming(&format!("{FIELD}.auth ServiceAccount token"), e))
 }
 
 fn mount_or(path: &Option<String>, default: &str) -> String {

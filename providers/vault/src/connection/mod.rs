@@ -9,7 +9,7 @@
 //!   generator with the same server, auth spec and credentials.
 //! - **Renewed lazily, on use.** Before a request, a token past two thirds of its TTL is renewed
 //!   (`auth/token/renew-self`) while it is renewable; when renewal fails, or the token nears its
-//!   max TTL (a renewal grants less than a third of the TTL of the login), the connection logs in
+//!   max TTL (a renewal grants less than half the TTL of the login), the connection logs in
 //!   again. No background task: nothing to leak or cancel, and an idle store costs nothing. An
 //!   idle connection's token may expire; its next request then logs in once — a login per idle
 //!   period, never per sync.
@@ -150,7 +150,8 @@ struct TokenLease {
     obtained: Instant,
     ttl: Duration,
     renewable: bool,
-    /// TTL granted by the login; a renewal granting much less means the max TTL is near.
+    /// TTL granted by the login; a renewal granting less than half of it means the max TTL is
+    /// near.
     login_ttl: Duration,
 }
 
@@ -403,7 +404,7 @@ impl VaultConnection {
         let alive = !state.token.is_empty() && now < lease.obtained + lease.ttl;
         if alive && lease.renewable {
             match self.renew(&state).await {
-                Ok(Some(ttl)) if ttl * 3 >= lease.login_ttl => {
+                Ok(Some(ttl)) if ttl * 2 >= lease.login_ttl => {
                     self.renewals.fetch_add(1, Ordering::Relaxed);
                     let renewed = Arc::new(TokenState {
                         token: state.token.clone(),
