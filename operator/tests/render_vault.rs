@@ -1,0 +1,144 @@
+//! `kuvert render` with `vault` stores against a real OpenBao server: a token and an AppRole
+//! secret ID come from Secrets in the manifests; a wrong token fails with one line naming the
+//! ExternalSecret and never the token.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use kuvert_testkit::OpenBao;
+use serde_json::json;
+
+async fn render(name: &str, manifests: String) -> Output {
+    let dir =
+        std::env::temp_dir().join(format!("kuvert-render-vault-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join("manifests.yaml");
+    std::fs::write(&file, manifests).unwrap();
+    let kuvert = env!("CARGO_BIN_EXE_kuvert");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(kuvert)
+            .args(["render", "--decode", "-f"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    output
+}
+
+fn store(name: &str, server: &str, auth: &str) -> String {
+    format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  provider:\n    vault:\n      server: {server}\n      path: secret\n      auth: {auth}\n"
+    )
+}
+
+fn external_secret(name: &str, store: &str) -> String {
+    format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  secretStoreRef: {{name: {store}}}\n  data:\n    - secretKey: password\n      \
+         remoteRef: {{key: app/db, property: password}}\n  dataFrom:\n    - extract: {{key: secret/app/config}}\n"
+    )
+}
+
+#[tokio::test]
+async fn render_reads_vault_with_a_token_and_an_approle_from_the_manifests() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app/db", json!({"password": "from-openbao"}))
+        .await;
+    bao.kv2_put(
+        "secret",
+        "app/config",
+        json!({"mode": "prod", "port": "5432"}),
+    )
+    .await;
+    bao.policy(
+        "reader",
+        r#"path "secret/data/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let token = bao.token(&["reader"], json!({})).await;
+    bao.enable_auth("approle", "approle").await;
+    bao.write(
+        "auth/approle/role/render",
+        json!({"token_policies": ["reader"]}),
+    )
+    .await;
+    let role_id = bao.read("auth/approle/role/render/role-id").await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao
+        .write("auth/approle/role/render/secret-id", json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let manifests = [
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-creds, namespace: default}}\n\
+             stringData: {{token: \"{token}\", role-id: \"{role_id}\", secret-id: \"{secret_id}\"}}\n"
+        ),
+        store(
+            "by-token",
+            bao.addr(),
+            "{tokenSecretRef: {name: vault-creds, key: token}}",
+        ),
+        store(
+            "by-approle",
+            bao.addr(),
+            "{appRole: {roleRef: {name: vault-creds, key: role-id}, secretRef: {name: vault-creds, key: secret-id}}}",
+        ),
+        external_secret("app-token", "by-token"),
+        external_secret("app-approle", "by-approle"),
+    ]
+    .join("---\n");
+    let output = render("ok", manifests).await;
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["app-token", "app-approle"] {
+        let doc = stdout
+            .split("---\n")
+            .find(|d| d.contains(&format!("name: {name}\n")))
+            .unwrap_or_else(|| panic!("no Secret {name} in {stdout}"));
+        assert!(doc.contains("password: from-openbao"), "{doc}");
+        assert!(doc.contains("mode: prod"), "{doc}");
+        assert!(
+            doc.contains("port: '5432'") || doc.contains("port: \"5432\""),
+            "{doc}"
+        );
+    }
+    assert!(!stdout.contains(&token) && !stdout.contains(&secret_id));
+}
+
+#[tokio::test]
+async fn render_fails_in_one_line_on_a_wrong_token() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app/db", json!({"password": "x"}))
+        .await;
+    let manifests = [
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: vault-creds, namespace: default}\n\
+         stringData: {token: \"s.planted-wrong-token\"}\n"
+            .to_owned(),
+        store(
+            "by-token",
+            bao.addr(),
+            "{tokenSecretRef: {name: vault-creds, key: token}}",
+        ),
+        external_secret("app", "by-token"),
+    ]
+    .join("---\n");
+    let output = render("bad", manifests).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("app"), "{stderr}");
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("planted-wrong-token"), "{stderr}");
+}
