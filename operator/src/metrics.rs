@@ -85,6 +85,17 @@ pub fn objects(kind: &'static str, ready: usize, not_ready: usize, unknown: usiz
     gauge!(OBJECTS, "kind" => kind, "ready" => "Unknown").set(unknown as f64);
 }
 
+/// Sets one object's Ready gauge (only with `--per-object-metrics`: one series per object).
+pub fn object_ready(kind: &'static str, namespace: &str, name: &str, ready: bool) {
+    gauge!(
+        OBJECT_READY,
+        "kind" => kind,
+        "namespace" => namespace.to_owned(),
+        "name" => name.to_owned()
+    )
+    .set(if ready { 1.0 } else { 0.0 });
+}
+
 /// Tracks a reconcile from queueing to completion in the queue-depth gauge.
 pub struct InQueue(&'static str);
 

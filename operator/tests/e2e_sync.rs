@@ -152,7 +152,7 @@ async fn external_secret_syncs_and_follows_changes_and_drift() {
 #[tokio::test]
 async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret() {
     let cluster = Cluster::start().await;
-    let operator = Operator::start(&cluster, &[]);
+    let operator = Operator::start(&cluster, &["--per-object-metrics"]);
     operator.wait_ready().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -199,6 +199,12 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret() {
     );
     assert!(
         metrics.contains("kuvert_sync_errors_total{kind=\"ExternalSecret\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "kuvert_object_ready{kind=\"ExternalSecret\",namespace=\"default\",name=\"app\"} 0"
+        ),
         "{metrics}"
     );
 }

@@ -52,6 +52,10 @@ async fn write(
             "writing status of ExternalSecret {namespace}/{name}"
         )))?;
     ctx.statuses.wrote(es, &status);
+    if ctx.settings.per_object_metrics {
+        let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
+        crate::metrics::object_ready("ExternalSecret", &namespace, &name, ready);
+    }
 
     let before = conditions::find_ready(&previous.conditions);
     let after = conditions::find_ready(&status.conditions);
