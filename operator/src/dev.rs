@@ -82,6 +82,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             log_format: LogFormat::Text,
             log_level: args.log_level.clone(),
             instance: Some("kuvert-dev".to_owned()),
+            kube_qps: 0.0,
+            kube_burst: 1,
             leader_election: false,
             leader_election_namespace: "default".to_owned(),
             leader_election_lease_duration: Duration::from_secs(15),

@@ -12,6 +12,7 @@ pub mod kube_access;
 pub mod leader;
 pub mod metrics;
 pub mod providers;
+pub mod ratelimit;
 pub mod reads;
 pub mod render;
 pub mod run;

@@ -54,9 +54,10 @@ fn run(args: kuvert_operator::run::RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let config = kube::Config::infer()
             .await
-            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+            .context("finding Kubernetes (in-cluster config or KUBECONFIG)")?;
+        let client = kuvert_operator::run::client(config, &args)?;
         kuvert_operator::run::run(args, client).await
     })
 }

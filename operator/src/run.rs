@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// This instance's name in Events and the leader Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Kubernetes API requests per second, on average (0: no limit).
+    #[arg(long, default_value_t = 200.0)]
+    pub kube_qps: f64,
+    /// Kubernetes API requests allowed at once above the average rate.
+    #[arg(long, default_value_t = 400)]
+    pub kube_burst: u32,
     /// Run the controllers only while holding a Lease, so several replicas can run.
     #[arg(long)]
     pub leader_election: bool,
@@ -83,6 +89,21 @@ pub fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// A client for `config`, rate-limited as the flags say.
+pub fn client(config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::Client> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(if args.kube_qps > 0.0 {
+        builder
+            .with_layer(&crate::ratelimit::RateLimitLayer::new(
+                args.kube_qps,
+                args.kube_burst,
+            ))
+            .build()
+    } else {
+        builder.build()
+    })
 }
 
 /// Runs the operator against the cluster of `client` until SIGTERM / Ctrl-C.
