@@ -164,15 +164,32 @@ async fn a_token_is_renewed_before_it_expires() {
 }
 
 #[tokio::test]
+async fn a_token_that_expired_while_idle_is_replaced_on_next_use() {
+    let bao = OpenBao::start().await;
+    let (spec, kube) =
+        approle_store(&bao, json!({"token_ttl": "2s", "token_max_ttl": "10m"})).await;
+    let provider = VaultProvider::new();
+    let c = client(&provider, &spec, &kube).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(
+        json(&get_text(c.as_ref(), "app").await.unwrap()),
+        json!({"password": "pw"})
+    );
+    let conn = connect(provider.cache(), "vault", &spec, &kube).await;
+    assert_eq!(conn.logins(), 2);
+    assert_eq!(conn.renewals(), 0);
+}
+
+#[tokio::test]
 async fn a_token_near_its_max_ttl_is_replaced_by_a_fresh_login() {
     let bao = OpenBao::start().await;
-    let (spec, kube) = approle_store(&bao, json!({"token_ttl": "6s", "token_max_ttl": "7s"})).await;
+    let (spec, kube) = approle_store(&bao, json!({"token_ttl": "6s", "token_max_ttl": "6s"})).await;
     let cache = ConnectionCache::new();
     let conn = connect(&cache, "vault", &spec, &kube).await;
     let first = accessor(&conn).await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    // Renewal would grant at most 2.5s before the 7s max, less than half the 6s TTL: a new
-    // login instead.
+    // Renewal would grant at most the ~1.5s left before the 6s max, less than half the 6s
+    // TTL: a new login instead.
     let second = accessor(&conn).await;
     assert_ne!(first, second);
     assert_eq!(conn.logins(), 2);
