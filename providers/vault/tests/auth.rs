@@ -605,3 +605,53 @@ async fn extra_and_consistency_headers_are_accepted() {
         "{err}"
     );
 }
+
+/// A ClusterSecretStore's references without a namespace resolve in the namespace of the object
+/// using it: each namespace logs in with its own credentials, in its own cache entry.
+#[tokio::test]
+async fn a_cluster_store_reads_credentials_from_the_using_namespace() {
+    use kuvert_core::api::{ProviderSpec, SecretStoreKind};
+    use kuvert_core::provider::{Provider, StoreContext};
+
+    let bao = OpenBao::start().await;
+    seed(&bao).await;
+    let reader = bao.token(&["reader"], json!({})).await;
+    let mut kube = MemoryKube::new();
+    for (ns, token) in [
+        ("team-a", reader.as_str()),
+        ("team-b", "s.not-valid-anywhere"),
+    ] {
+        let mut s = secret("vault-token", &[("token", token)]);
+        s.metadata.namespace = Some(ns.into());
+        kube.add_secret(&s);
+    }
+    let spec = spec_for(
+        &bao,
+        VaultAuth::TokenSecretRef(key_ref("vault-token", "token")),
+    );
+    let provider_spec = ProviderSpec::Vault(spec);
+    let store = StoreContext {
+        kind: SecretStoreKind::ClusterSecretStore,
+        name: "vault",
+        namespace: None,
+        spec: &provider_spec,
+    };
+    let provider = VaultProvider::new();
+    provider.validate(&store).unwrap();
+
+    let a = provider
+        .client(&store, Some("team-a"), &kube)
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&get_text(a.as_ref(), "app").await.unwrap()),
+        json!({"password": "from-vault"})
+    );
+    let b = provider
+        .client(&store, Some("team-b"), &kube)
+        .await
+        .unwrap();
+    let err = get_text(b.as_ref(), "app").await.unwrap_err();
+    assert_eq!(err.reason(), "Unauthenticated", "{err}");
+    assert_eq!(provider.cache().len(), 2);
+}
