@@ -134,6 +134,10 @@ pub trait Provider: Send + Sync {
         namespace: Option<&str>,
         kube: &dyn KubeAccess,
     ) -> Result<Arc<dyn SecretsClient>, ProviderError>;
+
+    /// Releases what the provider holds outside the process before it exits (Vault revokes the
+    /// tokens it logged in for). Called once, at shutdown; the default does nothing.
+    async fn shutdown(&self) {}
 }
 
 /// Which remote secret to read.

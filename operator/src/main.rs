@@ -79,7 +79,12 @@ fn render(files: &[PathBuf], decode: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let registry = kuvert_operator::providers::Registry::builtin();
-    let out = runtime.block_on(kuvert_operator::render::render(files, decode, &registry));
+    let out = runtime.block_on(async {
+        let out = kuvert_operator::render::render(files, decode, &registry).await;
+        // Tokens logged in for (Vault AppRole, ...) are revoked, not left to expire.
+        registry.shutdown().await;
+        out
+    });
     print!("{}", out.yaml);
     for error in &out.errors {
         eprintln!("error: {error}");

@@ -38,4 +38,12 @@ impl Registry {
                 message: format!("this build of kuvert has no {} provider", spec.name()),
             })
     }
+
+    /// Lets every provider release what it holds outside the process (Vault revokes the tokens
+    /// it logged in for); call once before exiting.
+    pub async fn shutdown(&self) {
+        for provider in &self.providers {
+            provider.shutdown().await;
+        }
+    }
 }

@@ -116,6 +116,9 @@ async fn render_reads_vault_with_a_token_and_an_approle_from_the_manifests() {
         );
     }
     assert!(!stdout.contains(&token) && !stdout.contains(&secret_id));
+
+    // The AppRole login's token was revoked at exit: only the root and reader tokens are left.
+    assert_eq!(bao.token_accessor_count().await, 2);
 }
 
 #[tokio::test]

@@ -140,4 +140,8 @@ impl Provider for VaultProvider {
             cas_required,
         )))
     }
+
+    async fn shutdown(&self) {
+        self.cache.shutdown().await;
+    }
 }

@@ -289,3 +289,18 @@ async fn a_static_token_is_never_revoked() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(bao.lookup(bao.root_token()).await.is_some());
 }
+
+#[tokio::test]
+async fn provider_shutdown_revokes_every_login() {
+    use kuvert_core::provider::Provider;
+    let bao = OpenBao::start().await;
+    let (spec, kube) = approle_store(&bao, json!({})).await;
+    let provider = VaultProvider::new();
+    let c = client(&provider, &spec, &kube).await.unwrap();
+    get_text(c.as_ref(), "app").await.unwrap();
+    let conn = connect(provider.cache(), "vault", &spec, &kube).await;
+    let a = accessor(&conn).await;
+    Provider::shutdown(&provider).await;
+    assert_eq!(accessor_ttl(&bao, &a).await, None);
+    assert!(provider.cache().is_empty());
+}
