@@ -304,3 +304,82 @@ async fn provider_shutdown_revokes_every_login() {
     assert_eq!(accessor_ttl(&bao, &a).await, None);
     assert!(provider.cache().is_empty());
 }
+
+/// A requested ServiceAccount token is short-lived: once half its life has passed, the cache
+/// requests a fresh one for the next login (without logging in now), so a re-login after the
+/// Vault token is lost presents a token that is still valid.
+#[tokio::test]
+async fn a_requested_service_account_token_is_refreshed_for_the_next_login() {
+    use kuvert_core::api::{
+        ServiceAccountSelector, VaultJwtAuth, VaultKubernetesServiceAccountTokenAuth,
+    };
+    use kuvert_testkit::{JwtSigner, unix_now};
+
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "pw"}))
+        .await;
+    bao.policy("reader", READ_POLICY).await;
+    let signer = JwtSigner::generate();
+    bao.enable_auth("jwt", "jwt").await;
+    bao.write(
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [signer.public_key_pem()]}),
+    )
+    .await;
+    let role = |subject: &str| {
+        json!({
+            "role_type": "jwt", "bound_audiences": ["vault"], "user_claim": "sub",
+            "bound_subject": subject, "token_policies": ["reader"],
+        })
+    };
+    bao.write("auth/jwt/role/app", role("first")).await;
+    let token_for = |sub: &str| {
+        let now = unix_now();
+        signer.sign(&json!({"sub": sub, "aud": "vault", "iat": now, "exp": now + 3600}))
+    };
+    let mut kube = MemoryKube::new();
+    kube.set_service_account_token(NS, "app-sa", token_for("first").into());
+    let spec = spec(
+        bao.addr(),
+        VaultAuth::Jwt(VaultJwtAuth {
+            path: None,
+            role: Some("app".into()),
+            secret_ref: None,
+            kubernetes_service_account_token: Some(VaultKubernetesServiceAccountTokenAuth {
+                service_account_ref: ServiceAccountSelector {
+                    name: "app-sa".into(),
+                    ..ServiceAccountSelector::default()
+                },
+                audiences: vec![],
+                expiration_seconds: Some(600),
+            }),
+        }),
+    );
+    let cache = ConnectionCache::new();
+    let conn = connect(&cache, "vault", &spec, &kube).await;
+    assert_eq!(conn.logins(), 1);
+
+    // From now on only the "second" ServiceAccount token logs in.
+    bao.write("auth/jwt/role/app", role("second")).await;
+    kube.set_service_account_token(NS, "app-sa", token_for("second").into());
+    // Half the requested token's life later (no I/O happens while time is paused)...
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let same = connect(&cache, "vault", &spec, &kube).await;
+    tokio::time::resume();
+    assert!(Arc::ptr_eq(&conn, &same));
+    assert_eq!(conn.logins(), 1, "refreshing the material is not a login");
+
+    // The Vault token is lost: the re-login presents the fresh ServiceAccount token.
+    let old = accessor(&conn).await;
+    bao.write("auth/token/revoke-accessor", json!({"accessor": old}))
+        .await;
+    conn.request(
+        kuvert_provider_vault::connection::Method::GET,
+        "secret/data/app",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.logins(), 2);
+}
