@@ -54,6 +54,15 @@
 //! are few (KV data/metadata, seven logins, token lookup/renew/revoke, capabilities) and
 //! each is exercised against a real OpenBao server in `tests/`.
 
+//!
+//! # Testing
+//! Every test runs against a real OpenBao (`kuvert-testkit` starts `bao server -dev`). Two auth
+//! methods cannot be exercised directly here: OpenBao 2.7 ships no LDAP method (and no directory
+//! can run), and the Kubernetes method needs an API server answering TokenReview. Their login
+//! requests are checked by a method with the same request shape mounted at their path
+//! (userpass for LDAP, JWT for Kubernetes); the Kubernetes method end to end, against
+//! devcluster, is `operator/tests/e2e_vault.rs`.
+
 pub mod cache;
 mod config;
 pub mod connection;
