@@ -22,4 +22,4 @@ fi
 if have pyenv; then pyenv rehash; fi
 
 bao version
-kubectl version --client 2>/dev/null | head -n 1
+kubectl version --client 2>/dev/null | sed -n 1p

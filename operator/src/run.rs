@@ -189,6 +189,8 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     );
     objects.abort();
     sweeper.abort();
+    // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
+    ctx.registry.shutdown().await;
     health.abort();
     tracing::info!("shut down");
     Ok(())
