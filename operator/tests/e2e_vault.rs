@@ -192,3 +192,78 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
         2
     );
 }
+
+#[tokio::test]
+async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "via-approle"}))
+        .await;
+    bao.policy(
+        "read-app",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    bao.enable_auth("approle", "approle").await;
+    bao.write(
+        "auth/approle/role/kuvert",
+        json!({"token_policies": ["read-app"]}),
+    )
+    .await;
+    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao
+        .write("auth/approle/role/kuvert/secret-id", json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = bao.token_accessor_count().await;
+
+    let cluster = Cluster::start().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let creds: Secret = yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: approle, namespace: default}}\nstringData: {{secret-id: {secret_id}}}\n"
+    ));
+    secrets
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                &format!(
+                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    for name in ["one", "two", "three"] {
+        ess.create(&PostParams::default(), &external_secret(name, "1h"))
+            .await
+            .unwrap();
+    }
+    eventually("all three Secrets", || async {
+        let mut all = true;
+        for name in ["one", "two", "three"] {
+            all &= password(&secrets, name).await.as_deref() == Some("via-approle");
+        }
+        all
+    })
+    .await;
+    // The store check and three ExternalSecrets share one login.
+    assert_eq!(bao.token_accessor_count().await, before + 1);
+    assert_eq!(operator.terminate(), Some(0));
+    assert_eq!(
+        bao.token_accessor_count().await,
+        before,
+        "the login was revoked on exit"
+    );
+}
