@@ -21,3 +21,7 @@ fmt:
 ## Regenerates crds/ from the Rust types (a test fails when they drift).
 generate:
 	$(CARGO) run --quiet -p kuvert-operator -- crds --out-dir crds
+
+## Prints devcluster's create/get/watch throughput (the API server's own cost in later figures).
+bench:
+	$(CARGO) bench -p kuvert-devcluster
