@@ -27,6 +27,8 @@ mod filters;
 mod output;
 
 #[cfg(test)]
+mod crypto_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

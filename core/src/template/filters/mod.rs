@@ -5,7 +5,10 @@
 //! text output is a string; binary output (a PKCS#12 keystore) is a bytes value.
 
 mod encoding;
+mod keys;
 mod pem;
+mod pkcs12;
+mod x509;
 
 use std::borrow::Cow;
 
@@ -23,6 +26,16 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("toyaml", encoding::toyaml);
     env.add_filter("sha256", encoding::sha256);
     env.add_filter("filter_pem", pem::filter_pem);
+    env.add_filter("filter_cert_chain", x509::filter_cert_chain);
+    env.add_filter("cert_sans", x509::cert_sans);
+    env.add_filter("pkcs12_key", pkcs12::pkcs12_key);
+    env.add_filter("pkcs12_cert", pkcs12::pkcs12_cert);
+    env.add_filter("pem_to_pkcs12", pkcs12::pem_to_pkcs12);
+    env.add_filter("full_pem_to_pkcs12", pkcs12::full_pem_to_pkcs12);
+    env.add_filter("pem_truststore_to_pkcs12", pkcs12::pem_truststore_to_pkcs12);
+    env.add_filter("jwk_public_key_pem", keys::jwk_public_key_pem);
+    env.add_filter("jwk_private_key_pem", keys::jwk_private_key_pem);
+    env.add_filter("rsa_decrypt", keys::rsa_decrypt);
 }
 
 /// The bytes of a string or bytes value.

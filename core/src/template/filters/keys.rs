@@ -1,0 +1,284 @@
+//! Key filters: `jwk_public_key_pem`, `jwk_private_key_pem`, `rsa_decrypt`, and the private-key
+//! parsing the PKCS#12 filters share.
+//!
+//! Supported key types: RSA and EC P-256 (the JWK types ESO users meet: Vault transit, cloud KMS
+//! exports, OIDC signing keys).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use minijinja::Error;
+use minijinja::value::{Value, ValueKind};
+use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, EncodePublicKey as _};
+use rsa::pkcs1::DecodeRsaPrivateKey as _;
+use rsa::{BoxedUint, PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
+
+use super::pem::parse_blocks;
+use super::{bytes_value, filter_error, input_bytes, input_text, value_to_json};
+
+/// A private key as PKCS#8 DER, with the SubjectPublicKeyInfo DER of its public half when the key
+/// type is one kuvert knows (RSA, P-256).
+pub(super) struct PrivateKey {
+    pub(super) pkcs8_der: Vec<u8>,
+    pub(super) public_spki_der: Option<Vec<u8>>,
+}
+
+/// Reads the first private key of PEM text: `PRIVATE KEY` (PKCS#8, any algorithm), `RSA PRIVATE
+/// KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1, P-256).
+pub(super) fn parse_private_key_pem(filter: &'static str, text: &str) -> Result<PrivateKey, Error> {
+    let blocks = parse_blocks(filter, text)?;
+    let block = blocks
+        .iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))
+        .ok_or_else(|| filter_error(filter, "the key argument holds no PEM private key"))?;
+    let invalid = |what: &'static str| filter_error(filter, what);
+    match block.tag() {
+        "PRIVATE KEY" => {
+            let der = block.contents().to_vec();
+            let public_spki_der = if let Ok(key) = RsaPrivateKey::from_pkcs8_der(&der) {
+                key.to_public_key()
+                    .to_public_key_der()
+                    .ok()
+                    .map(|d| d.into_vec())
+            } else if let Ok(key) = p256::SecretKey::from_pkcs8_der(&der) {
+                key.public_key()
+                    .to_public_key_der()
+                    .ok()
+                    .map(|d| d.into_vec())
+            } else {
+                // Another algorithm (Ed25519, P-384, ...): kept as it is, only its DER is checked.
+                rsa::pkcs8::PrivateKeyInfoRef::try_from(der.as_slice())
+                    .map_err(|_| invalid("the PKCS#8 private key does not decode"))?;
+                None
+            };
+            Ok(PrivateKey {
+                pkcs8_der: der,
+                public_spki_der,
+            })
+        }
+        "RSA PRIVATE KEY" => {
+            let key = RsaPrivateKey::from_pkcs1_der(block.contents())
+                .map_err(|_| invalid("the PKCS#1 RSA private key does not decode"))?;
+            rsa_private_key(filter, &key)
+        }
+        "EC PRIVATE KEY" => {
+            let key = p256::SecretKey::from_sec1_der(block.contents())
+                .map_err(|_| invalid("the EC private key is not a valid P-256 SEC1 key"))?;
+            p256_private_key(filter, &key)
+        }
+        _ => Err(invalid(
+            "unsupported private key PEM (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)",
+        )),
+    }
+}
+
+fn rsa_private_key(filter: &'static str, key: &RsaPrivateKey) -> Result<PrivateKey, Error> {
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|_| filter_error(filter, "the RSA key cannot be encoded as PKCS#8"))?;
+    let spki = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|_| filter_error(filter, "the RSA public key cannot be encoded"))?;
+    Ok(PrivateKey {
+        pkcs8_der: pkcs8.as_bytes().to_vec(),
+        public_spki_der: Some(spki.into_vec()),
+    })
+}
+
+fn p256_private_key(filter: &'static str, key: &p256::SecretKey) -> Result<PrivateKey, Error> {
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|_| filter_error(filter, "the EC key cannot be encoded as PKCS#8"))?;
+    let spki = key
+        .public_key()
+        .to_public_key_der()
+        .map_err(|_| filter_error(filter, "the EC public key cannot be encoded"))?;
+    Ok(PrivateKey {
+        pkcs8_der: pkcs8.as_bytes().to_vec(),
+        public_spki_der: Some(spki.into_vec()),
+    })
+}
+
+fn pem_text(tag: &str, der: &[u8]) -> String {
+    super::pem::encode_blocks([&::pem::Pem::new(tag, der.to_vec())])
+}
+
+// ---- JWK ----
+
+/// A JWK as a JSON object, from JSON text or from a map (`x | fromjson`).
+fn jwk_object(
+    filter: &'static str,
+    value: &Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let json = if value.kind() == ValueKind::Map {
+        value_to_json(filter, value, 0)?
+    } else {
+        let bytes = input_bytes(filter, value)?;
+        serde_json::from_slice(&bytes).map_err(|_| filter_error(filter, "the input is not JSON"))?
+    };
+    match json {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(filter_error(filter, "the input is not a JSON object")),
+    }
+}
+
+/// A base64url member of a JWK (`n`, `e`, `x`, ...).
+fn member(
+    filter: &'static str,
+    jwk: &serde_json::Map<String, serde_json::Value>,
+    name: &'static str,
+) -> Result<Vec<u8>, Error> {
+    let text = jwk
+        .get(name)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| filter_error(filter, format!("the JWK has no `{name}` member")))?;
+    URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| filter_error(filter, format!("the JWK member `{name}` is not base64url")))
+}
+
+fn kty<'a>(
+    filter: &'static str,
+    jwk: &'a serde_json::Map<String, serde_json::Value>,
+) -> Result<&'a str, Error> {
+    jwk.get("kty")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| filter_error(filter, "the JWK has no `kty` member"))
+}
+
+fn check_p256(
+    filter: &'static str,
+    jwk: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Error> {
+    match jwk.get("crv").and_then(|v| v.as_str()) {
+        Some("P-256") => Ok(()),
+        Some(_) => Err(filter_error(filter, "unsupported EC curve (only P-256)")),
+        None => Err(filter_error(filter, "the JWK has no `crv` member")),
+    }
+}
+
+fn uint(bytes: &[u8]) -> BoxedUint {
+    BoxedUint::from_be_slice_vartime(bytes)
+}
+
+fn jwk_rsa_public(
+    filter: &'static str,
+    jwk: &serde_json::Map<String, serde_json::Value>,
+) -> Result<RsaPublicKey, Error> {
+    let n = member(filter, jwk, "n")?;
+    let e = member(filter, jwk, "e")?;
+    RsaPublicKey::new(uint(&n), uint(&e))
+        .map_err(|_| filter_error(filter, "the JWK is not a valid RSA public key"))
+}
+
+fn jwk_p256_public(
+    filter: &'static str,
+    jwk: &serde_json::Map<String, serde_json::Value>,
+) -> Result<p256::PublicKey, Error> {
+    check_p256(filter, jwk)?;
+    let (x, y) = (member(filter, jwk, "x")?, member(filter, jwk, "y")?);
+    if x.len() != 32 || y.len() != 32 {
+        return Err(filter_error(
+            filter,
+            "the JWK coordinates are not 32 bytes (P-256)",
+        ));
+    }
+    let mut sec1 = Vec::with_capacity(65);
+    sec1.push(0x04);
+    sec1.extend_from_slice(&x);
+    sec1.extend_from_slice(&y);
+    p256::PublicKey::from_sec1_bytes(&sec1)
+        .map_err(|_| filter_error(filter, "the JWK point is not on the P-256 curve"))
+}
+
+/// JWK (RSA or EC P-256; public or private) → `PUBLIC KEY` PEM (SubjectPublicKeyInfo).
+pub(super) fn jwk_public_key_pem(value: Value) -> Result<Value, Error> {
+    const F: &str = "jwk_public_key_pem";
+    let jwk = jwk_object(F, &value)?;
+    let der = match kty(F, &jwk)? {
+        "RSA" => jwk_rsa_public(F, &jwk)?.to_public_key_der(),
+        "EC" => jwk_p256_public(F, &jwk)?.to_public_key_der(),
+        _ => return Err(filter_error(F, "unsupported JWK key type (RSA and EC are)")),
+    }
+    .map_err(|_| filter_error(F, "the public key cannot be encoded"))?;
+    Ok(Value::from(pem_text("PUBLIC KEY", der.as_bytes())))
+}
+
+/// Private JWK (RSA or EC P-256) → `PRIVATE KEY` PEM (PKCS#8).
+pub(super) fn jwk_private_key_pem(value: Value) -> Result<Value, Error> {
+    const F: &str = "jwk_private_key_pem";
+    let jwk = jwk_object(F, &value)?;
+    let key = match kty(F, &jwk)? {
+        "RSA" => {
+            let (n, e) = (member(F, &jwk, "n")?, member(F, &jwk, "e")?);
+            let d = member(F, &jwk, "d")?;
+            let primes = match (member(F, &jwk, "p"), member(F, &jwk, "q")) {
+                (Ok(p), Ok(q)) => vec![uint(&p), uint(&q)],
+                _ => return Err(filter_error(F, "the RSA JWK has no `p` and `q` members")),
+            };
+            let key = RsaPrivateKey::from_components(uint(&n), uint(&e), uint(&d), primes)
+                .map_err(|_| filter_error(F, "the JWK is not a consistent RSA private key"))?;
+            rsa_private_key(F, &key)?
+        }
+        "EC" => {
+            let public = jwk_p256_public(F, &jwk)?;
+            let d = member(F, &jwk, "d")?;
+            let key = p256::SecretKey::from_slice(&d)
+                .map_err(|_| filter_error(F, "the JWK `d` is not a valid P-256 scalar"))?;
+            if key.public_key() != public {
+                return Err(filter_error(
+                    F,
+                    "the JWK `d` does not match its `x` and `y`",
+                ));
+            }
+            p256_private_key(F, &key)?
+        }
+        _ => return Err(filter_error(F, "unsupported JWK key type (RSA and EC are)")),
+    };
+    Ok(Value::from(pem_text("PRIVATE KEY", &key.pkcs8_der)))
+}
+
+// ---- RSA decryption ----
+
+/// Decrypts RSA ciphertext with a PEM private key (`PRIVATE KEY` or `RSA PRIVATE KEY`).
+///
+/// The input is the raw ciphertext as bytes, or a string holding it in standard base64. Schemes:
+/// `RSA-OAEP-256` (default; OAEP with SHA-256), `RSA-OAEP` (OAEP with SHA-1), `PKCS1v15`.
+pub(super) fn rsa_decrypt(
+    value: Value,
+    key_pem: Value,
+    scheme: Option<String>,
+) -> Result<Value, Error> {
+    const F: &str = "rsa_decrypt";
+    let ciphertext = match value.kind() {
+        ValueKind::String => STANDARD
+            .decode(value.as_str().unwrap_or_default().trim())
+            .map_err(|_| filter_error(F, "a string input must be base64 ciphertext"))?,
+        _ => input_bytes(F, &value)?.into_owned(),
+    };
+    let text = input_text(F, &key_pem)?;
+    let blocks = parse_blocks(F, &text)?;
+    let key = blocks
+        .iter()
+        .find_map(|b| match b.tag() {
+            "PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs8_der(b.contents()).ok()),
+            "RSA PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs1_der(b.contents()).ok()),
+            _ => None,
+        })
+        .ok_or_else(|| filter_error(F, "the key argument holds no PEM private key"))?
+        .ok_or_else(|| filter_error(F, "the private key is not a valid RSA key"))?;
+    let scheme = scheme.as_deref().unwrap_or("RSA-OAEP-256");
+    let plaintext = match scheme {
+        "RSA-OAEP-256" | "RSA-OAEP-SHA256" => key.oaep_decrypt::<rsa::sha2::Sha256>(&ciphertext),
+        "RSA-OAEP" | "RSA-OAEP-SHA1" => key.oaep_decrypt::<sha1::Sha1>(&ciphertext),
+        "PKCS1v15" | "RSA1_5" => key.decrypt(rsa::Pkcs1v15Encrypt, &ciphertext),
+        _ => {
+            return Err(filter_error(
+                F,
+                "unknown scheme (RSA-OAEP-256, RSA-OAEP or PKCS1v15)",
+            ));
+        }
+    }
+    .map_err(|_| filter_error(F, "decryption failed (wrong key, scheme or ciphertext)"))?;
+    Ok(bytes_value(plaintext))
+}
