@@ -485,3 +485,36 @@ fn the_context_debug_shows_names_only() {
     assert!(shown.contains("password"), "{shown}");
     assert!(!shown.contains("Pl4nted"), "{shown}");
 }
+
+// ---- the examples of docs/templates.md ----
+
+#[test]
+fn the_documented_examples_render_as_documented() {
+    let c = ctx(&[("user", b"admin"), ("password", b"pw")]);
+    assert_eq!(
+        render_str(r#"{{ {"user": user, "ports": [1, 2]} | toyaml }}"#, &c),
+        "ports:\n- 1\n- 2\nuser: admin\n"
+    );
+    let d = TemplateDelimiters {
+        variable_start: Some("[[".into()),
+        variable_end: Some("]]".into()),
+        block_start: Some("[%".into()),
+        block_end: Some("%]".into()),
+        comment_start: Some("[#".into()),
+        comment_end: Some("#]".into()),
+    };
+    let out = render(
+        "password: [[ password ]]\n[% if tls_enabled is defined %]tls: true[% endif %]{{ helm }}",
+        &c,
+        Some(&d),
+    )
+    .unwrap();
+    assert_eq!(out.expose(), b"password: pw\n{{ helm }}");
+    assert_eq!(
+        render_str(
+            "{{ value | replace('/', '_') | upper }}",
+            &TemplateContext::for_rewrite("db/password")
+        ),
+        "DB_PASSWORD"
+    );
+}
