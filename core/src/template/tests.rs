@@ -518,3 +518,79 @@ fn the_documented_examples_render_as_documented() {
         "DB_PASSWORD"
     );
 }
+
+// ---- robustness ----
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn template_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "{{",
+            "}}",
+            "{%",
+            "%}",
+            "{#",
+            "#}",
+            "[[",
+            "]]",
+            " ",
+            "\n",
+            "|",
+            "(",
+            ")",
+            "'",
+            "\"",
+            "password",
+            "data",
+            "bin",
+            "value",
+            "b64enc",
+            "b64dec",
+            "fromjson",
+            "toyaml",
+            "filter_pem",
+            "pkcs12_key",
+            "cert_sans",
+            "rsa_decrypt",
+            "if",
+            "for",
+            "in",
+            "endif",
+            "endfor",
+            "set",
+            "=",
+            "~",
+            "+",
+            "*",
+            "[",
+            "]",
+            ".",
+            "1",
+            "é",
+            "\u{10FF41}",
+        ]);
+        prop::collection::vec(pieces, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any template text renders or fails with an error; nothing panics, and an error never
+        /// shows the planted values.
+        #[test]
+        fn any_template_renders_or_fails_cleanly(template in template_text(), helm in any::<bool>()) {
+            let c = planted_context().with_variable("bin", &SecretBytes::new(vec![0xff, 0x00]));
+            let d = TemplateDelimiters {
+                variable_start: Some("[[".into()),
+                variable_end: Some("]]".into()),
+                ..Default::default()
+            };
+            if let Err(err) = render(&template, &c, helm.then_some(&d)) {
+                assert_no_planted_value(&template, &err);
+            }
+        }
+    }
+}
