@@ -175,7 +175,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
-    let objects = tokio::spawn(externalsecret::report_objects(es_cache));
+    let objects = tokio::spawn(externalsecret::report_objects(es_cache, ctx.index.clone()));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),

@@ -270,11 +270,17 @@ pub async fn run(controller: Controller<ExternalSecret>, state: Arc<State>, conc
         .await;
 }
 
-/// Periodically publishes how many ExternalSecrets are Ready, not Ready, or not yet synced.
-pub async fn report_objects(cache: kube::runtime::reflector::Store<ExternalSecret>) {
+/// Periodically publishes how many ExternalSecrets are Ready, not Ready, or not yet synced,
+/// and drops deleted ones from the store index.
+pub async fn report_objects(
+    cache: kube::runtime::reflector::Store<ExternalSecret>,
+    index: Arc<stores::StoreIndex>,
+) {
     loop {
         let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+        let mut live = std::collections::HashSet::new();
         for es in cache.state() {
+            live.insert(ObjectRef::from_obj(es.as_ref()));
             let condition = es
                 .status
                 .as_ref()
@@ -286,6 +292,7 @@ pub async fn report_objects(cache: kube::runtime::reflector::Store<ExternalSecre
             }
         }
         metrics::objects(KIND, ready, not_ready, unknown);
+        index.retain(&live);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

@@ -92,11 +92,22 @@ impl StoreIndex {
         uses.insert(es, stores);
     }
 
-    /// Forgets a deleted ExternalSecret.
-    pub fn forget(&self, es: &ObjectRef<ExternalSecret>) {
-        self.record(es.clone(), Vec::new());
-        self.uses.lock().expect("index lock").remove(es);
-        self.synced.lock().expect("index lock").remove(es);
+    /// Forgets ExternalSecrets that no longer exist (deleted objects are never reconciled, so
+    /// the cache's view is what tells).
+    pub fn retain(&self, live: &HashSet<ObjectRef<ExternalSecret>>) {
+        let gone: Vec<ObjectRef<ExternalSecret>> = self
+            .uses
+            .lock()
+            .expect("index lock")
+            .keys()
+            .filter(|es| !live.contains(*es))
+            .cloned()
+            .collect();
+        for es in gone {
+            self.record(es.clone(), Vec::new());
+            self.uses.lock().expect("index lock").remove(&es);
+            self.synced.lock().expect("index lock").remove(&es);
+        }
     }
 
     /// Whether a store changed since this process last synced the ExternalSecret (a restart
@@ -345,5 +356,37 @@ impl StoreResolver for Resolver<'_> {
             client: self.ctx.reads.client(read_key, client, self.max_age),
             name: display,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn es_ref(name: &str) -> ObjectRef<ExternalSecret> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    fn store(name: &str) -> StoreKey {
+        StoreKey {
+            kind: SecretStoreKind::SecretStore,
+            namespace: "ns".to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_index_follows_what_each_external_secret_uses_and_forgets_deleted_ones() {
+        let index = StoreIndex::default();
+        index.record(es_ref("a"), vec![store("s1")]);
+        index.record(es_ref("b"), vec![store("s1"), store("s2")]);
+        let mut users = index.users(&store("s1"));
+        users.sort_by_key(|r| r.name.clone());
+        assert_eq!(users, vec![es_ref("a"), es_ref("b")]);
+        index.record(es_ref("b"), vec![store("s2")]);
+        assert_eq!(index.users(&store("s1")), vec![es_ref("a")]);
+        index.retain(&HashSet::from([es_ref("b")]));
+        assert!(index.users(&store("s1")).is_empty());
+        assert_eq!(index.users(&store("s2")), vec![es_ref("b")]);
     }
 }
