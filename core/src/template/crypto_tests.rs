@@ -513,3 +513,67 @@ fn an_empty_bundle_renders_nothing() {
         ""
     );
 }
+
+#[test]
+fn keystores_are_the_same_bytes_for_the_same_input() {
+    let c = fixtures();
+    for template in [
+        "{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') }}",
+        "{{ leaf | pem_to_pkcs12(leaf_key) }}",
+        "{{ chain | pem_truststore_to_pkcs12('pw') }}",
+    ] {
+        assert_eq!(
+            render_ok(template, &c),
+            render_ok(template, &c),
+            "{template}"
+        );
+    }
+    let a = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'a') }}", &c);
+    let b = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'b') }}", &c);
+    assert_ne!(a, b);
+}
+
+/// Java reads what kuvert writes: a key entry, and trusted certificate entries (skipped when
+/// `keytool` is not installed).
+#[test]
+fn keytool_reads_the_keystores_kuvert_writes() {
+    if Command::new("keytool").arg("-help").output().is_err() {
+        eprintln!("keytool not installed: skipping the cross-check");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kuvert-jks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = fixtures();
+    let cases = [
+        (
+            "{{ chain | full_pem_to_pkcs12(leaf_key, 'changeit') }}",
+            "PrivateKeyEntry",
+            1,
+        ),
+        (
+            "{{ chain | pem_truststore_to_pkcs12('changeit') }}",
+            "trustedCertEntry",
+            3,
+        ),
+    ];
+    for (i, (template, entry, count)) in cases.into_iter().enumerate() {
+        let path = dir.join(format!("{i}.p12"));
+        std::fs::write(&path, render_ok(template, &c)).unwrap();
+        let out = Command::new("keytool")
+            .args([
+                "-list",
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+                "-keystore",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{template}: {stdout}");
+        assert_eq!(stdout.matches(entry).count(), count, "{template}: {stdout}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

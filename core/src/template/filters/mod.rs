@@ -8,6 +8,7 @@ mod encoding;
 mod keys;
 mod pem;
 mod pkcs12;
+mod pkcs12_write;
 mod x509;
 
 use std::borrow::Cow;

@@ -3,16 +3,15 @@
 //!
 //! Reading accepts modern (PBES2/AES + HMAC-SHA-2) and legacy (3DES/RC2 + SHA-1) keystores.
 //! Writing uses PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, and an HMAC-SHA256 MAC (what
-//! OpenSSL 3 and Java 12+ write and read). Salts are random, so the same input gives different
-//! bytes on each render (the content is the same).
+//! OpenSSL 3 and Java 12+ write and read), deterministically (see `pkcs12_write.rs`): the same
+//! input renders the same bytes, so a refresh does not rewrite an unchanged Secret.
 
 use minijinja::{Error, Value};
-use p12_keystore::{
-    Certificate, KeyStore, KeyStoreEntry, Pkcs12Archive, PrivateKey as P12Key, PrivateKeyChain,
-};
+use p12_keystore::Pkcs12Archive;
 use sha2::{Digest as _, Sha256};
 
 use super::keys::parse_private_key_pem;
+use super::pkcs12_write::{self, CertEntry, KeyEntry};
 use super::x509::{Cert, certs_pem, order_chain, parse_cert_pem};
 use super::{filter_error, input_bytes, input_text};
 
@@ -128,21 +127,24 @@ fn keystore_with_key(
     } else {
         certs.truncate(1);
     }
-    let p12_certs = certs
-        .iter()
-        .map(|c| p12_cert(filter, c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let p12_key = P12Key::from_der(&key.pkcs8_der)
-        .map_err(|_| filter_error(filter, "the private key is not valid PKCS#8"))?;
-    // OpenSSL and Java name the key by a hash of its certificate; a stable id keeps the
-    // keystore's structure the same across renders.
+    // OpenSSL and Java name the key by a hash of its certificate.
     let local_key_id = Sha256::digest(&certs[0].der)[..20].to_vec();
-    let mut store = KeyStore::new();
-    store.add_entry(
-        KEY_ALIAS,
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(local_key_id, p12_key, p12_certs)),
-    );
-    write(filter, &store, password)
+    let entries: Vec<CertEntry> = certs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CertEntry {
+            der: &c.der,
+            friendly_name: (i == 0).then_some(KEY_ALIAS),
+            local_key_id: (i == 0).then_some(local_key_id.as_slice()),
+            trusted: false,
+        })
+        .collect();
+    let key = KeyEntry {
+        pkcs8_der: &key.pkcs8_der,
+        friendly_name: KEY_ALIAS,
+        local_key_id: &local_key_id,
+    };
+    write(filter, password, Some(&key), &entries)
 }
 
 /// Certificates PEM (piped) → PKCS#12 truststore: every certificate as a trusted entry (Java
@@ -157,25 +159,27 @@ pub(super) fn pem_truststore_to_pkcs12(
     if certs.is_empty() {
         return Err(filter_error(F, "the input holds no PEM certificate"));
     }
-    let mut store = KeyStore::new();
-    for (i, cert) in certs.iter().enumerate() {
-        store.add_entry(
-            &format!("cert-{}", i + 1),
-            KeyStoreEntry::Certificate(p12_cert(F, cert)?),
-        );
-    }
-    write(F, &store, password.as_deref())
+    let names: Vec<String> = (1..=certs.len()).map(|i| format!("cert-{i}")).collect();
+    let entries: Vec<CertEntry> = certs
+        .iter()
+        .zip(&names)
+        .map(|(c, name)| CertEntry {
+            der: &c.der,
+            friendly_name: Some(name),
+            local_key_id: None,
+            trusted: true,
+        })
+        .collect();
+    write(F, password.as_deref(), None, &entries)
 }
 
-fn p12_cert(filter: &'static str, cert: &Cert) -> Result<Certificate, Error> {
-    Certificate::from_der(&cert.der)
-        .map_err(|_| filter_error(filter, "a certificate cannot be stored in PKCS#12"))
-}
-
-fn write(filter: &'static str, store: &KeyStore, password: Option<&str>) -> Result<Value, Error> {
-    let bytes = store
-        .writer(password.unwrap_or(""))
-        .write()
+fn write(
+    filter: &'static str,
+    password: Option<&str>,
+    key: Option<&KeyEntry>,
+    certs: &[CertEntry],
+) -> Result<Value, Error> {
+    let bytes = pkcs12_write::write(password.unwrap_or(""), key, certs)
         .map_err(|_| filter_error(filter, "the keystore could not be written"))?;
     Ok(Value::from_bytes(bytes))
 }
