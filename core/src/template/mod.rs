@@ -18,7 +18,12 @@
 //!   which may quote values, are reduced).
 //!
 //! The module is pure: no I/O, no clock, and the only process-wide state is a cache of immutable
-//! environments, one per delimiter set (templates are rendered on every sync).
+//! environments, one per delimiter set (templates are rendered on every sync). Output is a
+//! function of the inputs: PKCS#12 salts are derived, not random (`filters/pkcs12_write.rs`); the
+//! only randomness is RSA blinding inside `rsa_decrypt`, which does not change its result.
+//!
+//! The user reference (every filter with examples, delimiters, ESO helper names) is
+//! `docs/templates.md`.
 
 mod context;
 mod delimiters;
