@@ -216,3 +216,46 @@ async fn sigterm_shuts_the_operator_down_cleanly() {
     operator.wait_ready().await;
     assert_eq!(operator.terminate(), Some(0));
 }
+
+#[tokio::test]
+async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh() {
+    let cluster = Cluster::start().await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    stores
+        .create(&PostParams::default(), &yaml(STORE))
+        .await
+        .unwrap();
+    let orphan = EXTERNAL_SECRET.replace(
+        "target: {name: app-secret}",
+        "target: {name: app-secret, creationPolicy: Orphan}",
+    );
+    ess.create(&PostParams::default(), &yaml(&orphan))
+        .await
+        .unwrap();
+    eventually("the Secret to appear", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+    assert!(
+        secrets
+            .get("app-secret")
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .is_none()
+    );
+    let edit = serde_json::json!({"data": {"password": "ZWRpdGVk"}});
+    secrets
+        .patch("app-secret", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    eventually("the orphan Secret to be restored", || async {
+        secret_data(&secrets, "app-secret").await == expected("pw-1")
+    })
+    .await;
+}

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -100,6 +101,8 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let target_name = engine::target::secret_name(&es);
+    ctx.index
+        .record_target(es_ref.clone(), &namespace, &target_name);
     let existing = secrets
         .get_opt(&target_name)
         .await
@@ -221,7 +224,7 @@ pub fn controller(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let secret_api: Api<Secret> = match namespace {
+    let secret_api: Api<PartialObjectMeta<Secret>> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -233,9 +236,12 @@ pub fn controller(
     let managed = watcher::Config::default()
         .labels(&format!("{MANAGED_LABEL}=true"))
         .any_semantic();
-    let (index_a, index_b) = (index.clone(), index);
+    let (index_a, index_b, index_c) = (index.clone(), index.clone(), index);
     Controller::new(es_api, watcher::Config::default().any_semantic())
-        .owns(secret_api, managed)
+        // Metadata only: enough to map a managed Secret to its ExternalSecret.
+        .watches(secret_api, managed, move |s: PartialObjectMeta<Secret>| {
+            writer_of(&index_c, &s)
+        })
         .watches(
             store_api,
             watcher::Config::default().any_semantic(),
@@ -258,6 +264,24 @@ pub fn controller(
                 })
             },
         )
+}
+
+/// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
+/// writes without an owner reference) the one that last wrote it.
+fn writer_of(
+    index: &stores::StoreIndex,
+    secret: &PartialObjectMeta<Secret>,
+) -> Option<ObjectRef<ExternalSecret>> {
+    let namespace = secret.namespace().unwrap_or_default();
+    let owner = secret.owner_references().iter().find(|o| {
+        o.controller == Some(true)
+            && o.kind == "ExternalSecret"
+            && o.api_version.starts_with("kuvert.io/")
+    });
+    match owner {
+        Some(o) => Some(ObjectRef::new(&o.name).within(&namespace)),
+        None => index.writer_of(&namespace, &secret.name_any()),
+    }
 }
 
 /// Runs the controller until shutdown.

@@ -68,6 +68,7 @@ pub struct StoreIndex {
     users: Mutex<HashMap<StoreKey, HashSet<ObjectRef<ExternalSecret>>>>,
     uses: Mutex<HashMap<ObjectRef<ExternalSecret>, Vec<StoreKey>>>,
     synced: Mutex<HashMap<ObjectRef<ExternalSecret>, StoreGenerations>>,
+    targets: Mutex<HashMap<(String, String), ObjectRef<ExternalSecret>>>,
 }
 
 /// The generation of each store an ExternalSecret uses (`None`: the store does not exist).
@@ -92,6 +93,24 @@ impl StoreIndex {
         uses.insert(es, stores);
     }
 
+    /// Records the target Secret (`namespace`, `name`) an ExternalSecret writes, so a change to
+    /// a Secret without an owner reference (creationPolicy Orphan, Merge) still finds it.
+    pub fn record_target(&self, es: ObjectRef<ExternalSecret>, namespace: &str, name: &str) {
+        self.targets
+            .lock()
+            .expect("index lock")
+            .insert((namespace.to_owned(), name.to_owned()), es);
+    }
+
+    /// The ExternalSecret writing a Secret, if one is known.
+    pub fn writer_of(&self, namespace: &str, name: &str) -> Option<ObjectRef<ExternalSecret>> {
+        self.targets
+            .lock()
+            .expect("index lock")
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// Forgets ExternalSecrets that no longer exist (deleted objects are never reconciled, so
     /// the cache's view is what tells).
     pub fn retain(&self, live: &HashSet<ObjectRef<ExternalSecret>>) {
@@ -103,6 +122,10 @@ impl StoreIndex {
             .filter(|es| !live.contains(*es))
             .cloned()
             .collect();
+        self.targets
+            .lock()
+            .expect("index lock")
+            .retain(|_, es| live.contains(es));
         for es in gone {
             self.record(es.clone(), Vec::new());
             self.uses.lock().expect("index lock").remove(&es);
