@@ -95,6 +95,9 @@ fn syntax(resolved: &Resolved) -> Result<SyntaxConfig, TemplateError> {
         .variable_delimiters(resolved.variable.0.clone(), resolved.variable.1.clone())
         .block_delimiters(resolved.block.0.clone(), resolved.block.1.clone())
         .comment_delimiters(resolved.comment.0.clone(), resolved.comment.1.clone())
+        // ESO's Go templates keep a template's final newline; config files rendered into
+        // Secrets depend on it, so Jinja's default of dropping it would silently change them.
+        .keep_trailing_newline(true)
         .build()
         .map_err(|err| invalid(format!("rejected by the template engine: {}", err.kind())))
 }
@@ -110,9 +113,11 @@ pub(super) fn cached(
     static CUSTOM: OnceLock<Cache> = OnceLock::new();
 
     if resolved.is_default() {
-        return Ok(DEFAULT
-            .get_or_init(|| Arc::new(build(SyntaxConfig::default())))
-            .clone());
+        if let Some(env) = DEFAULT.get() {
+            return Ok(env.clone());
+        }
+        let env = Arc::new(build(syntax(&resolved)?));
+        return Ok(DEFAULT.get_or_init(|| env).clone());
     }
     let cache = CUSTOM.get_or_init(Cache::default);
     if let Some(env) = cache

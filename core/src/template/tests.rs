@@ -594,3 +594,16 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn a_final_newline_is_kept_as_esos_go_templates_keep_it() {
+    let c = ctx(&[("user", b"app")]);
+    assert_eq!(render_str("user = {{ user }}\n", &c), "user = app\n");
+    let brackets = crate::api::TemplateDelimiters {
+        variable_start: Some("[[".into()),
+        variable_end: Some("]]".into()),
+        ..Default::default()
+    };
+    let out = render("user = [[ user ]]\n", &c, Some(&brackets)).unwrap();
+    assert_eq!(out.expose(), b"user = app\n");
+}
