@@ -118,15 +118,21 @@ impl Manifest {
             doc: serde_json::Value,
             (source_name, kind, name): (&str, &str, &str),
         ) -> Result<T, ManifestError> {
-            serde_json::from_value(doc).map_err(|e| ManifestError::Invalid {
-                source_name: source_name.to_owned(),
-                kind: kind.to_owned(),
-                name: name.to_owned(),
-                message: if kind == "Secret" {
+            serde_path_to_error::deserialize(doc).map_err(|e| {
+                // The path names fields and keys, never values; serde's own message may quote a
+                // value, which for a Secret could be secret data.
+                let field = e.path().to_string();
+                let cause = if kind == "Secret" {
                     "does not match the Secret schema (data must be base64)".to_owned()
                 } else {
-                    e.to_string()
-                },
+                    e.into_inner().to_string()
+                };
+                ManifestError::Invalid {
+                    source_name: source_name.to_owned(),
+                    kind: kind.to_owned(),
+                    name: name.to_owned(),
+                    message: if field == "." { cause } else { format!("{field}: {cause}") },
+                }
             })
         }
         let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
