@@ -131,7 +131,11 @@ impl Manifest {
                     source_name: source_name.to_owned(),
                     kind: kind.to_owned(),
                     name: name.to_owned(),
-                    message: if field == "." { cause } else { format!("{field}: {cause}") },
+                    message: if field == "." {
+                        cause
+                    } else {
+                        format!("{field}: {cause}")
+                    },
                 }
             })
         }
