@@ -289,7 +289,9 @@ data:
 #[test]
 fn a_schema_error_names_the_field_path() {
     let text = "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: es, namespace: default}\nspec:\n  data:\n    - secretKey: k\n      remoteRef: {property: p}\n";
-    let err = Manifest::parse_all("es.yaml", text).unwrap_err().to_string();
+    let err = Manifest::parse_all("es.yaml", text)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "es.yaml: ExternalSecret \"es\": spec.data[0].remoteRef: missing field `key`"
