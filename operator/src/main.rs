@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 
 /// kuvert keeps Kubernetes Secrets in sync with external secret stores.
 #[derive(Parser, Debug)]
-#[command(name = "kuvert", version, about)]
+#[command(
+    name = "kuvert",
+    version,
+    about = "kuvert keeps Kubernetes Secrets in sync with external secret stores"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
