@@ -63,6 +63,7 @@ pub fn random_hex(bytes: usize) -> String {
 /// A dev-mode OpenBao server, killed on drop.
 pub struct OpenBao {
     child: tokio::process::Child,
+    args: Vec<String>,
     dir: PathBuf,
     addr: String,
     tls_addr: Option<String>,
@@ -86,6 +87,26 @@ impl Drop for OpenBao {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `bao` with `args`, logging to `dir/server.log`.
+fn spawn(args: &[String], dir: &std::path::Path) -> tokio::process::Child {
+    let bin = bao_binary();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("open server log");
+    tokio::process::Command::new(&bin)
+        .args(args)
+        // The dev server may write helper files into $HOME; keep them out of the real one.
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"))
 }
 
 /// An HTTP client for seeding: rustls with ring, trusting `ca` when given.
@@ -127,7 +148,6 @@ impl OpenBao {
     }
 
     async fn launch(ca: Option<Arc<TestCa>>, require_client_cert: bool) -> Self {
-        let bin = bao_binary();
         let port = free_port();
         let root_token = format!("root-{}", random_hex(12));
         let dir = std::env::temp_dir().join(format!(
@@ -161,19 +181,10 @@ impl OpenBao {
             args.push(format!("-config={}", dir.join("listener.hcl").display()));
             tls_addr = Some(format!("https://127.0.0.1:{tls_port}"));
         }
-        let log = std::fs::File::create(dir.join("server.log")).expect("create server log");
-        let child = tokio::process::Command::new(&bin)
-            .args(&args)
-            // The dev server may write helper files into $HOME; keep them out of the real one.
-            .env("HOME", &dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let child = spawn(&args, &dir);
         let bao = OpenBao {
             child,
+            args,
             dir,
             addr: format!("http://127.0.0.1:{port}"),
             tls_addr,
@@ -184,6 +195,18 @@ impl OpenBao {
         };
         bao.wait_healthy().await;
         bao
+    }
+
+    /// Stops the server, as an outage would.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts it again on the same addresses with the same root token. A dev server keeps
+    /// nothing: seed again.
+    pub async fn start_again(&mut self) {
+        self.child = spawn(&self.args, &self.dir);
+        self.wait_healthy().await;
     }
 
     async fn wait_healthy(&self) {
