@@ -3,7 +3,7 @@ CARGO ?= cargo
 
 .PHONY: test test-deps lint fmt generate bench
 
-## Installs the servers the tests need (OpenBao, kubectl), then runs every test.
+## Installs the servers the tests need (OpenBao, PostgreSQL, kubectl), then runs every test.
 test: test-deps
 	$(CARGO) test --workspace
 

