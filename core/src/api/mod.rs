@@ -28,6 +28,9 @@ pub const VERSION: &str = "v1alpha1";
 pub const MANAGED_LABEL: &str = "kuvert.io/managed";
 /// Annotation holding a hash of the data kuvert wrote, to detect drift.
 pub const DATA_HASH_ANNOTATION: &str = "kuvert.io/data-hash";
+/// Annotation listing (comma-separated) the keys kuvert merged into a Secret it does not own,
+/// so a later sync can remove the ones it no longer produces and leave the others alone.
+pub const MERGED_KEYS_ANNOTATION: &str = "kuvert.io/merged-keys";
 /// Annotation whose change forces an immediate sync.
 pub const FORCE_SYNC_ANNOTATION: &str = "kuvert.io/force-sync";
 /// The same, without prefix, as ESO users type it.

@@ -1,16 +1,16 @@
 //! Step 1, the only I/O: resolve the stores and read every remote value and template source an
 //! ExternalSecret names, each once.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
 
 use crate::api::{
-    ExternalSecret, ExternalSecretDataRemoteRef, MetadataPolicy, SecretStoreKind, SecretStoreRef,
-    StoreGeneratorSourceRef,
+    DeletionPolicy, ExternalSecret, ExternalSecretDataRemoteRef, MetadataPolicy, SecretStoreKind,
+    SecretStoreRef, StoreGeneratorSourceRef,
 };
 use crate::provider::{
     FindRequest, GetRequest, KubeAccess, ProviderError, RemoteSecret, SecretsClient,
@@ -90,6 +90,24 @@ pub struct Fetched {
     pub data: Vec<FetchedValue>,
     /// One per `spec.target.template.templateFrom[]`.
     pub template_from: Vec<FetchedTemplateSource>,
+    /// Indexes into `spec.dataFrom[]` whose remote secret is gone (`NotFound`), tolerated because
+    /// `target.deletionPolicy` is `Delete` or `Merge`; their entries in `data_from` are empty.
+    pub gone_data_from: BTreeSet<usize>,
+    /// Indexes into `spec.data[]` whose remote secret is gone, as `gone_data_from`.
+    pub gone_data: BTreeSet<usize>,
+}
+
+impl Fetched {
+    /// Whether every entry read nothing: each remote secret is gone and each `find` matched
+    /// nothing. `deletionPolicy: Delete` then deletes the Secret.
+    pub fn all_gone(&self) -> bool {
+        let data_from_gone = self.data_from.iter().enumerate().all(|(i, got)| {
+            self.gone_data_from.contains(&i)
+                || matches!(got, FetchedDataFrom::Find { found, .. } if found.is_empty())
+        });
+        let data_gone = (0..self.data.len()).all(|i| self.gone_data.contains(&i));
+        data_from_gone && data_gone
+    }
 }
 
 /// How many remote reads of one sync run at once.
@@ -121,6 +139,12 @@ pub async fn fetch(
     kube: &dyn KubeAccess,
 ) -> Result<Fetched, SyncError> {
     let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+    let tolerate_gone = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.deletion_policy)
+        .is_some_and(|p| p != DeletionPolicy::Retain);
     let mut reader = Reader {
         namespace,
         stores,
@@ -214,11 +238,24 @@ pub async fn fetch(
     for planned in plan {
         match planned {
             Planned::Extract { get, field } => {
-                let value = take_read(&gets, &mut got, get, field)?;
+                let value = match take_read(&gets, &mut got, get, field) {
+                    Err(e) if tolerate_gone && is_gone(&e) => {
+                        fetched.gone_data_from.insert(fetched.data_from.len());
+                        empty_read(&gets, get)
+                    }
+                    read => read?,
+                };
                 fetched.data_from.push(FetchedDataFrom::Extract(value));
             }
             Planned::Data { get, field } => {
-                fetched.data.push(take_read(&gets, &mut got, get, field)?);
+                let value = match take_read(&gets, &mut got, get, field) {
+                    Err(e) if tolerate_gone && is_gone(&e) => {
+                        fetched.gone_data.insert(fetched.data.len());
+                        empty_read(&gets, get)
+                    }
+                    read => read?,
+                };
+                fetched.data.push(value);
             }
             Planned::Find { find, field, path } => {
                 let result = std::mem::replace(&mut found[find], Ok(BTreeMap::new()));
@@ -302,6 +339,10 @@ fn take_read(
             secret
         }
         Err(source) => {
+            if let ProviderError::NotFound { key } = &source {
+                // A later entry reading the same secret finds it gone too.
+                results[i] = Err(ProviderError::NotFound { key: key.clone() });
+            }
             return Err(SyncError::Fetch {
                 field,
                 store: store.name.clone(),
@@ -315,6 +356,27 @@ fn take_read(
         key: request.key.clone(),
         secret,
     })
+}
+
+/// A read that failed because the remote secret does not exist.
+fn is_gone(error: &SyncError) -> bool {
+    matches!(
+        error,
+        SyncError::Fetch {
+            source: ProviderError::NotFound { .. },
+            ..
+        }
+    )
+}
+
+/// The placeholder of a read whose remote secret is gone.
+fn empty_read(gets: &[(ResolvedStore, GetRequest)], i: usize) -> FetchedValue {
+    let (store, request) = &gets[i];
+    FetchedValue {
+        store: store.name.clone(),
+        key: request.key.clone(),
+        secret: RemoteSecret::default(),
+    }
 }
 
 /// Resolves stores and plans reads, each once per sync.

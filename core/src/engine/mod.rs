@@ -37,7 +37,7 @@ pub(crate) use crate::template as tpl;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::api::ExternalSecret;
+use crate::api::{DeletionPolicy, ExternalSecret};
 use crate::provider::KubeAccess;
 use crate::secret::SecretBytes;
 
@@ -91,6 +91,23 @@ pub fn build(
     now: jiff::Timestamp,
 ) -> Result<SyncOutcome, SyncError> {
     status::check_spec(es)?;
+    let deletion = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.deletion_policy)
+        .unwrap_or_default();
+    let sourced = !es.spec.data.is_empty() || !es.spec.data_from.is_empty();
+    if deletion == DeletionPolicy::Delete && sourced && fetched.all_gone() {
+        let (secret, action) = target::delete(es, existing)?;
+        let status = status::deleted(es, fetched, secret.as_ref(), now);
+        return Ok(SyncOutcome {
+            secret,
+            action,
+            status,
+            requeue_after: refresh_interval(es)?,
+        });
+    }
     let entries = collect(es, fetched)?;
     let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
     let shaped = templates::apply(template, &entries, &fetched.template_from)?;
@@ -104,13 +121,20 @@ pub fn build(
     })
 }
 
-/// `dataFrom[]` in order, then `data[]`: later keys win (ESO's rule).
+/// `dataFrom[]` in order, then `data[]`: later keys win (ESO's rule). Entries whose remote
+/// secret is gone (tolerated by `deletionPolicy`) contribute nothing.
 fn collect(es: &ExternalSecret, fetched: &Fetched) -> Result<Entries, SyncError> {
     let mut out = Entries::new();
     for (i, (spec, got)) in es.spec.data_from.iter().zip(&fetched.data_from).enumerate() {
+        if fetched.gone_data_from.contains(&i) {
+            continue;
+        }
         out.extend(values::expand_data_from(i, spec, got)?);
     }
     for (i, (spec, got)) in es.spec.data.iter().zip(&fetched.data).enumerate() {
+        if fetched.gone_data.contains(&i) {
+            continue;
+        }
         let (key, entry) = values::shape_data(i, spec, got)?;
         out.insert(key, entry);
     }

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    ExternalSecret, ExternalSecretStatus, FORCE_SYNC_ANNOTATION, FORCE_SYNC_ANNOTATION_SHORT,
-    LocalObjectReference, RefreshPolicy, SyncedVersion,
+    CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus, FORCE_SYNC_ANNOTATION,
+    FORCE_SYNC_ANNOTATION_SHORT, LocalObjectReference, RefreshPolicy, SyncedVersion,
 };
 use crate::conditions;
 
@@ -18,8 +18,20 @@ use super::{SyncError, target};
 /// Reason of the `Ready` condition after a successful sync.
 pub const SYNCED: &str = "SecretSynced";
 
+/// Reason of the `Ready` condition after `deletionPolicy: Delete` removed the Secret.
+pub const DELETED: &str = "SecretDeleted";
+
 /// Checks what can be checked of the spec before any I/O.
 pub fn check_spec(es: &ExternalSecret) -> Result<(), SyncError> {
+    let target = es.spec.target.clone().unwrap_or_default();
+    if target.deletion_policy == Some(DeletionPolicy::Delete)
+        && target.creation_policy == Some(CreationPolicy::Merge)
+    {
+        return Err(SyncError::InvalidSpec {
+            field: "spec.target.deletionPolicy".to_owned(),
+            message: "Delete cannot be combined with creationPolicy Merge: kuvert never deletes a Secret it did not create (use deletionPolicy Merge or Retain)".to_owned(),
+        });
+    }
     refresh_interval(es).map(drop)
 }
 
@@ -121,6 +133,37 @@ pub fn synced(
     }
 }
 
+/// The status after `deletionPolicy: Delete` found every remote secret gone; `deleted` is the
+/// Secret deleted, if there was one.
+pub fn deleted(
+    es: &ExternalSecret,
+    fetched: &Fetched,
+    deleted: Option<&Secret>,
+    now: jiff::Timestamp,
+) -> ExternalSecretStatus {
+    let name = target::secret_name(es);
+    let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+    let message = match deleted {
+        Some(_) => format!(
+            "every remote secret is gone; deletionPolicy Delete deleted Secret {namespace}/{name}"
+        ),
+        None => format!(
+            "every remote secret is gone; deletionPolicy Delete keeps Secret {namespace}/{name} absent"
+        ),
+    };
+    let mut status = synced(es, fetched, None, Some(&message), now);
+    status.conditions = vec![conditions::ready(
+        &es.status.clone().unwrap_or_default().conditions,
+        true,
+        DELETED,
+        &message,
+        es.metadata.generation,
+        now,
+    )];
+    status.synced_resource_version = None;
+    status
+}
+
 /// The status after a failed sync: the previous one with `Ready` false, the error's reason and
 /// message (which names the field and the cause, never a value).
 pub fn failed_status(
@@ -149,7 +192,10 @@ fn synced_versions(fetched: &Fetched) -> Vec<SyncedVersion> {
     let mut add = |store: &str, key: &str, version: &Option<String>| {
         seen.insert((store.to_owned(), key.to_owned(), version.clone()));
     };
-    for entry in &fetched.data_from {
+    for (i, entry) in fetched.data_from.iter().enumerate() {
+        if fetched.gone_data_from.contains(&i) {
+            continue;
+        }
         match entry {
             FetchedDataFrom::Extract(v) => add(&v.store, &v.key, &v.secret.version),
             FetchedDataFrom::Find { store, found } => {
@@ -159,7 +205,10 @@ fn synced_versions(fetched: &Fetched) -> Vec<SyncedVersion> {
             }
         }
     }
-    for v in &fetched.data {
+    for (i, v) in fetched.data.iter().enumerate() {
+        if fetched.gone_data.contains(&i) {
+            continue;
+        }
         add(&v.store, &v.key, &v.secret.version);
     }
     seen.into_iter()

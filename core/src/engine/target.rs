@@ -10,6 +10,10 @@
 //! - `CreateOrMerge`: `Owner` when the Secret is missing, `Merge` when it exists.
 //! - `None`: resolves everything, writes nothing.
 //!
+//! Merging records the keys it merged (`kuvert.io/merged-keys`) and, at the next sync, removes
+//! those it no longer produces — never another key. With `deletionPolicy: Delete` and every
+//! remote secret gone, [`delete`] names the Secret to delete, if kuvert may.
+//!
 //! Owner and Orphan replace the data and merge labels and annotations into the existing ones
 //! (as ESO does, so other tools' annotations survive). Every written Secret carries
 //! `kuvert.io/managed: "true"` and `kuvert.io/data-hash`, a SHA-256 of its data. A Secret that
@@ -29,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{
     CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret, ExternalSecretStatus, MANAGED_LABEL,
+    MERGED_KEYS_ANNOTATION,
 };
 
 use super::templates::Shaped;
@@ -45,6 +50,9 @@ pub enum TargetAction {
     Unchanged,
     /// `creationPolicy: None`: there is no Secret to write.
     Skip,
+    /// `deletionPolicy: Delete` and every remote secret is gone: delete the existing Secret
+    /// (the caller deletes it on condition of its `uid` and `resourceVersion`).
+    Delete,
 }
 
 /// The result of a successful sync. Its `Debug` shows the Secret's name and keys, never its
@@ -166,9 +174,18 @@ pub fn build(
     };
     let before = secret.clone();
 
-    // Data: merged into the existing keys, or ours alone.
+    // Data: merged into the existing keys, or ours alone. Merging drops the keys kuvert merged
+    // last time and produces no more (a key gone from the spec, or a remote secret gone under
+    // `deletionPolicy: Merge`); it never touches the Secret's other keys.
+    let merged_keys = merging.then(|| data.keys().cloned().collect::<Vec<_>>().join(","));
     let mut all = if merging {
-        secret.data.take().unwrap_or_default()
+        let mut kept = secret.data.take().unwrap_or_default();
+        for key in previously_merged(&secret) {
+            if !data.contains_key(key) {
+                kept.remove(key);
+            }
+        }
+        kept
     } else {
         BTreeMap::new()
     };
@@ -201,6 +218,10 @@ pub fn build(
     let annotations = meta.annotations.get_or_insert_default();
     annotations.extend(shaped.annotations);
     annotations.insert(DATA_HASH_ANNOTATION.to_owned(), data_hash(&all));
+    match merged_keys {
+        Some(keys) => annotations.insert(MERGED_KEYS_ANNOTATION.to_owned(), keys),
+        None => annotations.remove(MERGED_KEYS_ANNOTATION),
+    };
 
     // Owner reference: set when kuvert creates (Owner, CreateOrMerge) or owns (Owner) the
     // Secret; dropped when the policy became Orphan; left alone when merging.
@@ -233,6 +254,35 @@ pub fn build(
         )),
         Some(_) => Ok((Some(secret), TargetAction::Update, None)),
     }
+}
+
+/// `deletionPolicy: Delete` with every remote secret gone: the Secret to delete, if any. Only a
+/// Secret kuvert may write under `creationPolicy` is deleted; any other is `NotOwned`.
+pub fn delete(
+    es: &ExternalSecret,
+    existing: Option<&Secret>,
+) -> Result<(Option<Secret>, TargetAction), SyncError> {
+    let policy = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.creation_policy)
+        .unwrap_or_default();
+    let Some(secret) = existing.filter(|_| policy != CreationPolicy::None) else {
+        return Ok((None, TargetAction::Skip));
+    };
+    let ours = owned_by(secret, es)
+        || (policy == CreationPolicy::Orphan
+            && is_managed(secret)
+            && !secret.owner_references().iter().any(is_controller));
+    if !ours {
+        let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
+        return Err(not_owned(
+            format!("{namespace}/{}", secret_name(es)),
+            secret,
+        ));
+    }
+    Ok((Some(secret.clone()), TargetAction::Delete))
 }
 
 /// A stable hash of a Secret's data: SHA-256 over every key and value, each length-prefixed
@@ -300,6 +350,15 @@ fn check_size(display: &str, data: &BTreeMap<String, ByteString>) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// The keys kuvert merged into `secret` at its last write.
+fn previously_merged(secret: &Secret) -> Vec<&str> {
+    secret
+        .annotations()
+        .get(MERGED_KEYS_ANNOTATION)
+        .map(|keys| keys.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 fn is_controller(r: &OwnerReference) -> bool {

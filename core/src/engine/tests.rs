@@ -985,3 +985,5 @@ data:
     .unwrap();
     assert_eq!(data(&out), pairs(&[("pw", "hunter2")]));
 }
+
+mod deletion;

@@ -1,13 +1,13 @@
 //! Writing the target Secret the engine built.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kuvert_core::engine::{SyncOutcome, TargetAction};
 
 use super::{Error, kube_error};
 
-/// Creates or replaces the Secret as the engine decided; returns the Secret as it now is
-/// (`None` when there is none). A replace carries the `resourceVersion` that was read, so a
+/// Creates, replaces or deletes the Secret as the engine decided; returns the Secret as it now
+/// is (`None` when there is none). A replace carries the `resourceVersion` that was read, so a
 /// concurrent change makes it fail (409) rather than be overwritten.
 pub async fn write(
     secrets: &Api<Secret>,
@@ -31,5 +31,20 @@ pub async fn write(
             .map_err(kube_error(format!("updating Secret {name}"))),
         TargetAction::Unchanged => Ok(existing.cloned()),
         TargetAction::Skip => Ok(None),
+        // Only the Secret as it was read: one changed or re-created meanwhile fails (409).
+        TargetAction::Delete => {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: secret.metadata.uid.clone(),
+                    resource_version: secret.metadata.resource_version.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            match secrets.delete(&name, &params).await {
+                Ok(_) => Ok(None),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+                Err(e) => Err(kube_error(format!("deleting Secret {name}"))(e)),
+            }
+        }
     }
 }

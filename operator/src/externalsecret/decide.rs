@@ -122,7 +122,10 @@ pub fn decide(
             why: "Retry",
         });
     }
-    if target != TargetState::InSync {
+    // `deletionPolicy: Delete` removed the Secret on purpose: its absence is no drift.
+    let deleted = conditions::find_ready(&status.conditions)
+        .is_some_and(|c| c.reason == kuvert_core::engine::status::DELETED);
+    if target != TargetState::InSync && !(deleted && target == TargetState::Missing) {
         // Restoring what kuvert wrote: values as fresh as a refresh would read are enough.
         return Ok(Decision::Sync {
             max_age: interval.unwrap_or(coalesce),
@@ -333,6 +336,33 @@ mod tests {
         assert_eq!(
             decide(&es, seen(TargetState::Missing), at(1001), COALESCE).unwrap(),
             sync(3600, "Drift")
+        );
+    }
+
+    #[test]
+    fn a_secret_deleted_by_deletion_policy_is_no_drift_but_a_recreated_one_is() {
+        let mut es = synced_es("1h");
+        let status = es.status.as_mut().unwrap();
+        status.conditions = vec![conditions::ready(
+            &[],
+            true,
+            "SecretDeleted",
+            "gone",
+            Some(1),
+            at(1000),
+        )];
+        assert!(matches!(
+            decide(&es, seen(TargetState::Missing), at(1001), COALESCE).unwrap(),
+            Decision::Wait(Some(_))
+        ));
+        assert_eq!(
+            decide(&es, seen(TargetState::Drifted), at(1001), COALESCE).unwrap(),
+            sync(3600, "Drift")
+        );
+        assert_eq!(
+            decide(&es, seen(TargetState::Missing), at(1000 + 3600), COALESCE).unwrap(),
+            sync(3600, "Refresh"),
+            "the refresh still looks for the remote secrets"
         );
     }
 
