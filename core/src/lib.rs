@@ -7,6 +7,7 @@ pub mod api;
 pub mod conditions;
 pub mod crds;
 pub mod engine;
+pub mod generator;
 pub mod manifest;
 pub mod memory;
 pub mod provider;
