@@ -37,7 +37,7 @@ if [ "${#debs[@]}" -gt 0 ]; then
   sudo_if_needed=()
   if [ "$(id -u)" -ne 0 ] && have sudo; then sudo_if_needed=(sudo); fi
   "${sudo_if_needed[@]}" apt-get update -qq
-  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
 
 # pyenv installs console scripts behind shims; refresh them so the new binaries are found.
