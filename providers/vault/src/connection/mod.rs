@@ -97,6 +97,12 @@ impl std::fmt::Debug for VaultResponse {
 }
 
 impl VaultResponse {
+    /// An answer with `status` and `body`, as [`VaultConnection::request`] returns it (for code
+    /// that shapes answers, and its tests).
+    pub fn new(status: u16, body: Value) -> Self {
+        VaultResponse { status, body }
+    }
+
     /// The HTTP status (2xx).
     pub fn status(&self) -> u16 {
         self.status

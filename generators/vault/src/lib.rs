@@ -1,0 +1,254 @@
+//! The `VaultDynamicSecret` generator: credentials from any Vault or OpenBao secrets engine
+//! (database, PKI, AWS, ...), with their leases renewed and revoked.
+//!
+//! # A request, its keys, its lease
+//! A generator makes one call: `method` (`GET`, default; `POST`; `PUT`) on `path` (after `/v1/`,
+//! e.g. `database/creds/app` or `pki/issue/web`). `parameters` are the JSON body of a `POST` or
+//! `PUT` and the query of a `GET` (strings, numbers and booleans only there).
+//!
+//! - `resultType: Data` (default): the keys are the answer's `data` map; `Auth`: its `auth` map
+//!   (`client_token`, `accessor`, `policies`, ... of engines that return a token).
+//! - Values: strings as they are (a PEM certificate is its text); every other value — numbers,
+//!   booleans, arrays such as PKI's `ca_chain`, maps — as compact JSON text (`["-----BEGIN...",
+//!   "..."]`), which a template can read with `fromjson`.
+//! - An answer without keys is an error naming `spec.allowEmptyResponse`, unless that is `true`.
+//! - `retrySettings` retries a call that failed transiently (unreachable server, 5xx) up to
+//!   `maxRetries` times, `retryInterval` apart (default `1s`). A refused call (4xx) is not
+//!   retried: only a spec or policy change helps.
+//!
+//! # Leases
+//! A `Data` answer's lease (`lease_id`, `lease_duration`, `renewable`) becomes the
+//! [`Lease`](kuvert_core::generator::Lease) of what was generated; an `Auth` answer's lease is
+//! the token, recorded by accessor (see [`lease`]). [`Generator::renew`] and
+//! [`Generator::revoke`] act on a recorded id alone, so a lease made before an operator restart
+//! is renewed and revoked after it.
+//!
+//! # Connections: one login, shared
+//! The generator's `provider` has the shape of a SecretStore's `vault` and goes through the
+//! same code: [`kuvert_provider_vault::ConnectionCache`] logs in once per distinct server,
+//! identity and credentials, renews the token lazily and re-logs in only when it must. Give
+//! [`VaultDynamicSecretKind::with_cache`] the Vault provider's cache and a store and a
+//! generator with the same server and auth share one token: no login per reconcile (ESO's
+//! flaw), none per generator. Errors name fields of the generator object (`spec.path`,
+//! `spec.provider.auth.appRole.secretRef`); the engine adds which generator it was.
+
+pub mod lease;
+mod request;
+mod result;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kuvert_core::api::{ProviderSpec, SecretStoreKind, VaultDynamicSecretSpec};
+use kuvert_core::generator::{
+    Generated, Generator, GeneratorContext, GeneratorKind, GeneratorSpec, Lease as CoreLease,
+};
+use kuvert_core::provider::{KubeAccess, Provider as _, ProviderError, StoreContext};
+use kuvert_provider_vault::{ConnectionCache, VaultConnection};
+
+use crate::request::Request;
+
+/// Where the connection code names the vault spec of a store; a generator's is `spec.provider`.
+const STORE_FIELD: &str = "spec.provider.vault";
+const GENERATOR_FIELD: &str = "spec.provider";
+
+/// The `VaultDynamicSecret` kind. Create it once per process, sharing the Vault provider's
+/// connection cache.
+#[derive(Clone, Debug, Default)]
+pub struct VaultDynamicSecretKind {
+    cache: Arc<ConnectionCache>,
+}
+
+impl VaultDynamicSecretKind {
+    /// A kind with a cache of its own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A kind using `cache` (the Vault provider's, so stores and generators share logins).
+    pub fn with_cache(cache: Arc<ConnectionCache>) -> Self {
+        VaultDynamicSecretKind { cache }
+    }
+
+    /// The connection cache.
+    pub fn cache(&self) -> &Arc<ConnectionCache> {
+        &self.cache
+    }
+}
+
+fn spec_of<'a>(
+    generator: &'a GeneratorContext<'_>,
+) -> Result<&'a VaultDynamicSecretSpec, ProviderError> {
+    match generator.spec {
+        GeneratorSpec::VaultDynamicSecret(spec) => Ok(spec),
+        other => Err(ProviderError::InvalidSpec {
+            field: "kind".to_owned(),
+            message: format!(
+                "the VaultDynamicSecret generator cannot run a {}",
+                other.kind()
+            ),
+        }),
+    }
+}
+
+/// The connection code's field paths (`spec.provider.vault.auth...`) as the generator object
+/// has them (`spec.provider.auth...`).
+fn generator_fields(error: ProviderError) -> ProviderError {
+    let rename = |text: String| match text.strip_prefix(STORE_FIELD) {
+        Some(rest) => format!("{GENERATOR_FIELD}{rest}"),
+        None => text,
+    };
+    match error {
+        ProviderError::InvalidSpec { field, message } => ProviderError::InvalidSpec {
+            field: rename(field),
+            message,
+        },
+        ProviderError::NotFound { key } => ProviderError::NotFound { key: rename(key) },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl GeneratorKind for VaultDynamicSecretKind {
+    fn kind(&self) -> &'static str {
+        "VaultDynamicSecret"
+    }
+
+    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
+        let spec = spec_of(generator)?;
+        request::build(spec)?;
+        // The connection settings are checked by the connection code itself, when connecting
+        // (it needs the object's namespace, which only a SecretStore-like context carries).
+        let provider = ProviderSpec::Vault(spec.provider.clone());
+        kuvert_provider_vault::VaultProvider::with_cache(self.cache.clone())
+            .validate(&store_context(generator, &provider))
+            .map_err(generator_fields)
+    }
+
+    async fn generator(
+        &self,
+        generator: &GeneratorContext<'_>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn Generator>, ProviderError> {
+        let spec = spec_of(generator)?;
+        let request = request::build(spec)?;
+        let provider = ProviderSpec::Vault(spec.provider.clone());
+        let store = store_context(generator, &provider);
+        let conn = self
+            .cache
+            .connect(&store, &spec.provider, Some(generator.namespace), kube)
+            .await
+            .map_err(generator_fields)?;
+        Ok(Arc::new(DynamicSecret {
+            conn,
+            request,
+            result_type: spec.result_type.unwrap_or_default(),
+            allow_empty: spec.allow_empty_response.unwrap_or(false),
+        }))
+    }
+
+    async fn shutdown(&self) {
+        // The cache is the Vault provider's too; whoever created it shuts it down once.
+    }
+}
+
+/// A generator is namespaced: its references resolve like a SecretStore's (own namespace only).
+fn store_context<'a>(
+    generator: &GeneratorContext<'a>,
+    provider: &'a ProviderSpec,
+) -> StoreContext<'a> {
+    StoreContext {
+        kind: SecretStoreKind::SecretStore,
+        name: generator.name,
+        namespace: Some(generator.namespace),
+        spec: provider,
+    }
+}
+
+/// One `VaultDynamicSecret` object, connected.
+pub struct DynamicSecret {
+    conn: Arc<VaultConnection>,
+    request: Request,
+    result_type: kuvert_core::api::VaultDynamicSecretResultType,
+    allow_empty: bool,
+}
+
+impl std::fmt::Debug for DynamicSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicSecret")
+            .field("request", &self.request.what())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynamicSecret {
+    /// The connection (shared through the cache).
+    pub fn connection(&self) -> &Arc<VaultConnection> {
+        &self.conn
+    }
+
+    async fn call(&self) -> Result<kuvert_provider_vault::VaultResponse, ProviderError> {
+        let r = &self.request;
+        let query: Vec<(&str, &str)> = r
+            .query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut attempt = 0;
+        loop {
+            match self
+                .conn
+                .request_query(r.method.clone(), &r.path, &query, r.body.as_ref())
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < r.retries => {
+                    attempt += 1;
+                    tracing::debug!(
+                        path = %r.path,
+                        attempt,
+                        reason = e.reason(),
+                        "vault dynamic secret call failed; retrying"
+                    );
+                    tokio::time::sleep(r.retry_interval).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn core_lease(lease: lease::Lease) -> CoreLease {
+    CoreLease {
+        id: lease.recorded_id(),
+        duration: lease.duration,
+        renewable: lease.renewable,
+    }
+}
+
+#[async_trait]
+impl Generator for DynamicSecret {
+    async fn generate(&self) -> Result<Generated, ProviderError> {
+        let response = self.call().await?;
+        let shaped = result::shape(
+            &self.request.what(),
+            &response,
+            self.result_type,
+            self.allow_empty,
+        )?;
+        Ok(Generated {
+            values: shaped.values,
+            lease: shaped.lease.map(core_lease),
+        })
+    }
+
+    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<CoreLease, ProviderError> {
+        lease::renew(&self.conn, lease_id, Some(increment))
+            .await
+            .map(core_lease)
+    }
+
+    async fn revoke(&self, lease_id: &str) -> Result<(), ProviderError> {
+        lease::revoke(&self.conn, lease_id).await
+    }
+}

@@ -1,0 +1,132 @@
+//! Fixtures shared by the VaultDynamicSecret tests: generator objects in memory, with the
+//! Secrets their Vault login reads.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kuvert_core::generator::{Generator, GeneratorContext, GeneratorKind, GeneratorSpec};
+use kuvert_core::memory::MemoryKube;
+use kuvert_core::provider::ProviderError;
+use kuvert_generator_vault::VaultDynamicSecretKind;
+use serde_json::{Value, json};
+
+pub use kuvert_testkit::{OpenBao, Postgres};
+
+/// The namespace of the generator objects.
+pub const NS: &str = "apps";
+
+/// A Secret in [`NS`] with string data.
+pub fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(NS.to_owned()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// Objects holding the Secret `vault-token` with `bao`'s root token.
+pub fn kube_with_root_token(bao: &OpenBao) -> MemoryKube {
+    let mut kube = MemoryKube::new();
+    kube.add_secret(&secret("vault-token", &[("token", bao.root_token())]));
+    kube
+}
+
+/// A `VaultDynamicSecret` spec: `fields` (path, method, parameters, ...) plus a `provider`
+/// for `bao` logging in with the token in the Secret `vault-token`.
+pub fn spec(bao: &OpenBao, fields: Value) -> GeneratorSpec {
+    let mut spec = json!({
+        "provider": {
+            "server": bao.addr(),
+            "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}}
+        }
+    });
+    for (k, v) in fields.as_object().expect("fields are a map") {
+        spec[k] = v.clone();
+    }
+    GeneratorSpec::from_json("VaultDynamicSecret", spec).expect("a valid spec")
+}
+
+/// The generator `NS/name` with `spec`, validated and connected.
+pub async fn generator(
+    kind: &VaultDynamicSecretKind,
+    spec: &GeneratorSpec,
+    kube: &MemoryKube,
+) -> Result<Arc<dyn Generator>, ProviderError> {
+    let context = GeneratorContext {
+        name: "gen",
+        namespace: NS,
+        spec,
+    };
+    kind.validate(&context)?;
+    kind.generator(&context, kube).await
+}
+
+/// The values of a generation as text.
+pub fn text(
+    values: &BTreeMap<String, kuvert_core::secret::SecretBytes>,
+) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                String::from_utf8(v.expose().to_vec()).expect("utf-8"),
+            )
+        })
+        .collect()
+}
+
+/// Mounts the database engine at `database`, connected to `pg`, with a role `app` whose
+/// credentials last `default_ttl` (at most `max_ttl`).
+pub async fn database_role(bao: &OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+    bao.mount("database", "database", json!({})).await;
+    bao.write(
+        "database/config/pg",
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": pg.vault_connection_url(),
+            "username": pg.superuser(),
+            "password": pg.superuser_password(),
+            "allowed_roles": ["app"],
+            "verify_connection": true
+        }),
+    )
+    .await;
+    bao.write(
+        "database/roles/app",
+        json!({
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            "default_ttl": default_ttl,
+            "max_ttl": max_ttl
+        }),
+    )
+    .await;
+}
+
+/// `sys/leases/lookup` of `lease_id` as root: its data, or the error status and body.
+pub async fn lease_lookup(bao: &OpenBao, lease_id: &str) -> Result<Value, (u16, String)> {
+    bao.api_as(
+        bao.root_token(),
+        None,
+        "PUT",
+        "sys/leases/lookup",
+        Some(json!({ "lease_id": lease_id })),
+    )
+    .await
+    .map(|v| v["data"].clone())
+}
