@@ -6,7 +6,7 @@ mod support;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::json;
@@ -88,10 +88,34 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage() {
     })
     .await;
     assert_eq!(password(&secrets, "hourly").await.as_deref(), Some("v1"));
-    let annotate = json!({"metadata": {"annotations": {"kuvert.io/force-sync": "now"}}});
-    ess.patch("hourly", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .unwrap();
+    // ESO users' habit, as the README shows it: kubectl and the unprefixed annotation.
+    // Off the runtime thread: devcluster serves kubectl from this very runtime.
+    let kubeconfig = cluster.kubeconfig();
+    let annotated = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args([
+                "annotate",
+                "es",
+                "hourly",
+                "force-sync=1764300000",
+                "--overwrite",
+            ])
+            .output()
+            .expect("kubectl (scripts/install-test-deps.sh installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        annotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&annotated.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&annotated.stdout).trim(),
+        "externalsecret.kuvert.io/hourly annotated"
+    );
     eventually("the force-sync to pick up v2", || async {
         password(&secrets, "hourly").await.as_deref() == Some("v2")
     })
