@@ -285,4 +285,14 @@ async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh() {
         secret_data(&secrets, "app-secret").await == expected("pw-1")
     })
     .await;
+
+    // Deleting the ExternalSecret leaves an orphan Secret as it is.
+    ess.delete("app", &DeleteParams::default()).await.unwrap();
+    eventually("the ExternalSecret to be gone", || async {
+        ess.get_opt("app").await.unwrap().is_none()
+    })
+    .await;
+    // An owned Secret is collected at once (see above); give the operator time to act too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(secret_data(&secrets, "app-secret").await, expected("pw-1"));
 }
