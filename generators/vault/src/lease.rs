@@ -9,7 +9,9 @@
 //! generator's `resultType` changed meanwhile.
 //!
 //! Revoking what is already gone (expired, revoked by hand) succeeds: the goal — the
-//! credentials no longer work — is reached.
+//! credentials no longer work — is reached. Renewing it is `NotFound` naming the lease, so the
+//! caller generates anew instead of waiting for a spec change (Vault answers 400, which would
+//! otherwise read as an invalid spec).
 
 use std::time::Duration;
 
@@ -67,7 +69,23 @@ fn with_increment(mut body: Value, increment: Option<Duration>) -> Value {
 
 /// Renews the lease recorded as `recorded` by `increment` (Vault's default when `None`); the
 /// lease as Vault granted it (its duration may be shorter than asked: the max TTL is near).
+/// A lease that is gone is `NotFound`.
 pub(crate) async fn renew(
+    conn: &VaultConnection,
+    recorded: &str,
+    increment: Option<Duration>,
+) -> Result<Lease, ProviderError> {
+    renew_call(conn, recorded, increment)
+        .await
+        .map_err(|e| match e {
+            e if already_gone(&e) => ProviderError::NotFound {
+                key: format!("lease {recorded}"),
+            },
+            e => e,
+        })
+}
+
+async fn renew_call(
     conn: &VaultConnection,
     recorded: &str,
     increment: Option<Duration>,
@@ -133,7 +151,9 @@ fn already_gone(e: &ProviderError) -> bool {
     match e {
         ProviderError::NotFound { .. } => true,
         ProviderError::InvalidSpec { message, .. } => {
-            message.contains("invalid lease") || message.contains("invalid accessor")
+            message.contains("invalid lease")
+                || message.contains("lease not found")
+                || message.contains("invalid accessor")
         }
         _ => false,
     }

@@ -80,6 +80,12 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
 
     // Revoking again (the lease is gone) succeeds: the credentials do not work, as asked.
     generator.revoke(&lease.id).await.unwrap();
+    // Renewing it is NotFound (generate anew), not an invalid spec.
+    let gone = generator
+        .renew(&lease.id, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.to_string(), format!("lease {} not found", lease.id));
 }
 
 #[tokio::test]
@@ -355,6 +361,11 @@ async fn an_auth_result_is_a_token_whose_lease_is_renewed_and_revoked_by_accesso
     generator.revoke(&lease.id).await.unwrap();
     assert_eq!(bao.lookup(token).await, None, "the token is revoked");
     generator.revoke(&lease.id).await.unwrap();
+    let gone = generator
+        .renew(&lease.id, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.to_string(), format!("lease {} not found", lease.id));
 }
 
 #[tokio::test]
