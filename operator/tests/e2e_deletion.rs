@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Cluster, Operator, eventually, map, secret_data, yaml};
 
 const STORE: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -37,27 +35,6 @@ spec:
     - {{secretKey: b, remoteRef: {{key: app/b}}}}
 "#
     ))
-}
-
-async fn secret_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
-    let secret = api.get_opt(name).await.unwrap()?;
-    Some(
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
 }
 
 async fn set_store_keys(stores: &Api<SecretStore>, keys: &[(&str, &str)]) {

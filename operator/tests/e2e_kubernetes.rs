@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
 use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Cluster, Operator, eventually, map, secret_data, yaml};
 
 fn secret(name: &str, namespace: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
@@ -28,27 +28,6 @@ fn secret(name: &str, namespace: &str, data: &[(&str, &str)]) -> Secret {
         ),
         ..Secret::default()
     }
-}
-
-async fn data_of(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
-    let secret = api.get_opt(name).await.unwrap()?;
-    Some(
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
 }
 
 /// Cluster B with Secret `remote/db`; cluster A's `default` namespace holds B's token and a
@@ -127,7 +106,7 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
         .await
         .unwrap();
     eventually("the mirror to appear", || async {
-        data_of(&secrets, "mirror").await == map(&[("password", "v1")])
+        secret_data(&secrets, "mirror").await == map(&[("password", "v1")])
     })
     .await;
 
@@ -143,7 +122,7 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
-        data_of(&secrets, "mirror").await,
+        secret_data(&secrets, "mirror").await,
         map(&[("password", "v1")])
     );
     let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
@@ -151,7 +130,7 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
         .await
         .unwrap();
     eventually("the mirror to follow on force-sync", || async {
-        data_of(&secrets, "mirror").await == map(&[("password", "v2")])
+        secret_data(&secrets, "mirror").await == map(&[("password", "v2")])
     })
     .await;
     eventually("status to record the force-sync value", || async {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Cluster, Operator, eventually, secret_data, yaml};
 
 const STORE: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -39,18 +39,6 @@ spec:
 
 fn text(secret: &Secret, key: &str) -> String {
     String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
-}
-
-async fn secret_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
-    let secret = api.get_opt(name).await.unwrap()?;
-    Some(
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
 }
 
 fn expected(password: &str) -> Option<BTreeMap<String, String>> {

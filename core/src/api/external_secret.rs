@@ -148,6 +148,24 @@ pub enum DeletionPolicy {
     Merge,
 }
 
+impl ExternalSecretSpec {
+    /// `target.creationPolicy`, defaulted.
+    pub fn creation_policy(&self) -> CreationPolicy {
+        self.target
+            .as_ref()
+            .and_then(|t| t.creation_policy)
+            .unwrap_or_default()
+    }
+
+    /// `target.deletionPolicy`, defaulted.
+    pub fn deletion_policy(&self) -> DeletionPolicy {
+        self.target
+            .as_ref()
+            .and_then(|t| t.deletion_policy)
+            .unwrap_or_default()
+    }
+}
+
 /// Jinja templates shaping the target Secret.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -139,12 +139,7 @@ pub async fn fetch(
     kube: &dyn KubeAccess,
 ) -> Result<Fetched, SyncError> {
     let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
-    let tolerate_gone = es
-        .spec
-        .target
-        .as_ref()
-        .and_then(|t| t.deletion_policy)
-        .is_some_and(|p| p != DeletionPolicy::Retain);
+    let tolerate_gone = es.spec.deletion_policy() != DeletionPolicy::Retain;
     let mut reader = Reader {
         namespace,
         stores,

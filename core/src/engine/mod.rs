@@ -91,14 +91,8 @@ pub fn build(
     now: jiff::Timestamp,
 ) -> Result<SyncOutcome, SyncError> {
     status::check_spec(es)?;
-    let deletion = es
-        .spec
-        .target
-        .as_ref()
-        .and_then(|t| t.deletion_policy)
-        .unwrap_or_default();
     let sourced = !es.spec.data.is_empty() || !es.spec.data_from.is_empty();
-    if deletion == DeletionPolicy::Delete && sourced && fetched.all_gone() {
+    if es.spec.deletion_policy() == DeletionPolicy::Delete && sourced && fetched.all_gone() {
         let (secret, action) = target::delete(es, existing)?;
         let status = status::deleted(es, fetched, secret.as_ref(), now);
         return Ok(SyncOutcome {

@@ -23,9 +23,8 @@ pub const DELETED: &str = "SecretDeleted";
 
 /// Checks what can be checked of the spec before any I/O.
 pub fn check_spec(es: &ExternalSecret) -> Result<(), SyncError> {
-    let target = es.spec.target.clone().unwrap_or_default();
-    if target.deletion_policy == Some(DeletionPolicy::Delete)
-        && target.creation_policy == Some(CreationPolicy::Merge)
+    if es.spec.deletion_policy() == DeletionPolicy::Delete
+        && es.spec.creation_policy() == CreationPolicy::Merge
     {
         return Err(SyncError::InvalidSpec {
             field: "spec.target.deletionPolicy".to_owned(),

@@ -262,12 +262,7 @@ pub fn delete(
     es: &ExternalSecret,
     existing: Option<&Secret>,
 ) -> Result<(Option<Secret>, TargetAction), SyncError> {
-    let policy = es
-        .spec
-        .target
-        .as_ref()
-        .and_then(|t| t.creation_policy)
-        .unwrap_or_default();
+    let policy = es.spec.creation_policy();
     let Some(secret) = existing.filter(|_| policy != CreationPolicy::None) else {
         return Ok((None, TargetAction::Skip));
     };

@@ -42,12 +42,7 @@ pub enum TargetState {
 
 /// Compares a Secret with the hash kuvert recorded when it wrote it.
 pub fn target_state(es: &ExternalSecret, secret: Option<&Secret>) -> TargetState {
-    let policy = es
-        .spec
-        .target
-        .as_ref()
-        .and_then(|t| t.creation_policy)
-        .unwrap_or_default();
+    let policy = es.spec.creation_policy();
     match secret {
         _ if policy == CreationPolicy::None => TargetState::InSync,
         None => TargetState::Missing,

@@ -174,3 +174,29 @@ where
 pub fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
     serde_saphyr::from_str(text).unwrap()
 }
+
+/// The data of Secret `name` as text, or `None` when there is no such Secret.
+pub async fn secret_data(
+    api: &Api<k8s_openapi::api::core::v1::Secret>,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let secret = api.get_opt(name).await.unwrap()?;
+    Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect(),
+    )
+}
+
+/// Expected Secret data, to compare with [`secret_data`].
+pub fn map(pairs: &[(&str, &str)]) -> Option<std::collections::BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
