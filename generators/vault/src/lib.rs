@@ -23,6 +23,16 @@
 //! [`Generator::revoke`] act on a recorded id alone, so a lease made before an operator restart
 //! is renewed and revoked after it.
 //!
+//! Vault ties every lease to the token that obtained it: revoking or letting that token expire
+//! revokes the lease, whatever its own TTL. So the login token a lease was obtained with is
+//! kept ([`VaultConnection::keep_for_leases`]: kuvert does not revoke it at shutdown, when it
+//! drops or replaces it; it expires by its TTL), and a lease's reported duration is cut to the
+//! token's remaining life (where the connection knows it), so the caller renews — which renews
+//! the token too — or generates anew in time. A lease renewed by a later process, with another
+//! token, still ends with the token that obtained it at the latest; its renewal then answers
+//! `NotFound` and the caller generates anew. Give the login a token TTL (and max TTL) at least as
+//! long as the leases (for AppRole, `token_ttl`/`token_max_ttl`).
+//!
 //! # Connections: one login, shared
 //! The generator's `provider` has the shape of a SecretStore's `vault` and goes through the
 //! same code: [`kuvert_provider_vault::ConnectionCache`] logs in once per distinct server,
@@ -218,11 +228,20 @@ impl DynamicSecret {
     }
 }
 
-fn core_lease(lease: lease::Lease) -> CoreLease {
-    CoreLease {
-        id: lease.recorded_id(),
-        duration: lease.duration,
-        renewable: lease.renewable,
+impl DynamicSecret {
+    /// The lease as recorded, its duration cut to the login token's remaining life: Vault
+    /// revokes a token's leases when the token expires, whatever their own TTL, so the caller
+    /// must renew (which renews the token too) or generate anew before then.
+    fn within_token(&self, lease: lease::Lease) -> CoreLease {
+        let duration = match self.conn.token_remaining() {
+            Some(left) => lease.duration.min(left),
+            None => lease.duration,
+        };
+        CoreLease {
+            id: lease.recorded_id(),
+            duration,
+            renewable: lease.renewable,
+        }
     }
 }
 
@@ -236,16 +255,19 @@ impl Generator for DynamicSecret {
             self.result_type,
             self.allow_empty,
         )?;
+        if shaped.lease.is_some() {
+            // Vault revokes a token's leases with the token: keep it alive for them.
+            self.conn.keep_for_leases();
+        }
         Ok(Generated {
             values: shaped.values,
-            lease: shaped.lease.map(core_lease),
+            lease: shaped.lease.map(|l| self.within_token(l)),
         })
     }
 
     async fn renew(&self, lease_id: &str, increment: Duration) -> Result<CoreLease, ProviderError> {
-        lease::renew(&self.conn, lease_id, Some(increment))
-            .await
-            .map(core_lease)
+        let renewed = lease::renew(&self.conn, lease_id, Some(increment)).await?;
+        Ok(self.within_token(renewed))
     }
 
     async fn revoke(&self, lease_id: &str) -> Result<(), ProviderError> {

@@ -92,43 +92,17 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
 async fn each_generation_makes_new_credentials_with_one_login_and_a_lease_each() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     database_role(&bao, &pg, "5m", "1h").await;
-    bao.enable_auth("approle", "approle").await;
-    bao.policy(
-        "creds",
+    let (kube, role_id) = approle(
+        &bao,
         r#"
 path "database/creds/app" { capabilities = ["read"] }
 path "sys/leases/renew" { capabilities = ["update"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
 "#,
+        "1h",
     )
     .await;
-    bao.write(
-        "auth/approle/role/gen",
-        json!({"token_policies": ["creds"], "token_ttl": "1h"}),
-    )
-    .await;
-    let role_id = bao.read("auth/approle/role/gen/role-id").await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao
-        .write("auth/approle/role/gen/secret-id", json!({}))
-        .await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut kube = kuvert_core::memory::MemoryKube::new();
-    kube.add_secret(&secret("approle", &[("secret-id", &secret_id)]));
-    let spec = spec(
-        &bao,
-        json!({
-            "path": "database/creds/app",
-            "provider": {
-                "server": bao.addr(),
-                "auth": {"appRole": {"roleId": role_id, "secretRef": {"name": "approle", "key": "secret-id"}}}
-            }
-        }),
-    );
+    let spec = approle_spec(&bao, &role_id, json!({"path": "database/creds/app"}));
     let kind = VaultDynamicSecretKind::new();
     let tokens_before = bao.token_accessor_count().await;
 
@@ -404,4 +378,121 @@ async fn retry_settings_ride_out_a_restarting_server() {
     bao.start_again().await;
     let generated = generating.await.unwrap().unwrap();
     assert_eq!(text(&generated.values)["random_bytes"].len(), 32);
+}
+
+/// An AppRole `gen` with `policy` and a token TTL of `token_ttl`; objects holding its
+/// secret ID, and its role ID.
+async fn approle(
+    bao: &OpenBao,
+    policy: &str,
+    token_ttl: &str,
+) -> (kuvert_core::memory::MemoryKube, String) {
+    if bao.api("GET", "sys/auth", None).await["approle/"].is_null() {
+        bao.enable_auth("approle", "approle").await;
+    }
+    bao.policy("gen", policy).await;
+    bao.write(
+        "auth/approle/role/gen",
+        json!({"token_policies": ["gen"], "token_ttl": token_ttl, "token_max_ttl": "1h"}),
+    )
+    .await;
+    let role_id = bao.read("auth/approle/role/gen/role-id").await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao
+        .write("auth/approle/role/gen/secret-id", json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut kube = kuvert_core::memory::MemoryKube::new();
+    kube.add_secret(&secret("approle", &[("secret-id", &secret_id)]));
+    (kube, role_id)
+}
+
+fn approle_spec(
+    bao: &OpenBao,
+    role_id: &str,
+    fields: serde_json::Value,
+) -> kuvert_core::generator::GeneratorSpec {
+    let mut fields = fields;
+    fields["provider"] = json!({
+        "server": bao.addr(),
+        "auth": {"appRole": {"roleId": role_id, "secretRef": {"name": "approle", "key": "secret-id"}}}
+    });
+    spec(bao, fields)
+}
+
+#[tokio::test]
+async fn the_login_token_leases_depend_on_outlives_shutdown_and_bounds_the_lease_duration() {
+    let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
+    database_role(&bao, &pg, "5m", "1h").await;
+    let (kube, role_id) = approle(
+        &bao,
+        r#"
+path "database/creds/app" { capabilities = ["read"] }
+path "sys/tools/random/*" { capabilities = ["update"] }
+"#,
+        "2m",
+    )
+    .await;
+
+    // No lease: the login token is revoked at shutdown, as for stores.
+    let plain = VaultDynamicSecretKind::new();
+    let random = approle_spec(
+        &bao,
+        &role_id,
+        json!({"path": "sys/tools/random/8", "method": "POST"}),
+    );
+    let before = bao.token_accessor_count().await;
+    generator(&plain, &random, &kube)
+        .await
+        .unwrap()
+        .generate()
+        .await
+        .unwrap();
+    assert_eq!(bao.token_accessor_count().await, before + 1);
+    plain.cache().shutdown().await;
+    assert_eq!(
+        bao.token_accessor_count().await,
+        before,
+        "revoked at shutdown"
+    );
+
+    // A lease: revoking the token would revoke the credentials with it, so it is kept.
+    let kind = VaultDynamicSecretKind::new();
+    let creds = approle_spec(&bao, &role_id, json!({"path": "database/creds/app"}));
+    let generator = generator(&kind, &creds, &kube).await.unwrap();
+    let generated = generator.generate().await.unwrap();
+    let lease = generated.lease.unwrap();
+    assert!(
+        lease.duration <= Duration::from_secs(120) && lease.duration >= Duration::from_secs(110),
+        "the 5m lease ends with the 2m token at the latest: {:?}",
+        lease.duration
+    );
+    let renewed = generator
+        .renew(&lease.id, Duration::from_secs(1800))
+        .await
+        .unwrap();
+    assert!(
+        renewed.duration <= Duration::from_secs(120),
+        "{:?}",
+        renewed.duration
+    );
+    drop(generator);
+    kind.cache().shutdown().await;
+    assert_eq!(
+        bao.token_accessor_count().await,
+        before + 1,
+        "the token is kept"
+    );
+    let values = text(&generated.values);
+    assert_eq!(
+        pg.query_as(&values["username"], &values["password"], "SELECT 1")
+            .await,
+        Ok("1".to_owned()),
+        "the credentials still work after the operator's shutdown"
+    );
+    assert!(lease_lookup(&bao, &lease.id).await.is_ok());
 }

@@ -21,6 +21,12 @@
 //!   connection is dropped (by a task on the current Tokio runtime) or [`VaultConnection::revoke`]d,
 //!   and a token replaced by a fresh login is revoked at once. Static tokens (`tokenSecretRef`)
 //!   are never renewed nor revoked: they belong to whoever made them.
+//! - **Kept while leases hang on it.** Vault revokes every lease a token obtained (dynamic
+//!   database credentials, certificates, child tokens) together with the token. A token the
+//!   `VaultDynamicSecret` generator obtained leases with is marked
+//!   ([`VaultConnection::keep_for_leases`]) and is then never revoked by kuvert — not at
+//!   shutdown, not when dropped or replaced — so an operator restart does not kill the
+//!   credentials it handed out; it expires by its own TTL.
 
 mod login;
 mod tls;
@@ -167,6 +173,8 @@ struct TokenState {
     generation: u64,
     /// `None`: the token does not expire (or is static) and is never renewed.
     lease: Option<TokenLease>,
+    /// Leases were obtained with this token: revoking it would revoke them.
+    leases: AtomicBool,
 }
 
 /// A raw answer before classification.
@@ -286,6 +294,7 @@ impl VaultConnection {
                 token,
                 generation: 0,
                 lease,
+                leases: AtomicBool::new(false),
             })),
             refresh: tokio::sync::Mutex::new(()),
             logins: AtomicU64::new(0),
@@ -356,8 +365,23 @@ impl VaultConnection {
         *self.login.write().expect("login lock") = login;
     }
 
-    /// Revokes a token obtained by login now (static tokens are left alone). Later requests
-    /// log in again.
+    /// Marks the current token as one that leases were obtained with (see the module doc):
+    /// kuvert no longer revokes it; it expires by its TTL. Call after a request that returned
+    /// a lease.
+    pub fn keep_for_leases(&self) {
+        self.current().leases.store(true, Ordering::Relaxed);
+    }
+
+    /// How long the current token lives unless renewed; `None` when it does not expire (or is
+    /// static, so its TTL is unknown). Leases obtained with it end with it at the latest.
+    pub fn token_remaining(&self) -> Option<Duration> {
+        let lease = self.current().lease?;
+        Some((lease.obtained + lease.ttl).saturating_duration_since(Instant::now()))
+    }
+
+    /// Revokes a token obtained by login now (static tokens are left alone; nor is a token
+    /// leases depend on, see [`VaultConnection::keep_for_leases`]). Later requests log in
+    /// again.
     pub async fn revoke(&self) {
         if !self.login.read().expect("login lock").logs_in() {
             return;
@@ -367,15 +391,22 @@ impl VaultConnection {
         if state.token.is_empty() {
             return;
         }
-        let _ = self
-            .send(
-                &Method::POST,
-                "auth/token/revoke-self",
-                &[],
-                None,
-                Some(&state.token),
-            )
-            .await;
+        if state.leases.load(Ordering::Relaxed) {
+            tracing::info!(
+                method = self.method(),
+                "vault token kept: leases of generated secrets depend on it; it expires by its TTL"
+            );
+        } else {
+            let _ = self
+                .send(
+                    &Method::POST,
+                    "auth/token/revoke-self",
+                    &[],
+                    None,
+                    Some(&state.token),
+                )
+                .await;
+        }
         self.revoked.store(true, Ordering::Relaxed);
         *self.token.write().expect("token lock") = Arc::new(TokenState {
             token: SecretBytes::default(),
@@ -387,6 +418,7 @@ impl VaultConnection {
                 renewable: false,
                 login_ttl: Duration::ZERO,
             }),
+            leases: AtomicBool::new(false),
         });
     }
 
@@ -420,6 +452,7 @@ impl VaultConnection {
                             ttl,
                             ..lease
                         }),
+                        leases: AtomicBool::new(state.leases.load(Ordering::Relaxed)),
                     });
                     *self.token.write().expect("token lock") = renewed.clone();
                     return Ok(renewed);
@@ -518,11 +551,13 @@ impl VaultConnection {
             token: SecretBytes::from(token),
             generation: previous.generation + 1,
             lease,
+            leases: AtomicBool::new(false),
         });
         self.logins.fetch_add(1, Ordering::Relaxed);
         self.revoked.store(false, Ordering::Relaxed);
-        if !previous.token.is_empty() {
-            // The replaced token may still be valid: do not leave it behind.
+        if !previous.token.is_empty() && !previous.leases.load(Ordering::Relaxed) {
+            // The replaced token may still be valid: do not leave it behind (unless leases
+            // depend on it: those would go with it).
             self.spawn_revoke(previous.token.clone());
         }
         tracing::debug!(
@@ -672,9 +707,9 @@ impl Drop for VaultConnection {
         if !logs_in || self.revoked.load(Ordering::Relaxed) {
             return;
         }
-        let token = self.current().token.clone();
-        if !token.is_empty() {
-            self.spawn_revoke(token);
+        let state = self.current();
+        if !state.token.is_empty() && !state.leases.load(Ordering::Relaxed) {
+            self.spawn_revoke(state.token.clone());
         }
     }
 }
