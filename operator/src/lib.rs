@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod context;
 pub mod dev;
 pub mod externalsecret;
+pub mod generators;
 pub mod health;
 pub mod kube_access;
 pub mod leader;
