@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use kuvert_core::generator::{GeneratorKind, RandomSource};
 use kuvert_core::provider::ProviderError;
+use kuvert_provider_vault::ConnectionCache;
 
 /// Every generator kind this build of kuvert knows.
 #[derive(Clone)]
@@ -17,20 +18,28 @@ pub struct Generators {
 
 impl Generators {
     /// The generator kinds built into kuvert, drawing randomness from `random` (the operating
-    /// system's CSPRNG in production, a seeded source in tests).
-    pub fn builtin(random: Arc<dyn RandomSource>) -> Self {
+    /// system's CSPRNG in production, a seeded source in tests) and logging in to Vault through
+    /// `vault_cache` (the Vault provider's, [`crate::providers::Registry::vault_cache`]: one
+    /// login serves stores and generators alike; the provider registry's shutdown releases it).
+    pub fn builtin(random: Arc<dyn RandomSource>, vault_cache: Arc<ConnectionCache>) -> Self {
         Generators {
             kinds: vec![
                 Arc::new(kuvert_generator_random::PasswordKind::new(random.clone())),
                 Arc::new(kuvert_generator_random::UuidKind::new(random)),
                 Arc::new(kuvert_generator_fake::FakeKind),
+                Arc::new(kuvert_generator_vault::VaultDynamicSecretKind::with_cache(
+                    vault_cache,
+                )),
             ],
         }
     }
 
     /// The kinds built into kuvert, with the operating system's randomness.
-    pub fn system() -> Self {
-        Self::builtin(Arc::new(kuvert_generator_random::OsRandom::default()))
+    pub fn system(vault_cache: Arc<ConnectionCache>) -> Self {
+        Self::builtin(
+            Arc::new(kuvert_generator_random::OsRandom::default()),
+            vault_cache,
+        )
     }
 
     /// The implementation of generator kind `kind`.
@@ -59,8 +68,8 @@ mod tests {
 
     #[test]
     fn the_registry_serves_each_builtin_kind_and_names_a_missing_one() {
-        let generators = Generators::system();
-        for kind in ["Password", "UUID", "Fake"] {
+        let generators = Generators::system(Arc::new(ConnectionCache::new()));
+        for kind in ["Password", "UUID", "Fake", "VaultDynamicSecret"] {
             assert_eq!(generators.kind(kind).unwrap().kind(), kind);
         }
         assert_eq!(
