@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use kuvert_core::provider::ProviderError;
 use kuvert_generator_vault::VaultDynamicSecretKind;
+use kuvert_testkit::Postgres;
 use serde_json::json;
 use support::*;
 
 #[tokio::test]
 async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_once_revoked() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
-    database_role(&bao, &pg, "5m", "1h").await;
+    bao.database_engine(&pg, "app", "5m", "1h").await;
     let kube = kube_with_root_token(&bao);
     let kind = VaultDynamicSecretKind::new();
     let spec = spec(&bao, json!({"path": "database/creds/app"}));
@@ -37,7 +38,7 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
     assert_eq!(lease.duration, Duration::from_secs(300));
     assert!(lease.renewable);
     let ttl = |v: serde_json::Value| v["ttl"].as_u64().expect("ttl");
-    assert!(ttl(lease_lookup(&bao, &lease.id).await.unwrap()) <= 300);
+    assert!(ttl(bao.lease_lookup(&lease.id).await.unwrap()) <= 300);
 
     let renewed = generator
         .renew(&lease.id, Duration::from_secs(1800))
@@ -46,7 +47,7 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
     assert_eq!(renewed.id, lease.id);
     assert_eq!(renewed.duration, Duration::from_secs(1800));
     assert!(renewed.renewable);
-    let after = ttl(lease_lookup(&bao, &lease.id).await.unwrap());
+    let after = ttl(bao.lease_lookup(&lease.id).await.unwrap());
     assert!(
         (1790..=1800).contains(&after),
         "sys/leases/lookup shows the extended TTL, got {after}"
@@ -74,7 +75,7 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
         )),
         "{refused}"
     );
-    let (status, body) = lease_lookup(&bao, &lease.id).await.unwrap_err();
+    let (status, body) = bao.lease_lookup(&lease.id).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("invalid lease"), "{body}");
 
@@ -91,7 +92,7 @@ async fn database_credentials_log_in_renew_up_to_the_max_ttl_and_stop_working_on
 #[tokio::test]
 async fn each_generation_makes_new_credentials_with_one_login_and_a_lease_each() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
-    database_role(&bao, &pg, "5m", "1h").await;
+    bao.database_engine(&pg, "app", "5m", "1h").await;
     let (kube, role_id) = approle(
         &bao,
         r#"
@@ -180,7 +181,7 @@ async fn an_answer_without_data_is_refused_unless_allow_empty_response() {
 #[tokio::test]
 async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
-    database_role(&bao, &pg, "5m", "1h").await;
+    bao.database_engine(&pg, "app", "5m", "1h").await;
     let kube = kube_with_root_token(&bao);
     let kind = VaultDynamicSecretKind::new();
 
@@ -427,7 +428,7 @@ fn approle_spec(
 #[tokio::test]
 async fn the_login_token_leases_depend_on_outlives_shutdown_and_bounds_the_lease_duration() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
-    database_role(&bao, &pg, "5m", "1h").await;
+    bao.database_engine(&pg, "app", "5m", "1h").await;
     let (kube, role_id) = approle(
         &bao,
         r#"
@@ -494,5 +495,5 @@ path "sys/tools/random/*" { capabilities = ["update"] }
         Ok("1".to_owned()),
         "the credentials still work after the operator's shutdown"
     );
-    assert!(lease_lookup(&bao, &lease.id).await.is_ok());
+    assert!(bao.lease_lookup(&lease.id).await.is_ok());
 }

@@ -11,32 +11,6 @@ use support::*;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
-/// Mounts PKI at `pki` with a root CA and a role `web` for `example.com` and its subdomains;
-/// returns the root certificate as OpenBao reports it.
-async fn pki(bao: &OpenBao) -> String {
-    bao.mount("pki", "pki", json!({})).await;
-    bao.write("sys/mounts/pki/tune", json!({"max_lease_ttl": "87600h"}))
-        .await;
-    let root = bao
-        .write(
-            "pki/root/generate/internal",
-            json!({"common_name": "kuvert test root", "ttl": "8760h", "key_type": "ec"}),
-        )
-        .await;
-    bao.write(
-        "pki/roles/web",
-        json!({
-            "allowed_domains": ["example.com"],
-            "allow_subdomains": true,
-            "allow_ip_sans": true,
-            "key_type": "ec",
-            "max_ttl": "72h"
-        }),
-    )
-    .await;
-    root["data"]["certificate"].as_str().unwrap().to_owned()
-}
-
 /// `openssl verify -CAfile ca cert`: its output, or its error.
 async fn openssl_verify(ca_pem: &str, cert_pem: &str) -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!(
@@ -73,7 +47,7 @@ async fn openssl_verify(ca_pem: &str, cert_pem: &str) -> Result<String, String> 
 #[tokio::test]
 async fn an_issued_certificate_verifies_against_the_issuing_ca_and_has_the_requested_names() {
     let bao = OpenBao::start().await;
-    let root_pem = pki(&bao).await;
+    let root_pem = bao.pki_engine("web", "example.com").await;
     let kube = kube_with_root_token(&bao);
     let kind = VaultDynamicSecretKind::new();
     let spec = spec(
@@ -174,7 +148,7 @@ async fn an_issued_certificate_verifies_against_the_issuing_ca_and_has_the_reque
 #[tokio::test]
 async fn a_pki_role_with_generate_lease_gives_a_lease_whose_revocation_revokes_the_certificate() {
     let bao = OpenBao::start().await;
-    pki(&bao).await;
+    bao.pki_engine("web", "example.com").await;
     bao.write(
         "pki/roles/leased",
         json!({"allowed_domains": ["example.com"], "allow_subdomains": true, "key_type": "ec",

@@ -15,6 +15,7 @@
 //! named by the `BAO` environment variable. A test that cannot find it fails with a message
 //! saying how to install it; it never skips.
 
+mod dynamic;
 mod postgres;
 
 use std::net::TcpListener;

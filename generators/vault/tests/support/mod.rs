@@ -14,7 +14,7 @@ use kuvert_core::provider::ProviderError;
 use kuvert_generator_vault::VaultDynamicSecretKind;
 use serde_json::{Value, json};
 
-pub use kuvert_testkit::{OpenBao, Postgres};
+pub use kuvert_testkit::OpenBao;
 
 /// The namespace of the generator objects.
 pub const NS: &str = "apps";
@@ -86,47 +86,4 @@ pub fn text(
             )
         })
         .collect()
-}
-
-/// Mounts the database engine at `database`, connected to `pg`, with a role `app` whose
-/// credentials last `default_ttl` (at most `max_ttl`).
-pub async fn database_role(bao: &OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
-    bao.mount("database", "database", json!({})).await;
-    bao.write(
-        "database/config/pg",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": pg.vault_connection_url(),
-            "username": pg.superuser(),
-            "password": pg.superuser_password(),
-            "allowed_roles": ["app"],
-            "verify_connection": true
-        }),
-    )
-    .await;
-    bao.write(
-        "database/roles/app",
-        json!({
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            "default_ttl": default_ttl,
-            "max_ttl": max_ttl
-        }),
-    )
-    .await;
-}
-
-/// `sys/leases/lookup` of `lease_id` as root: its data, or the error status and body.
-pub async fn lease_lookup(bao: &OpenBao, lease_id: &str) -> Result<Value, (u16, String)> {
-    bao.api_as(
-        bao.root_token(),
-        None,
-        "PUT",
-        "sys/leases/lookup",
-        Some(json!({ "lease_id": lease_id })),
-    )
-    .await
-    .map(|v| v["data"].clone())
 }
