@@ -12,8 +12,8 @@
 //!   booleans, arrays such as PKI's `ca_chain`, maps — as compact JSON text (`["-----BEGIN...",
 //!   "..."]`), which a template can read with `fromjson`.
 //! - An answer without keys is an error naming `spec.allowEmptyResponse`, unless that is `true`.
-//! - `retrySettings` retries a call that failed transiently (unreachable server, 5xx) up to
-//!   `maxRetries` times, `retryInterval` apart (default `1s`). A refused call (4xx) is not
+//! - `retrySettings` retries a call — generating, renewing, revoking — that failed transiently
+//!   (unreachable server, 5xx) up to `maxRetries` times, `retryInterval` apart (default `1s`). A refused call (4xx) is not
 //!   retried: only a spec or policy change helps.
 //!
 //! # Leases
@@ -198,6 +198,30 @@ impl DynamicSecret {
         &self.conn
     }
 
+    /// Runs `call` again while it fails transiently, up to `retrySettings.maxRetries` times.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if e.is_transient() && attempt < self.request.retries => {
+                    attempt += 1;
+                    tracing::debug!(
+                        call = what,
+                        attempt,
+                        reason = e.reason(),
+                        "vault dynamic secret call failed; retrying"
+                    );
+                    tokio::time::sleep(self.request.retry_interval).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn call(&self) -> Result<kuvert_provider_vault::VaultResponse, ProviderError> {
         let r = &self.request;
         let query: Vec<(&str, &str)> = r
@@ -205,26 +229,11 @@ impl DynamicSecret {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let mut attempt = 0;
-        loop {
-            match self
-                .conn
+        self.retrying("generate", || {
+            self.conn
                 .request_query(r.method.clone(), &r.path, &query, r.body.as_ref())
-                .await
-            {
-                Err(e) if e.is_transient() && attempt < r.retries => {
-                    attempt += 1;
-                    tracing::debug!(
-                        path = %r.path,
-                        attempt,
-                        reason = e.reason(),
-                        "vault dynamic secret call failed; retrying"
-                    );
-                    tokio::time::sleep(r.retry_interval).await;
-                }
-                other => return other,
-            }
-        }
+        })
+        .await
     }
 }
 
@@ -266,11 +275,16 @@ impl Generator for DynamicSecret {
     }
 
     async fn renew(&self, lease_id: &str, increment: Duration) -> Result<CoreLease, ProviderError> {
-        let renewed = lease::renew(&self.conn, lease_id, Some(increment)).await?;
+        let renewed = self
+            .retrying("renew", || {
+                lease::renew(&self.conn, lease_id, Some(increment))
+            })
+            .await?;
         Ok(self.within_token(renewed))
     }
 
     async fn revoke(&self, lease_id: &str) -> Result<(), ProviderError> {
-        lease::revoke(&self.conn, lease_id).await
+        self.retrying("revoke", || lease::revoke(&self.conn, lease_id))
+            .await
     }
 }

@@ -374,11 +374,23 @@ async fn retry_settings_ride_out_a_restarting_server() {
     assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    let generating = tokio::spawn(async move { with.generate().await });
+    let generating = tokio::spawn({
+        let with = with.clone();
+        async move { with.generate().await }
+    });
     tokio::time::sleep(Duration::from_secs(1)).await;
     bao.start_again().await;
     let generated = generating.await.unwrap().unwrap();
     assert_eq!(text(&generated.values)["random_bytes"].len(), 32);
+
+    // Revocations ride it out too (a lease the fresh dev server does not know is revoked).
+    bao.stop().await;
+    let e = without.revoke("database/creds/app/x").await.unwrap_err();
+    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+    let revoking = tokio::spawn(async move { with.revoke("database/creds/app/x").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bao.start_again().await;
+    revoking.await.unwrap().unwrap();
 }
 
 /// An AppRole `gen` with `policy` and a token TTL of `token_ttl`; objects holding its
