@@ -185,16 +185,8 @@ async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
     let kube = kube_with_root_token(&bao);
     let kind = VaultDynamicSecretKind::new();
 
-    let unknown_role = generator(
-        &kind,
-        &spec(&bao, json!({"path": "database/creds/nope"})),
-        &kube,
-    )
-    .await
-    .unwrap()
-    .generate()
-    .await
-    .unwrap_err();
+    let unknown_role =
+        generation_error(&kind, &bao, &kube, json!({"path": "database/creds/nope"})).await;
     assert_eq!(unknown_role.reason(), "InvalidSpec");
     assert_eq!(
         unknown_role.to_string(),
@@ -202,75 +194,51 @@ async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
          Request): unknown role: nope"
     );
 
-    let no_mount = generator(
-        &kind,
-        &spec(&bao, json!({"path": "nosuch/creds/app"})),
-        &kube,
-    )
-    .await
-    .unwrap()
-    .generate()
-    .await
-    .unwrap_err();
+    let no_mount = generation_error(&kind, &bao, &kube, json!({"path": "nosuch/creds/app"})).await;
     assert_eq!(no_mount.reason(), "NotFound");
     assert_eq!(
         no_mount.to_string(),
         "vault path GET nosuch/creds/app not found"
     );
 
-    let escape = generator(
+    let escape = connect_error(
         &kind,
-        &spec(&bao, json!({"path": "database/creds/../../sys/raw"})),
+        &bao,
         &kube,
+        json!({"path": "database/creds/../../sys/raw"}),
     )
-    .await
-    .err()
-    .expect("refused");
+    .await;
     assert_eq!(
         escape.to_string(),
         "invalid store spec: spec.path: \"database/creds/../../sys/raw\" is not a Vault path \
          (empty, '.' or '..' segments, '?' or '#')"
     );
 
-    let missing_secret = generator(
+    let auth = |reference: serde_json::Value| {
+        json!({
+            "path": "database/creds/app",
+            "provider": {"server": bao.addr(), "auth": {"tokenSecretRef": reference}}
+        })
+    };
+    let missing_secret = connect_error(
         &kind,
-        &spec(
-            &bao,
-            json!({
-                "path": "database/creds/app",
-                "provider": {
-                    "server": bao.addr(),
-                    "auth": {"tokenSecretRef": {"name": "absent", "key": "token"}}
-                }
-            }),
-        ),
+        &bao,
         &kube,
+        auth(json!({"name": "absent", "key": "token"})),
     )
-    .await
-    .err()
-    .expect("refused");
+    .await;
     assert_eq!(
         missing_secret.to_string(),
         "spec.provider.auth.tokenSecretRef: Secret apps/absent not found"
     );
 
-    let other_namespace = generator(
+    let other_namespace = connect_error(
         &kind,
-        &spec(
-            &bao,
-            json!({
-                "path": "database/creds/app",
-                "provider": {
-                    "server": bao.addr(),
-                    "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token", "namespace": "kube-system"}}
-                }
-            }),
-        ),
+        &bao,
         &kube,
+        auth(json!({"name": "vault-token", "key": "token", "namespace": "kube-system"})),
     )
-    .await
-    .err()
-    .expect("refused");
+    .await;
     assert_eq!(
         other_namespace.to_string(),
         "invalid store spec: spec.provider.auth.tokenSecretRef: a SecretStore may only refer \

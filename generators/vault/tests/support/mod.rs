@@ -87,3 +87,29 @@ pub fn text(
         })
         .collect()
 }
+
+/// The error of running a generator with `fields` (which connects).
+pub async fn generation_error(
+    kind: &VaultDynamicSecretKind,
+    bao: &OpenBao,
+    kube: &MemoryKube,
+    fields: Value,
+) -> ProviderError {
+    let generator = generator(kind, &spec(bao, fields), kube)
+        .await
+        .unwrap_or_else(|e| panic!("connecting failed: {e}"));
+    generator.generate().await.expect_err("generating fails")
+}
+
+/// The error of connecting a generator with `fields`.
+pub async fn connect_error(
+    kind: &VaultDynamicSecretKind,
+    bao: &OpenBao,
+    kube: &MemoryKube,
+    fields: Value,
+) -> ProviderError {
+    generator(kind, &spec(bao, fields), kube)
+        .await
+        .err()
+        .expect("connecting fails")
+}
