@@ -113,3 +113,15 @@ pub async fn connect_error(
         .err()
         .expect("connecting fails")
 }
+
+/// Checks that the lease `lease_id` is gone for good: revoking it again succeeds (the
+/// credentials do not work, as asked) and renewing it is `NotFound` (generate anew), not an
+/// invalid spec.
+pub async fn assert_lease_gone(generator: &dyn Generator, lease_id: &str) {
+    generator.revoke(lease_id).await.unwrap();
+    let gone = generator
+        .renew(lease_id, std::time::Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.to_string(), format!("lease {lease_id} not found"));
+}
