@@ -101,14 +101,17 @@ pub struct VaultDynamicSecretSpec {
     pub path: String,
     /// HTTP method. Default: `GET`.
     pub method: Option<VaultDynamicSecretMethod>,
-    /// Request body (for `POST`/`PUT`), e.g. `{common_name: app.example.com}`.
+    /// Request parameters: the JSON body of a `POST`/`PUT` (e.g. `{common_name: app.example.com}`),
+    /// the query of a `GET` (strings, numbers and booleans only).
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub parameters: Option<serde_json::Value>,
-    /// Which part of the response becomes the keys. Default: `Data`.
+    /// Which part of the response becomes the keys. Default: `Data`. String values are used as
+    /// they are; numbers, booleans, arrays (PKI's `ca_chain`) and maps become JSON text.
     pub result_type: Option<VaultDynamicSecretResultType>,
     /// Accept a response without data. Default: false.
     pub allow_empty_response: Option<bool>,
-    /// Retries of failing calls.
+    /// Retries of calls (generating, renewing, revoking) that fail transiently: unreachable
+    /// server, 5xx. Default: none.
     pub retry_settings: Option<RetrySettings>,
     /// The Vault server and how to log in (the same shape as a SecretStore's `vault`).
     pub provider: VaultProvider,
