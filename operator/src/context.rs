@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use crate::backoff::Backoff;
 use crate::externalsecret::stores::{ClientCache, StoreIndex};
 use crate::externalsecret::written::WrittenStatuses;
+use crate::generators::Generators;
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
@@ -17,7 +18,7 @@ use crate::reads::ReadCache;
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// Settings parsed once from the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Serve only objects whose `controller` (class) equals this; empty serves unclassed ones.
     pub controller_class: Option<String>,
@@ -29,6 +30,21 @@ pub struct Settings {
     pub per_object_metrics: bool,
     /// This instance's name in Events and leases (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Fraction of a generated lease's duration after which it is renewed or replaced.
+    pub lease_renew_fraction: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            controller_class: None,
+            namespace: None,
+            coalesce_window: Duration::ZERO,
+            per_object_metrics: false,
+            instance: None,
+            lease_renew_fraction: crate::externalsecret::leases::DEFAULT_RENEW_FRACTION,
+        }
+    }
 }
 
 impl Settings {
@@ -46,6 +62,8 @@ pub struct Context {
     pub kube: ClusterAccess,
     /// The providers.
     pub registry: Registry,
+    /// The generator kinds.
+    pub generators: Generators,
     /// Coalesced store reads.
     pub reads: Arc<ReadCache>,
     /// Logged-in clients per store.
@@ -71,11 +89,13 @@ impl Context {
             controller: "kuvert".to_owned(),
             instance: settings.instance.clone(),
         };
+        let registry = Registry::builtin();
         Arc::new(Context {
             kube: ClusterAccess::new(client.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            registry: Registry::builtin(),
+            generators: Generators::system(registry.vault_cache().clone()),
+            registry,
             reads: ReadCache::new(),
             clients: ClientCache::default(),
             index: Arc::default(),

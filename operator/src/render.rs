@@ -7,6 +7,10 @@
 //! them, and one with an ExternalSecret's target name is the existing target Secret (so
 //! `creationPolicy: Merge` merges into it, and `Owner` refuses it unless it is owned).
 //!
+//! Generators (`Password`, `UUID`, `Fake`, `VaultDynamicSecret`) in the manifests serve the
+//! ExternalSecrets whose `sourceRef.generatorRef` names them: each render generates afresh
+//! (there is nothing to keep values stable against offline).
+//!
 //! Output: one YAML document per Secret, in the order the ExternalSecrets appear (files in
 //! the order given, a folder's `*.yaml` / `*.yml` files sorted by name, not recursive). Every
 //! object that fails gets one line on stderr naming it, the field and the cause; the others
@@ -24,11 +28,16 @@ use kuvert_core::api::{
     SecretStoreRef,
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
+use kuvert_core::generator::{
+    GeneratedValues, GeneratorContext, GeneratorError, GeneratorResolver, GeneratorSpec,
+    checked_kind,
+};
 use kuvert_core::manifest::Manifest;
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::StoreContext;
 use serde::Serialize;
 
+use crate::generators::Generators;
 use crate::providers::Registry;
 
 /// What a render produced: the YAML for stdout and one line per failure for stderr.
@@ -53,12 +62,18 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
         secret_stores: &inputs.secret_stores,
         cluster_stores: &inputs.cluster_stores,
     };
+    let kinds = Generators::system(registry.vault_cache().clone());
+    let generators = ManifestGenerators {
+        kinds: &kinds,
+        kube: &inputs.kube,
+        specs: &inputs.generators,
+    };
     let now = jiff::Timestamp::now();
     for es in &inputs.external_secrets {
         let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
         let target = engine::target::secret_name(es);
         let existing = inputs.secrets.get(&(namespace.to_owned(), target.clone()));
-        match engine::sync(es, &resolver, &inputs.kube, existing, now).await {
+        match engine::sync(es, &resolver, &generators, &inputs.kube, existing, now).await {
             Ok(outcome) => {
                 if let Some(secret) = &outcome.secret {
                     out.yaml.push_str("---\n");
@@ -71,6 +86,7 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
             ))),
         }
     }
+    kinds.shutdown().await;
     out
 }
 
@@ -110,6 +126,8 @@ struct Inputs {
     cluster_stores: BTreeMap<String, ClusterSecretStore>,
     /// Secrets by (namespace, name), `stringData` folded into `data`.
     secrets: BTreeMap<(String, String), Secret>,
+    /// Generator specs by (namespace, kind, name).
+    generators: BTreeMap<(String, String, String), GeneratorSpec>,
     kube: MemoryKube,
 }
 
@@ -185,10 +203,96 @@ impl Inputs {
                 cm.metadata.namespace = Some(ns(&cm.metadata));
                 self.kube.add_config_map(&cm);
             }
-            // Generators are read by the engine once it supports them; PushSecrets and
-            // ClusterExternalSecrets write nothing offline.
-            _ => {}
+            Manifest::Password(g) => {
+                self.add_generator(&g.metadata, GeneratorSpec::Password(g.spec.clone()))
+            }
+            Manifest::Uuid(g) => {
+                self.add_generator(&g.metadata, GeneratorSpec::Uuid(g.spec.clone()))
+            }
+            Manifest::Fake(g) => {
+                self.add_generator(&g.metadata, GeneratorSpec::Fake(g.spec.clone()))
+            }
+            Manifest::VaultDynamicSecret(g) => self.add_generator(
+                &g.metadata,
+                GeneratorSpec::VaultDynamicSecret(Box::new(g.spec.clone())),
+            ),
+            // PushSecrets and ClusterExternalSecrets write nothing offline.
+            Manifest::PushSecret(_) | Manifest::ClusterExternalSecret(_) => {}
         }
+    }
+}
+
+impl Inputs {
+    fn add_generator(
+        &mut self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        spec: GeneratorSpec,
+    ) {
+        let key = (
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            spec.kind().to_owned(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        self.generators.insert(key, spec);
+    }
+}
+
+/// Resolves `generatorRef`s against the generators in the manifests; every call generates.
+struct ManifestGenerators<'a> {
+    kinds: &'a Generators,
+    kube: &'a MemoryKube,
+    specs: &'a BTreeMap<(String, String, String), GeneratorSpec>,
+}
+
+#[async_trait]
+impl GeneratorResolver for ManifestGenerators<'_> {
+    async fn generate(
+        &self,
+        namespace: &str,
+        _field: &str,
+        generator_ref: &kuvert_core::api::GeneratorRef,
+    ) -> Result<GeneratedValues, GeneratorError> {
+        let kind = checked_kind(generator_ref)?;
+        let generator = format!("{kind}/{namespace}/{}", generator_ref.name);
+        let key = (
+            namespace.to_owned(),
+            kind.to_owned(),
+            generator_ref.name.clone(),
+        );
+        let spec = self
+            .specs
+            .get(&key)
+            .ok_or_else(|| GeneratorError::NotFound {
+                generator: generator.clone(),
+            })?;
+        let fail = |source| GeneratorError::Generator {
+            generator: generator.clone(),
+            source,
+        };
+        let implementation = self.kinds.kind(kind).map_err(fail)?;
+        let context = GeneratorContext {
+            name: &generator_ref.name,
+            namespace,
+            spec,
+        };
+        implementation.validate(&context).map_err(fail)?;
+        let made = implementation
+            .generator(&context, self.kube)
+            .await
+            .map_err(fail)?
+            .generate()
+            .await
+            .map_err(fail)?;
+        if let Some(lease) = &made.lease {
+            // Nothing renews or revokes offline; the lease runs out by itself.
+            tracing::info!(%generator, lease_id = %lease.id, "kuvert render generated leased credentials");
+        }
+        Ok(GeneratedValues {
+            generator,
+            values: made.values,
+        })
     }
 }
 

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// How long a leader's Lease lasts without renewal.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub leader_election_lease_duration: Duration,
+    /// Fraction of a generated credential's lease (VaultDynamicSecret) after which it is renewed
+    /// or, if it cannot be renewed, replaced; jittered per lease by up to a tenth earlier.
+    #[arg(long, default_value = "0.667", value_parser = crate::externalsecret::leases::parse_fraction)]
+    pub lease_renew_fraction: f64,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -120,6 +124,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         coalesce_window: args.coalesce_window,
         per_object_metrics: args.per_object_metrics,
         instance: args.instance.clone(),
+        lease_renew_fraction: args.lease_renew_fraction,
     };
     if args.leader_election {
         let identity = args.instance.clone().unwrap_or_else(|| {
@@ -191,6 +196,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     sweeper.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
     ctx.registry.shutdown().await;
+    ctx.generators.shutdown().await;
     health.abort();
     tracing::info!("shut down");
     Ok(())

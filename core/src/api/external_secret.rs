@@ -529,6 +529,33 @@ pub struct ExternalSecretStatus {
     /// The remote version of each value read in the last sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub synced_versions: Vec<SyncedVersion>,
+    /// The leases of credentials generators made for this ExternalSecret (dynamic secrets),
+    /// which kuvert renews, replaces before they expire, and revokes when the ExternalSecret
+    /// is deleted. Lease ids only: never the credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<GeneratorLease>,
+}
+
+/// A lease held for one `sourceRef.generatorRef` entry.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratorLease {
+    /// The entry (`spec.dataFrom[0]`, `spec.data[1]`).
+    pub field: String,
+    /// The generator, as `Kind/namespace/name`.
+    pub generator: String,
+    /// The lease id.
+    pub lease_id: String,
+    /// Seconds the lease was valid for when it was issued or last renewed.
+    pub duration_seconds: i64,
+    /// Whether the lease can be renewed.
+    pub renewable: bool,
+    /// When the lease was issued or last renewed.
+    pub renewed_time: Option<Time>,
+    /// When kuvert renews the lease next or, if it cannot be renewed (any further), replaces
+    /// the credentials.
+    pub next_action_time: Option<Time>,
 }
 
 /// The remote version of one value read.

@@ -56,6 +56,15 @@ pub enum SyncError {
         #[source]
         source: ProviderError,
     },
+    /// The generator of a `sourceRef.generatorRef` entry made no values.
+    #[error("{field}: {source}")]
+    Generator {
+        /// The `generatorRef` field.
+        field: String,
+        /// Why, with its classification.
+        #[source]
+        source: crate::generator::GeneratorError,
+    },
     /// A ConfigMap or Secret used by `templateFrom` could not be read.
     #[error("{field}: reading {object}: {source}")]
     Kube {
@@ -231,6 +240,7 @@ impl SyncError {
                 ProviderError::NotFound { .. } => "RemoteSecretNotFound",
                 other => other.reason(),
             },
+            SyncError::Generator { source, .. } => source.reason(),
             SyncError::Kube { .. } => "TemplateSourceError",
             SyncError::PropertyNotFound { .. } => "PropertyNotFound",
             SyncError::InvalidProperty { .. } => "InvalidProperty",
@@ -264,6 +274,7 @@ impl SyncError {
             SyncError::Kube { source, .. } => {
                 source.is_transient() || matches!(source, ProviderError::NotFound { .. })
             }
+            SyncError::Generator { source, .. } => source.is_transient(),
             SyncError::SecretMissing { .. } => true,
             _ => false,
         }
@@ -275,6 +286,7 @@ impl SyncError {
             SyncError::Store { field, .. }
             | SyncError::Fetch { field, .. }
             | SyncError::Kube { field, .. }
+            | SyncError::Generator { field, .. }
             | SyncError::PropertyNotFound { field, .. }
             | SyncError::InvalidProperty { field, .. }
             | SyncError::NotJson { field, .. }

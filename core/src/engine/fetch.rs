@@ -1,5 +1,7 @@
 //! Step 1, the only I/O: resolve the stores and read every remote value and template source an
-//! ExternalSecret names, each once.
+//! ExternalSecret names, each once; then ask the generators of `sourceRef.generatorRef` entries
+//! for their values (only once every read has succeeded, so a failing read never costs a
+//! generated credential).
 
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,9 +11,10 @@ use async_trait::async_trait;
 use futures::{StreamExt, stream};
 
 use crate::api::{
-    DeletionPolicy, ExternalSecret, ExternalSecretDataRemoteRef, MetadataPolicy, SecretStoreKind,
-    SecretStoreRef, StoreGeneratorSourceRef,
+    DeletionPolicy, ExternalSecret, ExternalSecretDataRemoteRef, GeneratorRef, MetadataPolicy,
+    SecretStoreKind, SecretStoreRef, StoreGeneratorSourceRef,
 };
+use crate::generator::{GeneratedValues, GeneratorResolver};
 use crate::provider::{
     FindRequest, GetRequest, KubeAccess, ProviderError, RemoteSecret, SecretsClient,
 };
@@ -65,6 +68,8 @@ pub enum FetchedDataFrom {
         /// The matches.
         found: BTreeMap<String, RemoteSecret>,
     },
+    /// `sourceRef.generatorRef`: what the generator made, one key each.
+    Generated(GeneratedValues),
 }
 
 /// What one `template.templateFrom[]` entry read.
@@ -95,6 +100,8 @@ pub struct Fetched {
     pub gone_data_from: BTreeSet<usize>,
     /// Indexes into `spec.data[]` whose remote secret is gone, as `gone_data_from`.
     pub gone_data: BTreeSet<usize>,
+    /// Indexes into `spec.data[]` whose value a generator made (`sourceRef.generatorRef`).
+    pub generated_data: BTreeSet<usize>,
 }
 
 impl Fetched {
@@ -128,6 +135,31 @@ enum Planned {
         get: usize,
         field: String,
     },
+    /// A `generatorRef` entry of `dataFrom[]` (`data: None`) or of `data[i]`, with what its
+    /// `remoteRef` selects.
+    Generated {
+        field: String,
+        generator_ref: GeneratorRef,
+        data: Option<usize>,
+    },
+}
+
+/// The `generatorRef` of an entry, if it has one; an error if it names a store too.
+fn generator_ref<'a>(
+    field: &str,
+    source_ref: Option<&'a StoreGeneratorSourceRef>,
+) -> Result<Option<&'a GeneratorRef>, SyncError> {
+    match source_ref {
+        Some(StoreGeneratorSourceRef {
+            store_ref: Some(_),
+            generator_ref: Some(_),
+        }) => Err(SyncError::InvalidSpec {
+            field: format!("{field}.sourceRef"),
+            message: "exactly one of storeRef and generatorRef must be set".to_owned(),
+        }),
+        Some(source_ref) => Ok(source_ref.generator_ref.as_ref()),
+        None => Ok(None),
+    }
 }
 
 /// Reads what `es` names. Stores are resolved once each; identical reads are made once, and
@@ -136,6 +168,7 @@ enum Planned {
 pub async fn fetch(
     es: &ExternalSecret,
     stores: &dyn StoreResolver,
+    generators: &dyn GeneratorResolver,
     kube: &dyn KubeAccess,
 ) -> Result<Fetched, SyncError> {
     let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
@@ -153,6 +186,21 @@ pub async fn fetch(
     let mut plan = Vec::new();
     for (i, entry) in es.spec.data_from.iter().enumerate() {
         let field = format!("spec.dataFrom[{i}]");
+        if let Some(generator_ref) = generator_ref(&field, entry.source_ref.as_ref())? {
+            if entry.extract.is_some() || entry.find.is_some() {
+                return Err(SyncError::InvalidSpec {
+                    field,
+                    message: "exactly one of extract, find and sourceRef.generatorRef must be set"
+                        .to_owned(),
+                });
+            }
+            plan.push(Planned::Generated {
+                field,
+                generator_ref: generator_ref.clone(),
+                data: None,
+            });
+            continue;
+        }
         let store = reader.store(&field, entry.source_ref.as_ref()).await?;
         if let Some(extract) = &entry.extract {
             let get = reader.plan_get(&store, extract);
@@ -187,6 +235,14 @@ pub async fn fetch(
     }
     for (i, entry) in es.spec.data.iter().enumerate() {
         let field = format!("spec.data[{i}]");
+        if let Some(generator_ref) = generator_ref(&field, entry.source_ref.as_ref())? {
+            plan.push(Planned::Generated {
+                field,
+                generator_ref: generator_ref.clone(),
+                data: Some(i),
+            });
+            continue;
+        }
         let store = reader.store(&field, entry.source_ref.as_ref()).await?;
         let remote_ref = entry
             .remote_ref
@@ -230,8 +286,30 @@ pub async fn fetch(
 
     // 3. Hand each entry its result, or the first failure in spec order.
     let mut fetched = Fetched::default();
+    let mut pending = Vec::new();
     for planned in plan {
         match planned {
+            Planned::Generated {
+                field,
+                generator_ref,
+                data,
+            } => {
+                // A placeholder, filled in once everything else has been read.
+                let slot = match data {
+                    None => fetched.data_from.len(),
+                    Some(_) => fetched.data.len(),
+                };
+                match data {
+                    None => fetched
+                        .data_from
+                        .push(FetchedDataFrom::Generated(GeneratedValues::default())),
+                    Some(_) => {
+                        fetched.generated_data.insert(fetched.data.len());
+                        fetched.data.push(empty_value());
+                    }
+                }
+                pending.push((field, generator_ref, data, slot));
+            }
             Planned::Extract { get, field } => {
                 let value = match take_read(&gets, &mut got, get, field) {
                     Err(e) if tolerate_gone && is_gone(&e) => {
@@ -315,6 +393,23 @@ pub async fn fetch(
         };
         fetched.template_from.push(got);
     }
+    // 4. Generate, in spec order: each generator runs (or returns kept values) only now.
+    for (field, generator_ref, data, slot) in pending {
+        let generated = generators
+            .generate(namespace, &field, &generator_ref)
+            .await
+            .map_err(|source| SyncError::Generator {
+                field: format!("{field}.sourceRef.generatorRef"),
+                source,
+            })?;
+        match data {
+            None => fetched.data_from[slot] = FetchedDataFrom::Generated(generated),
+            Some(i) => {
+                let remote_ref = es.spec.data[i].remote_ref.as_ref();
+                fetched.data[slot] = generated_value(&field, remote_ref, generated)?;
+            }
+        }
+    }
     Ok(fetched)
 }
 
@@ -350,6 +445,51 @@ fn take_read(
         store: store.name.clone(),
         key: request.key.clone(),
         secret,
+    })
+}
+
+/// The placeholder of a value not read (yet).
+fn empty_value() -> FetchedValue {
+    FetchedValue {
+        store: String::new(),
+        key: String::new(),
+        secret: RemoteSecret::default(),
+    }
+}
+
+/// The one generated value a `data[]` entry takes: the key its `remoteRef.key` names, or the
+/// only key the generator made when it has no `remoteRef`.
+fn generated_value(
+    field: &str,
+    remote_ref: Option<&ExternalSecretDataRemoteRef>,
+    generated: GeneratedValues,
+) -> Result<FetchedValue, SyncError> {
+    let GeneratedValues {
+        generator,
+        mut values,
+    } = generated;
+    let made = values.keys().cloned().collect::<Vec<_>>().join(", ");
+    let key = match remote_ref {
+        Some(r) => r.key.clone(),
+        None if values.len() == 1 => values.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(SyncError::InvalidSpec {
+                field: format!("{field}.remoteRef.key"),
+                message: format!("{generator} made several keys ({made}); name the one to use"),
+            });
+        }
+    };
+    let value = values.remove(&key).ok_or_else(|| SyncError::InvalidSpec {
+        field: format!("{field}.remoteRef.key"),
+        message: format!("{generator} made no key {key:?} (it made: {made})"),
+    })?;
+    Ok(FetchedValue {
+        store: generator,
+        key,
+        secret: RemoteSecret {
+            value,
+            version: None,
+        },
     })
 }
 
@@ -391,13 +531,6 @@ impl Reader<'_> {
         field: &str,
         source_ref: Option<&StoreGeneratorSourceRef>,
     ) -> Result<ResolvedStore, SyncError> {
-        if let Some(generator) = source_ref.and_then(|s| s.generator_ref.as_ref()) {
-            let _ = generator;
-            return Err(SyncError::Unsupported {
-                field: format!("{field}.sourceRef.generatorRef"),
-                what: "generators (sourceRef.generatorRef)",
-            });
-        }
         let (store_ref, ref_field) = match source_ref.and_then(|s| s.store_ref.as_ref()) {
             Some(r) => (r, format!("{field}.sourceRef.storeRef")),
             None => match self.default_ref {

@@ -5,7 +5,8 @@
 //!
 //! 1. [`fetch`] — the only I/O: resolve stores ([`StoreResolver`]), read every remote value
 //!    once (`data[]`, `dataFrom[].extract`, `dataFrom[].find`) and the ConfigMaps and Secrets
-//!    of `templateFrom` ([`KubeAccess`]). Produces [`Fetched`].
+//!    of `templateFrom` ([`KubeAccess`]), then take the values of `sourceRef.generatorRef`
+//!    entries ([`GeneratorResolver`]). Produces [`Fetched`].
 //! 2. [`build`] — pure from here on, unit-tested without async:
 //!    - [`values`] — what each `data[]` and `dataFrom[]` entry contributes;
 //!    - [`property`] — `remoteRef.property` paths into JSON values;
@@ -38,6 +39,7 @@ pub(crate) use crate::template as tpl;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::{DeletionPolicy, ExternalSecret};
+use crate::generator::GeneratorResolver;
 use crate::provider::KubeAccess;
 use crate::secret::SecretBytes;
 
@@ -68,18 +70,20 @@ pub struct Entry {
 /// Keys on their way to the Secret.
 pub type Entries = BTreeMap<String, Entry>;
 
-/// Syncs an ExternalSecret once: fetches through `stores` and `kube`, then [`build`]s.
+/// Syncs an ExternalSecret once: fetches through `stores`, `generators` and `kube`, then
+/// [`build`]s.
 ///
 /// `existing` is the target Secret as it is now (if any); `now` stamps the status.
 pub async fn sync(
     es: &ExternalSecret,
     stores: &dyn StoreResolver,
+    generators: &dyn GeneratorResolver,
     kube: &dyn KubeAccess,
     existing: Option<&Secret>,
     now: jiff::Timestamp,
 ) -> Result<SyncOutcome, SyncError> {
     status::check_spec(es)?;
-    let fetched = fetch(es, stores, kube).await?;
+    let fetched = fetch(es, stores, generators, kube).await?;
     build(es, &fetched, existing, now)
 }
 

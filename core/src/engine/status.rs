@@ -129,6 +129,8 @@ pub fn synced(
         observed_generation: es.metadata.generation,
         force_sync: force_sync_value(es),
         synced_versions: synced_versions(fetched),
+        // Leases are the operator's to record; the engine keeps what was there.
+        leases: previous.leases,
     }
 }
 
@@ -202,10 +204,12 @@ fn synced_versions(fetched: &Fetched) -> Vec<SyncedVersion> {
                     add(store, key, &secret.version);
                 }
             }
+            // Made, not read: no remote version.
+            FetchedDataFrom::Generated(_) => {}
         }
     }
     for (i, v) in fetched.data.iter().enumerate() {
-        if fetched.gone_data.contains(&i) {
+        if fetched.gone_data.contains(&i) || fetched.generated_data.contains(&i) {
             continue;
         }
         add(&v.store, &v.key, &v.secret.version);

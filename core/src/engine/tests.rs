@@ -146,7 +146,14 @@ fn run_with(
     kube: &MemoryKube,
     existing: Option<&Secret>,
 ) -> Result<SyncOutcome, SyncError> {
-    block_on(sync(es, &Stores(Arc::new(store())), kube, existing, now()))
+    block_on(sync(
+        es,
+        &Stores(Arc::new(store())),
+        &TestGenerators::default(),
+        kube,
+        existing,
+        now(),
+    ))
 }
 
 fn run(spec: &str) -> Result<SyncOutcome, SyncError> {
@@ -219,6 +226,7 @@ fn identical_reads_cost_one_store_call() {
     block_on(sync(
         &es,
         &Stores(client.clone()),
+        &TestGenerators::default(),
         &MemoryKube::new(),
         None,
         now(),
@@ -287,16 +295,6 @@ fn decoding_strategies_apply_after_property() {
         r#"spec.data[0].remoteRef.decodingStrategy: the value of "a" is not valid Base64"#
     );
     assert_eq!(e.reason(), "DecodingError");
-}
-
-#[test]
-fn generators_are_not_supported_yet() {
-    let e = err("data:\n- secretKey: a\n  sourceRef: {generatorRef: {kind: Password, name: pw}}");
-    assert_eq!(
-        e.to_string(),
-        "spec.data[0].sourceRef.generatorRef: generators (sourceRef.generatorRef) is not supported yet"
-    );
-    assert_eq!(e.reason(), "Unsupported");
 }
 
 #[test]
@@ -819,6 +817,7 @@ fn no_error_or_debug_output_contains_a_secret_value() {
         let result = block_on(sync(
             &es,
             &Stores(planted_store()),
+            &TestGenerators::default(),
             &MemoryKube::new(),
             None,
             now(),
@@ -835,7 +834,13 @@ fn no_error_or_debug_output_contains_a_secret_value() {
     // Successful outcomes' Debug output is redacted too (Secret data is ByteString, so only
     // the engine's own types are checked here).
     let es = es("dataFrom:\n- extract: {key: obj}");
-    let fetched = block_on(fetch(&es, &Stores(planted_store()), &MemoryKube::new())).unwrap();
+    let fetched = block_on(fetch(
+        &es,
+        &Stores(planted_store()),
+        &TestGenerators::default(),
+        &MemoryKube::new(),
+    ))
+    .unwrap();
     assert!(!format!("{fetched:?}").contains(PLANTED));
     let outcome = build(&es, &fetched, None, now()).unwrap();
     assert!(data(&outcome).iter().any(|(_, v)| v.contains(PLANTED)));
@@ -987,3 +992,6 @@ data:
 }
 
 mod deletion;
+mod generators;
+
+use generators::TestGenerators;

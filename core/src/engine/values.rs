@@ -96,6 +96,12 @@ pub fn expand_data_from(
                 "extract",
             )
         }
+        FetchedDataFrom::Generated(generated) => (
+            generated.values.clone(),
+            None,
+            None,
+            "sourceRef.generatorRef",
+        ),
         FetchedDataFrom::Find { found, .. } => {
             let find = spec.find.clone().unwrap_or_default();
             let map = found

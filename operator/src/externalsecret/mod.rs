@@ -3,12 +3,16 @@
 //! - [`decide`]: whether a sync is due (refresh policy, force-sync, spec change, drift) and how
 //!   fresh its remote values must be; pure.
 //! - [`stores`]: resolving store references to logged-in, coalescing clients.
+//! - [`generated`]: values of `sourceRef.generatorRef` entries, kept stable between syncs,
+//!   and their leases (renewed by the rules of [`leases`], revoked on replacement and deletion).
 //! - the engine (`kuvert_core::engine::sync`): every remote read and the desired Secret.
 //! - [`apply`]: writing the Secret, never one kuvert does not own.
 //! - [`report`]: the status and, on transitions only, an Event.
 
 pub mod apply;
 pub mod decide;
+pub mod generated;
+pub mod leases;
 pub mod report;
 pub mod stores;
 pub mod written;
@@ -41,6 +45,9 @@ pub enum Error {
     /// The sync failed; the status says why and the Secret was left as it was.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// Generated values or their leases could not be kept, renewed or revoked.
+    #[error(transparent)]
+    Generated(#[from] kuvert_core::generator::GeneratorError),
     /// A Kubernetes API call failed.
     #[error("{action}: {source}")]
     Kube {
@@ -57,6 +64,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Sync(e) => e.reason(),
+            Error::Generated(e) => e.reason(),
             Error::Kube { .. } => "KubernetesApiError",
         }
     }
@@ -64,6 +72,7 @@ impl Error {
     fn is_transient(&self) -> bool {
         match self {
             Error::Sync(e) => e.is_transient(),
+            Error::Generated(e) => e.is_transient(),
             Error::Kube { .. } => true,
         }
     }
@@ -98,6 +107,54 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     if !serves(&state, &es, &namespace) {
         return Ok(Action::await_change());
     }
+    if es.metadata.deletion_timestamp.is_some() {
+        generated::finalize(ctx, &es).await?;
+        return Ok(Action::await_change());
+    }
+    let generating = generated::uses_generators(&es);
+    let mut companion = None;
+    let mut kept = generated::GeneratedState::default();
+    let mut lease_regenerate = std::collections::BTreeSet::new();
+    let mut lease_wait = None;
+    if generating
+        || es
+            .finalizers()
+            .iter()
+            .any(|f| f == generated::LEASES_FINALIZER)
+    {
+        if generating {
+            generated::ensure_finalizer(ctx, &es)
+                .await
+                .map_err(kube_error(format!(
+                    "adding the finalizer to {namespace}/{name}"
+                )))?;
+        }
+        companion = generated::read_companion(ctx, &es)
+            .await
+            .map_err(kube_error(format!(
+                "reading the generated state of {namespace}/{name}"
+            )))?;
+        kept = generated::GeneratedState::from_secret(companion.as_ref()).map_err(|source| {
+            kuvert_core::generator::GeneratorError::State {
+                generator: format!("ExternalSecret/{namespace}/{name}"),
+                source,
+            }
+        })?;
+        let (regenerate, wait, renewed) =
+            generated::tend_leases(ctx, &namespace, &mut kept, (ctx.clock)()).await;
+        (lease_regenerate, lease_wait) = (regenerate, wait);
+        if renewed {
+            companion = Some(
+                generated::write_companion(ctx, &es, companion.as_ref(), &kept)
+                    .await
+                    .map_err(kube_error(format!(
+                        "writing the generated state of {namespace}/{name}"
+                    )))?,
+            );
+            let leases = kept.status_leases(ctx.settings.lease_renew_fraction);
+            report::leases(ctx, &es, leases).await?;
+        }
+    }
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let target_name = engine::target::secret_name(&es);
@@ -114,11 +171,34 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
         target: target_state(&es, existing.as_ref()),
         store_changed: ctx.index.stores_changed(&es_ref, &generations),
     };
-    let decision = decide(&es, observed, now, ctx.settings.coalesce_window);
+    let decision = match decide(&es, observed, now, ctx.settings.coalesce_window) {
+        // Credentials whose lease cannot be renewed (further) are replaced before they expire.
+        Ok(Decision::Wait(_)) if !lease_regenerate.is_empty() => Ok(Decision::Sync {
+            max_age: ctx.settings.coalesce_window,
+            why: "LeaseExpiring",
+        }),
+        other => other,
+    };
     let started = Instant::now();
+    let fields = generated::generator_fields(&es);
+    let generators = match &decision {
+        Ok(Decision::Sync { why, .. }) => {
+            let mut state = kept.clone();
+            state.retain_fields(&fields);
+            let regenerate =
+                generated::Regenerate::for_sync(why, std::mem::take(&mut lease_regenerate));
+            Some(generated::ClusterGenerators::new(ctx, state, regenerate))
+        }
+        _ => None,
+    };
     let result = match decision {
-        Ok(Decision::Wait(Some(delay))) => return Ok(Action::requeue(delay)),
-        Ok(Decision::Wait(None)) => return Ok(Action::await_change()),
+        Ok(Decision::Wait(Some(delay))) => {
+            let delay = lease_wait.map_or(delay, |l| l.min(delay));
+            return Ok(Action::requeue(delay));
+        }
+        Ok(Decision::Wait(None)) => {
+            return Ok(lease_wait.map_or_else(Action::await_change, Action::requeue));
+        }
         Ok(Decision::Sync { max_age, why }) => {
             tracing::debug!(%namespace, %name, why, "syncing");
             let resolver = Resolver {
@@ -126,28 +206,84 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
                 caches: &state.caches,
                 max_age,
             };
-            engine::sync(&es, &resolver, &ctx.kube, existing.as_ref(), now).await
+            let generators = generators.as_ref().expect("a sync has its generators");
+            engine::sync(
+                &es,
+                &resolver,
+                generators,
+                &ctx.kube,
+                existing.as_ref(),
+                now,
+            )
+            .await
         }
         Err(e) => Err(e),
     };
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(error) => {
+            if let Some(generators) = &generators {
+                generators.revoke_fresh().await;
+            }
             metrics::sync(KIND, started.elapsed(), Some(error.reason()));
             invalidate_on_auth_failure(&state, &es, &error);
             report::failed(ctx, &es, &error, now).await?;
             return Err(Error::Sync(error));
         }
     };
+    let mut outcome = outcome;
+    let mut held = kept.clone();
+    if let Some(generators) = generators {
+        let (state, changed) = generators.into_state();
+        held = state;
+        // The generated state first: a crash after it never loses a lease or a value.
+        if changed || held != kept {
+            companion = Some(
+                generated::write_companion(ctx, &es, companion.as_ref(), &held)
+                    .await
+                    .map_err(kube_error(format!(
+                        "writing the generated state of {namespace}/{name}"
+                    )))?,
+            );
+        }
+    }
+    outcome.status.leases = held.status_leases(ctx.settings.lease_renew_fraction);
     let written = apply::write(&secrets, &outcome, existing.as_ref()).await?;
     metrics::sync(KIND, started.elapsed(), None);
     report::synced(ctx, &es, outcome.status, written.as_ref()).await?;
+    // Replaced leases go only now that the Secret holding their successors is written.
+    if !held.revoke.is_empty() && generated::revoke_pending(ctx, &namespace, &mut held).await {
+        generated::write_companion(ctx, &es, companion.as_ref(), &held)
+            .await
+            .map_err(kube_error(format!(
+                "writing the generated state of {namespace}/{name}"
+            )))?;
+    }
+    let lease_wait = held
+        .entries
+        .values()
+        .filter_map(|e| e.lease.as_ref())
+        .map(|l| {
+            l.next_action_at(ctx.settings.lease_renew_fraction)
+                .duration_since((ctx.clock)())
+                .try_into()
+                .unwrap_or(Duration::ZERO)
+        })
+        .min();
     ctx.index.mark_synced(es_ref, generations);
     ctx.backoff.reset(&format!("{namespace}/{name}"));
-    Ok(match outcome.requeue_after {
-        Some(interval) => Action::requeue(decide::spread_interval(&es, interval)),
-        None => Action::await_change(),
-    })
+    Ok(
+        match (
+            outcome
+                .requeue_after
+                .map(|i| decide::spread_interval(&es, i)),
+            lease_wait,
+        ) {
+            (Some(a), Some(b)) => Action::requeue(a.min(b)),
+            (Some(d), None) | (None, Some(d)) => Action::requeue(d),
+            (None, None) => Action::await_change(),
+        },
+    )
 }
 
 /// An ExternalSecret is served by the instance serving its `secretStoreRef`'s class; one whose

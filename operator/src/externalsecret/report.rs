@@ -33,6 +33,17 @@ pub async fn failed(
     write(ctx, es, failed_status(es, error, now)).await
 }
 
+/// Records renewed leases (nothing else changed).
+pub async fn leases(
+    ctx: &Context,
+    es: &ExternalSecret,
+    leases: Vec<kuvert_core::api::GeneratorLease>,
+) -> Result<(), Error> {
+    let mut status = es.status.clone().unwrap_or_default();
+    status.leases = leases;
+    write(ctx, es, status).await
+}
+
 async fn write(
     ctx: &Context,
     es: &ExternalSecret,
