@@ -22,6 +22,10 @@ fmt:
 generate:
 	$(CARGO) run --quiet -p kuvert-operator -- crds --out-dir crds
 
-## Prints devcluster's create/get/watch throughput (the API server's own cost in later figures).
+## Prints devcluster's create/get/watch throughput (the API server's own cost in the figures),
+## then runs kuvert-bench: OpenBao, devcluster and the release `kuvert run` under N
+## ExternalSecrets (bench/README.md). BENCH_ARGS passes flags, e.g. BENCH_ARGS="--n 2000".
 bench:
 	$(CARGO) bench -p kuvert-devcluster
+	$(CARGO) build --release -p kuvert-operator --bin kuvert
+	$(CARGO) run --release -p kuvert-bench -- $(BENCH_ARGS)

@@ -77,6 +77,7 @@ pub struct OpenBao {
     require_client_cert: bool,
     root_token: String,
     ca: Option<Arc<TestCa>>,
+    audit_log: Option<PathBuf>,
     http: reqwest::Client,
 }
 
@@ -138,23 +139,30 @@ fn seeding_client(ca: Option<&TestCa>) -> reqwest::Client {
 impl OpenBao {
     /// Starts a dev server listening on plain HTTP only.
     pub async fn start() -> Self {
-        Self::launch(None, false).await
+        Self::launch(None, false, false).await
+    }
+
+    /// Starts a dev server on plain HTTP with a file audit device: every request and response
+    /// is a JSON line in [`OpenBao::audit_log`], so store calls are counted on the server side.
+    /// OpenBao refuses audit devices through the API; this one is declared in the config.
+    pub async fn start_audited() -> Self {
+        Self::launch(None, false, true).await
     }
 
     /// Starts a dev server with a second listener on HTTPS, its certificate issued by a fresh
     /// [`TestCa`] for `127.0.0.1` and `localhost`. The listener asks for (but does not require)
     /// client certificates, so the cert auth method works on it.
     pub async fn start_tls() -> Self {
-        Self::launch(Some(Arc::new(TestCa::generate())), false).await
+        Self::launch(Some(Arc::new(TestCa::generate())), false, false).await
     }
 
     /// Like [`OpenBao::start_tls`], but the TLS listener refuses clients without a certificate
     /// from the CA (mutual TLS). Seed through the plain listener ([`OpenBao::api`] does).
     pub async fn start_mtls() -> Self {
-        Self::launch(Some(Arc::new(TestCa::generate())), true).await
+        Self::launch(Some(Arc::new(TestCa::generate())), true, false).await
     }
 
-    async fn launch(ca: Option<Arc<TestCa>>, require_client_cert: bool) -> Self {
+    async fn launch(ca: Option<Arc<TestCa>>, require_client_cert: bool, audit: bool) -> Self {
         let port = free_port();
         let root_token = format!("root-{}", random_hex(12));
         let dir = std::env::temp_dir().join(format!(
@@ -188,6 +196,15 @@ impl OpenBao {
             args.push(format!("-config={}", dir.join("listener.hcl").display()));
             tls_addr = Some(format!("https://127.0.0.1:{tls_port}"));
         }
+        let audit_log = audit.then(|| dir.join("audit.log"));
+        if let Some(path) = &audit_log {
+            let config = format!(
+                "audit \"file\" \"bench\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                path.display()
+            );
+            std::fs::write(dir.join("audit.hcl"), config).expect("write audit config");
+            args.push(format!("-config={}", dir.join("audit.hcl").display()));
+        }
         let child = spawn(&args, &dir);
         let bao = OpenBao {
             child,
@@ -199,6 +216,7 @@ impl OpenBao {
             root_token,
             http: seeding_client(ca.as_deref()),
             ca,
+            audit_log,
         };
         bao.wait_healthy().await;
         bao
@@ -272,6 +290,13 @@ impl OpenBao {
         self.ca
             .as_deref()
             .expect("this OpenBao has no TLS listener: start it with OpenBao::start_tls")
+    }
+
+    /// The file audit log of a server from [`OpenBao::start_audited`].
+    pub fn audit_log(&self) -> &std::path::Path {
+        self.audit_log
+            .as_deref()
+            .expect("this OpenBao has no audit device: start it with OpenBao::start_audited")
     }
 
     /// The root token.

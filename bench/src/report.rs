@@ -1,0 +1,305 @@
+//! The figures, their targets, the printed table and the JSON file.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::audit::Calls;
+use crate::scenario::Baseline;
+use crate::stats::{ms, percentile};
+
+/// Serializes a duration as seconds with a fraction.
+pub fn as_seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// What one run was given.
+#[derive(Clone, Debug, Serialize)]
+pub struct Parameters {
+    /// ExternalSecrets.
+    pub n: usize,
+    /// Distinct remote keys they read.
+    pub k: usize,
+    /// Unrelated Secrets.
+    pub u: usize,
+    /// Size of each unrelated Secret, bytes.
+    pub unrelated_size: usize,
+    /// Refresh interval of the P3/P4 cycle.
+    pub refresh_interval: String,
+    /// Latency samples of P2 and P6.
+    pub samples: usize,
+    /// kuvert's `--concurrency`, also the baseline's.
+    pub concurrency: usize,
+    /// Extra flags given to `kuvert run`.
+    pub kuvert_args: Vec<String>,
+    /// CPU cores of the machine.
+    pub cores: usize,
+    /// When the run started (UTC).
+    pub date: String,
+}
+
+/// Latency samples summarised.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    /// Samples taken.
+    pub samples: usize,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Summarises `samples`.
+    pub fn of(samples: &[Duration]) -> Latency {
+        let at = |p| percentile(samples, p).map_or(f64::NAN, ms);
+        Latency {
+            samples: samples.len(),
+            p50_ms: at(50.0),
+            p99_ms: at(99.0),
+            max_ms: at(100.0),
+        }
+    }
+}
+
+/// Kubernetes API requests of a phase, from devcluster's counters.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KubeCalls {
+    /// Secret creates, updates, patches and deletes.
+    pub secret_writes: u64,
+    /// ExternalSecret status writes.
+    pub status_writes: u64,
+    /// Secret GETs.
+    pub secret_gets: u64,
+    /// Every request.
+    pub total: u64,
+}
+
+/// P1: initial sync.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitialSync {
+    /// Create of the first → the last Ready.
+    #[serde(serialize_with = "as_seconds")]
+    pub wall: Duration,
+    /// N / wall.
+    pub syncs_per_second: f64,
+    /// The raw baseline in the same run.
+    pub baseline: Baseline,
+    /// baseline wall / kuvert wall.
+    pub ratio: f64,
+    /// Store calls during P1.
+    pub store: Calls,
+    /// Kubernetes requests during P1.
+    pub kube: KubeCalls,
+}
+
+/// P3 and P4: one refresh cycle with nothing changed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RefreshCycle {
+    /// The window measured (one refresh interval).
+    #[serde(serialize_with = "as_seconds")]
+    pub window: Duration,
+    /// Store calls in the window (P3).
+    pub store: Calls,
+    /// Kubernetes requests in the window (P4).
+    pub kube: KubeCalls,
+}
+
+/// Restart of kuvert with N synced objects.
+#[derive(Clone, Debug, Serialize)]
+pub struct Restart {
+    /// Start → /readyz.
+    #[serde(serialize_with = "as_seconds")]
+    pub ready: Duration,
+    /// The window measured after the start.
+    #[serde(serialize_with = "as_seconds")]
+    pub window: Duration,
+    /// Store calls in the window.
+    pub store: Calls,
+    /// Kubernetes requests in the window.
+    pub kube: KubeCalls,
+}
+
+/// P5: memory of the kuvert process.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Memory {
+    /// Peak RSS of the first process (initial sync, P2, P6), bytes.
+    pub first_peak: u64,
+    /// Peak RSS of the restarted process (restart, P3/P4), bytes.
+    pub restarted_peak: u64,
+    /// RSS of the restarted process at the end, bytes.
+    pub restarted_end: u64,
+}
+
+impl Memory {
+    /// The higher of both peaks.
+    pub fn peak(&self) -> u64 {
+        self.first_peak.max(self.restarted_peak)
+    }
+}
+
+/// One run's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// What the run was given.
+    pub parameters: Parameters,
+    /// P1.
+    pub p1_initial_sync: InitialSync,
+    /// P2.
+    pub p2_new_object: Latency,
+    /// P3 and P4.
+    pub p3_p4_refresh_cycle: RefreshCycle,
+    /// P5.
+    pub p5_memory: Memory,
+    /// P6.
+    pub p6_force_sync: Latency,
+    /// Restart.
+    pub restart: Restart,
+    /// Each target: (figure, value, target, met).
+    pub targets: Vec<Target>,
+}
+
+/// A target and whether the run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// The figure.
+    pub figure: String,
+    /// Its value this run.
+    pub value: String,
+    /// The target.
+    pub target: String,
+    /// Met or not.
+    pub met: bool,
+}
+
+fn target(figure: &str, value: String, target: &str, met: bool) -> Target {
+    Target {
+        figure: figure.to_owned(),
+        value,
+        target: target.to_owned(),
+        met,
+    }
+}
+
+/// Judges every figure against the targets.
+pub fn judge(
+    p: &Parameters,
+    p1: &InitialSync,
+    p2: &Latency,
+    cycle: &RefreshCycle,
+    memory: &Memory,
+    p6: &Latency,
+    restart: &Restart,
+) -> Vec<Target> {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    vec![
+        target(
+            "P1 initial sync ratio to raw baseline",
+            format!(
+                "{:.2} ({:.1} s, {:.0} syncs/s; baseline {:.1} s)",
+                p1.ratio,
+                p1.wall.as_secs_f64(),
+                p1.syncs_per_second,
+                p1.baseline.elapsed.as_secs_f64()
+            ),
+            ">= 0.7",
+            p1.ratio >= 0.7,
+        ),
+        target(
+            "P2 new ExternalSecret create -> Ready p99",
+            format!("p50 {} ms, p99 {} ms", p2.p50_ms, p2.p99_ms),
+            "<= 100 ms",
+            p2.p99_ms <= 100.0,
+        ),
+        target(
+            "P3 store calls per refresh cycle",
+            format!("{} reads (K = {}, N = {})", cycle.store.reads, p.k, p.n),
+            "= K",
+            cycle.store.reads <= p.k as u64,
+        ),
+        target(
+            "P4 Secret writes per cycle, nothing changed",
+            cycle.kube.secret_writes.to_string(),
+            "0",
+            cycle.kube.secret_writes == 0,
+        ),
+        target(
+            "P4 status writes per cycle",
+            format!("{} (N = {})", cycle.kube.status_writes, p.n),
+            "<= N",
+            cycle.kube.status_writes <= p.n as u64,
+        ),
+        target(
+            "P5 peak RSS of kuvert",
+            format!("{:.1} MiB", mib(memory.peak())),
+            "<= 64 MiB",
+            memory.peak() <= 64 * 1024 * 1024,
+        ),
+        target(
+            "P6 force-sync -> Secret updated p99",
+            format!("p50 {} ms, p99 {} ms", p6.p50_ms, p6.p99_ms),
+            "<= 100 ms",
+            p6.p99_ms <= 100.0,
+        ),
+        target(
+            "Restart: Secret writes in the first window",
+            restart.kube.secret_writes.to_string(),
+            "0",
+            restart.kube.secret_writes == 0,
+        ),
+        target(
+            "Restart: store calls in the first window",
+            format!("{} (none due)", restart.store.reads),
+            "0 (only objects due)",
+            restart.store.reads == 0,
+        ),
+    ]
+}
+
+/// The table printed at the end of a run.
+pub fn table(report: &Report) -> String {
+    let p = &report.parameters;
+    let mut out = format!(
+        "kuvert-bench {} — N = {}, K = {}, U = {} × {} B, refresh {}, {} cores, samples {}\n\n",
+        p.date, p.n, p.k, p.u, p.unrelated_size, p.refresh_interval, p.cores, p.samples
+    );
+    let width = report
+        .targets
+        .iter()
+        .map(|t| t.figure.len())
+        .max()
+        .unwrap_or(0);
+    let value_width = report
+        .targets
+        .iter()
+        .map(|t| t.value.len())
+        .max()
+        .unwrap_or(0);
+    for t in &report.targets {
+        out.push_str(&format!(
+            "{:width$}  {:value_width$}  target {:<22} {}\n",
+            t.figure,
+            t.value,
+            t.target,
+            if t.met { "met" } else { "NOT MET" },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_summary_reports_nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let l = Latency::of(&samples);
+        assert_eq!(
+            (l.samples, l.p50_ms, l.p99_ms, l.max_ms),
+            (100, 50.0, 99.0, 100.0)
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Waiting for objects to reach a state, through a watch rather than polling, so a latency is
+//! measured to the event and the API server is not loaded by repeated lists.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+/// The resourceVersion of the collection now (of the objects matching `fields`): a watch from
+/// it sees every later change.
+pub async fn current_version<K>(api: &Api<K>, fields: Option<&str>) -> anyhow::Result<String>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut params = ListParams::default().limit(1);
+    if let Some(fields) = fields {
+        params = params.fields(fields);
+    }
+    let list = api.list_metadata(&params).await.context("listing")?;
+    list.metadata
+        .resource_version
+        .context("a list without a resourceVersion")
+}
+
+/// Waits until `want` objects (matching `fields`) satisfy `done`, watching from `version`;
+/// returns when that happened. A watch that ends or is refused (410 Gone) is replaced by a
+/// fresh list and watch.
+pub async fn until<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    version: String,
+    want: usize,
+    timeout: Duration,
+    done: impl Fn(&K) -> bool,
+) -> anyhow::Result<Instant>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let deadline = Instant::now() + timeout;
+    let mut satisfied: HashSet<String> = HashSet::new();
+    let mut version = Some(version);
+    loop {
+        let from = match version.take() {
+            Some(v) => v,
+            None => {
+                // Start over from the current state.
+                let mut params = ListParams::default();
+                if let Some(fields) = fields {
+                    params = params.fields(fields);
+                }
+                let list = api.list(&params).await.context("listing")?;
+                satisfied = list
+                    .items
+                    .iter()
+                    .filter(|o| done(o))
+                    .map(|o| o.name_any())
+                    .collect();
+                list.metadata.resource_version.unwrap_or_default()
+            }
+        };
+        if satisfied.len() >= want {
+            return Ok(Instant::now());
+        }
+        let mut params = WatchParams::default().timeout(290);
+        if let Some(fields) = fields {
+            params = params.fields(fields);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let watched = tokio::time::timeout(left, async {
+            let mut stream = api.watch(&params, &from).await?.boxed();
+            while let Some(event) = stream.try_next().await? {
+                match event {
+                    WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                        if done(&o) {
+                            satisfied.insert(o.name_any());
+                        } else {
+                            satisfied.remove(&o.name_any());
+                        }
+                    }
+                    WatchEvent::Deleted(o) => {
+                        satisfied.remove(&o.name_any());
+                    }
+                    WatchEvent::Bookmark(_) => {}
+                    // 410 Gone and the like: relist.
+                    WatchEvent::Error(_) => return Ok(false),
+                }
+                if satisfied.len() >= want {
+                    return Ok(true);
+                }
+            }
+            anyhow::Ok(false)
+        })
+        .await;
+        match watched {
+            Ok(Ok(true)) => return Ok(Instant::now()),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => return Err(e.context("watching")),
+            Err(_) => bail!(
+                "after {timeout:?}, {} of {want} objects had reached the awaited state",
+                satisfied.len()
+            ),
+        }
+    }
+}
