@@ -1,0 +1,130 @@
+//! The lease lifecycle through `kuvert run`, against a real OpenBao database engine and
+//! PostgreSQL: a lease is renewed at the configured fraction of its TTL (so it outlives its
+//! first expiry), replaced by new credentials before its maximum TTL once a renewal is cut
+//! short, and the replaced lease is revoked after the new Secret is written.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kuvert_core::api::{ExternalSecret, GeneratorLease, VaultDynamicSecret};
+use kuvert_testkit::{OpenBao, Postgres};
+use support::{Cluster, Operator, eventually, secret_data, yaml};
+
+async fn lease(ess: &Api<ExternalSecret>) -> Option<GeneratorLease> {
+    ess.get("db")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.leases.into_iter().next())
+}
+
+#[tokio::test]
+async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked() {
+    let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
+    bao.database_engine(&pg, "app", "8s", "18s").await;
+    let cluster = Cluster::start().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let token: Secret = yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {}}}\n",
+        bao.root_token()
+    ));
+    secrets
+        .create(&PostParams::default(), &token)
+        .await
+        .unwrap();
+    let generator: VaultDynamicSecret = yaml(&format!(
+        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: db, namespace: default}}\nspec:\n  path: database/creds/app\n  provider:\n    server: {}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n",
+        bao.addr()
+    ));
+    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
+        .create(&PostParams::default(), &generator)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &["--lease-renew-fraction", "0.5"]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let es: ExternalSecret = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: db, namespace: default}\nspec:\n  refreshInterval: 1h\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: VaultDynamicSecret, name: db}}\n",
+    );
+    ess.create(&PostParams::default(), &es).await.unwrap();
+
+    eventually("the lease in status", || async {
+        lease(&ess).await.is_some()
+    })
+    .await;
+    let issued = Instant::now();
+    let first = lease(&ess).await.unwrap();
+    assert_eq!(first.field, "spec.dataFrom[0]");
+    assert_eq!(first.generator, "VaultDynamicSecret/default/db");
+    assert!(first.renewable);
+    assert_eq!(first.duration_seconds, 8);
+    let creds = secret_data(&secrets, "db").await.unwrap();
+    let user = creds["username"].clone();
+    let status = serde_json::to_string(&ess.get("db").await.unwrap().status).unwrap();
+    assert!(
+        !status.contains(&creds["password"]),
+        "no credential in status"
+    );
+
+    // Renewed at about half its TTL: same lease, later renewal time, still valid in OpenBao
+    // after its first 8 s are over.
+    eventually("the lease to be renewed", || async {
+        lease(&ess)
+            .await
+            .is_some_and(|l| l.lease_id == first.lease_id && l.renewed_time != first.renewed_time)
+    })
+    .await;
+    let renewed_after = issued.elapsed();
+    assert!(
+        renewed_after >= Duration::from_secs(3) && renewed_after < Duration::from_secs(7),
+        "renewed after {renewed_after:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(9).saturating_sub(issued.elapsed())).await;
+    if lease(&ess).await.unwrap().lease_id == first.lease_id {
+        assert!(
+            bao.lease_lookup(&first.lease_id).await.is_ok(),
+            "the renewed lease outlived its first TTL"
+        );
+    }
+    assert_eq!(
+        secret_data(&secrets, "db").await.unwrap(),
+        creds,
+        "renewal keeps the credentials"
+    );
+
+    // Renewals stop short of the 18 s maximum: new credentials replace the lease before then.
+    eventually("the lease to be replaced", || async {
+        lease(&ess)
+            .await
+            .is_some_and(|l| l.lease_id != first.lease_id)
+    })
+    .await;
+    assert!(
+        issued.elapsed() < Duration::from_secs(18),
+        "replaced only after {:?}, past the maximum TTL",
+        issued.elapsed()
+    );
+    let fresh = secret_data(&secrets, "db").await.unwrap();
+    assert_ne!(fresh["username"], user);
+    assert_eq!(
+        pg.query_as(
+            &fresh["username"],
+            &fresh["password"],
+            "SELECT current_user"
+        )
+        .await,
+        Ok(fresh["username"].clone())
+    );
+    // The replaced lease is revoked once the new Secret is written: its role is dropped.
+    eventually("the replaced lease to be revoked", || async {
+        bao.lease_lookup(&first.lease_id).await.is_err() && !pg.role_exists(&user).await
+    })
+    .await;
+    assert!(
+        issued.elapsed() < Duration::from_secs(18),
+        "the old lease was revoked by kuvert, not expired"
+    );
+}
