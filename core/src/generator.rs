@@ -170,7 +170,7 @@ pub struct GeneratorContext<'a> {
 impl GeneratorContext<'_> {
     /// `Kind/namespace/name`, as the generator appears in messages and status.
     pub fn display_name(&self) -> String {
-        format!("{}/{}/{}", self.spec.kind(), self.namespace, self.name)
+        display_name(self.spec.kind(), self.namespace, self.name)
     }
 }
 
@@ -221,21 +221,9 @@ pub trait GeneratorResolver: Send + Sync {
     ) -> Result<GeneratedValues, GeneratorError>;
 }
 
-/// A resolver for ExternalSecrets that use no generator: any `generatorRef` is an error.
-pub struct NoGenerators;
-
-#[async_trait]
-impl GeneratorResolver for NoGenerators {
-    async fn generate(
-        &self,
-        namespace: &str,
-        _field: &str,
-        generator_ref: &GeneratorRef,
-    ) -> Result<GeneratedValues, GeneratorError> {
-        Err(GeneratorError::NotFound {
-            generator: format!("{}/{namespace}/{}", generator_ref.kind, generator_ref.name),
-        })
-    }
+/// `Kind/namespace/name`: how a generator object appears in messages, status and kept state.
+pub fn display_name(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{namespace}/{name}")
 }
 
 /// Checks a `generatorRef`'s `apiVersion` and `kind`; returns the kind.

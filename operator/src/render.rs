@@ -255,7 +255,7 @@ impl GeneratorResolver for ManifestGenerators<'_> {
         generator_ref: &kuvert_core::api::GeneratorRef,
     ) -> Result<GeneratedValues, GeneratorError> {
         let kind = checked_kind(generator_ref)?;
-        let generator = format!("{kind}/{namespace}/{}", generator_ref.name);
+        let generator = kuvert_core::generator::display_name(kind, namespace, &generator_ref.name);
         let key = (
             namespace.to_owned(),
             kind.to_owned(),

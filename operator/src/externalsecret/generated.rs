@@ -45,11 +45,7 @@ pub fn companion_name(es: &ExternalSecret) -> String {
 
 /// Whether any entry of `es` uses a generator.
 pub fn uses_generators(es: &ExternalSecret) -> bool {
-    let generator = |s: &Option<kuvert_core::api::StoreGeneratorSourceRef>| {
-        s.as_ref().is_some_and(|s| s.generator_ref.is_some())
-    };
-    es.spec.data.iter().any(|d| generator(&d.source_ref))
-        || es.spec.data_from.iter().any(|d| generator(&d.source_ref))
+    !generator_fields(es).is_empty()
 }
 
 /// What one entry's generator made last.
@@ -221,7 +217,7 @@ pub async fn generator_for(
     kind: &str,
     name: &str,
 ) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
-    let display = format!("{kind}/{namespace}/{name}");
+    let display = kuvert_core::generator::display_name(kind, namespace, name);
     let fail = |source| GeneratorError::Generator {
         generator: display.clone(),
         source,
@@ -334,7 +330,7 @@ impl GeneratorResolver for ClusterGenerators<'_> {
         generator_ref: &GeneratorRef,
     ) -> Result<GeneratedValues, GeneratorError> {
         let kind = checked_kind(generator_ref)?;
-        let display = format!("{kind}/{namespace}/{}", generator_ref.name);
+        let display = kuvert_core::generator::display_name(kind, namespace, &generator_ref.name);
         if !self.regenerate.includes(field) {
             let state = self.state.lock().expect("lock");
             if let Some(kept) = state.entries.get(field).filter(|e| e.generator == display) {

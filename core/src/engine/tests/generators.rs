@@ -23,7 +23,7 @@ impl GeneratorResolver for TestGenerators {
         generator_ref: &GeneratorRef,
     ) -> Result<GeneratedValues, GeneratorError> {
         let kind = checked_kind(generator_ref)?;
-        let generator = format!("{kind}/{namespace}/{}", generator_ref.name);
+        let generator = crate::generator::display_name(kind, namespace, &generator_ref.name);
         let mut calls = self.calls.lock().unwrap();
         calls.push(field.to_owned());
         let values = match (kind, generator_ref.name.as_str()) {
