@@ -78,6 +78,11 @@ async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_rev
     })
     .await;
     let renewed_after = issued.elapsed();
+    let lookup = bao.lease_lookup(&first.lease_id).await.unwrap();
+    assert!(
+        lookup["last_renewal"].is_string(),
+        "OpenBao saw no renewal: {lookup}"
+    );
     assert!(
         renewed_after >= Duration::from_secs(3) && renewed_after < Duration::from_secs(7),
         "renewed after {renewed_after:?}"
@@ -126,5 +131,72 @@ async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_rev
     assert!(
         issued.elapsed() < Duration::from_secs(18),
         "the old lease was revoked by kuvert, not expired"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_operator_neither_renews_nor_regenerates_a_lease_early() {
+    let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
+    bao.database_engine(&pg, "app", "1h", "24h").await;
+    let cluster = Cluster::start().await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let token: Secret = yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {}}}\n",
+        bao.root_token()
+    ));
+    secrets
+        .create(&PostParams::default(), &token)
+        .await
+        .unwrap();
+    let generator: VaultDynamicSecret = yaml(&format!(
+        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: db, namespace: default}}\nspec:\n  path: database/creds/app\n  provider:\n    server: {}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n",
+        bao.addr()
+    ));
+    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
+        .create(&PostParams::default(), &generator)
+        .await
+        .unwrap();
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let es: ExternalSecret = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: db, namespace: default}\nspec:\n  refreshInterval: 1h\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: VaultDynamicSecret, name: db}}\n",
+    );
+    ess.create(&PostParams::default(), &es).await.unwrap();
+
+    let mut operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    eventually("the lease in status", || async {
+        lease(&ess).await.is_some()
+    })
+    .await;
+    let first = lease(&ess).await.unwrap();
+    let creds = secret_data(&secrets, "db").await.unwrap();
+    let kept = secrets
+        .get("db.kuvert-generated")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    operator.stop();
+
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(lease(&ess).await.unwrap(), first, "the lease was touched");
+    assert_eq!(secret_data(&secrets, "db").await.unwrap(), creds);
+    assert_eq!(
+        secrets
+            .get("db.kuvert-generated")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        kept
+    );
+    let lookup = bao.lease_lookup(&first.lease_id).await.unwrap();
+    assert_eq!(lookup["renewable"], true);
+    assert_eq!(
+        lookup["last_renewal"],
+        serde_json::Value::Null,
+        "OpenBao saw a renewal: {lookup}"
     );
 }
