@@ -17,6 +17,9 @@ pub const SYNC_TOTAL: &str = "kuvert_sync_total";
 pub const SYNC_ERRORS: &str = "kuvert_sync_errors_total";
 /// Calls to external stores, by provider, operation and outcome (`ok` or an error reason).
 pub const STORE_REQUESTS: &str = "kuvert_store_requests_total";
+/// Generator calls, by generator kind, operation (`generate`, `renew`, `revoke`) and outcome
+/// (`ok` or an error reason).
+pub const GENERATOR_REQUESTS: &str = "kuvert_generator_requests_total";
 /// Objects by kind and Ready state (`True`, `False`, `Unknown`).
 pub const OBJECTS: &str = "kuvert_objects";
 /// Reconciles running or waiting for a worker, by kind.
@@ -50,6 +53,10 @@ fn describe() {
         STORE_REQUESTS,
         "Calls to external stores, by provider, operation and outcome."
     );
+    metrics::describe_counter!(
+        GENERATOR_REQUESTS,
+        "Generator calls, by generator kind, operation and outcome."
+    );
     metrics::describe_gauge!(OBJECTS, "Objects by kind and Ready state.");
     metrics::describe_gauge!(QUEUE_DEPTH, "Reconciles running or waiting, by kind.");
     metrics::describe_gauge!(
@@ -75,6 +82,12 @@ pub fn sync(kind: &'static str, took: Duration, error_reason: Option<&'static st
 /// Records one store call.
 pub fn store_request(provider: &'static str, operation: &'static str, outcome: &'static str) {
     counter!(STORE_REQUESTS, "provider" => provider, "operation" => operation, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Records one generator call.
+pub fn generator_request(kind: &'static str, operation: &'static str, outcome: &'static str) {
+    counter!(GENERATOR_REQUESTS, "kind" => kind, "operation" => operation, "outcome" => outcome)
         .increment(1);
 }
 

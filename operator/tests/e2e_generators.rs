@@ -43,6 +43,18 @@ fn assert_password_shape(password: &str) {
     );
 }
 
+/// How many times this operator process ran generators of `kind`, successfully.
+async fn generated(operator: &Operator, kind: &str) -> u64 {
+    let (_, metrics) = operator.get("/metrics").await;
+    let prefix = format!(
+        "kuvert_generator_requests_total{{kind=\"{kind}\",operation=\"generate\",outcome=\"ok\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
 async fn current(secrets: &Api<Secret>) -> Option<BTreeMap<String, String>> {
     secret_data(secrets, "app").await
 }
@@ -139,6 +151,10 @@ async fn a_generated_password_stays_until_force_sync_through_drift_restarts_and_
     .await;
     assert_eq!(current(&secrets).await.unwrap(), first);
 
+    // Through drift, deletion and a spec change, each generator ran exactly once.
+    assert_eq!(generated(&operator, "Password").await, 1);
+    assert_eq!(generated(&operator, "UUID").await, 1);
+
     // A restarted operator regenerates nothing.
     operator.stop();
     let before_restart = secrets.get("app").await.unwrap().resource_version();
@@ -169,6 +185,11 @@ async fn a_generated_password_stays_until_force_sync_through_drift_restarts_and_
     })
     .await;
     let forced = current(&secrets).await.unwrap();
+    assert_eq!(
+        generated(&operator, "Password").await,
+        1,
+        "only the force-sync generated"
+    );
     assert_password_shape(&forced["password"]);
     assert_ne!(forced["instance-id"], first["instance-id"]);
 

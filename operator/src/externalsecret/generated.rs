@@ -339,12 +339,12 @@ impl GeneratorResolver for ClusterGenerators<'_> {
         }
         let (display, generator) =
             generator_for(self.ctx, namespace, kind, &generator_ref.name).await?;
-        let generated = generator
-            .generate()
-            .await
-            .map_err(|source| GeneratorError::Generator {
-                generator: display.clone(),
-                source,
+        let generated =
+            counted(kind, "generate", generator.generate().await).map_err(|source| {
+                GeneratorError::Generator {
+                    generator: display.clone(),
+                    source,
+                }
             })?;
         let now = (self.ctx.clock)();
         let lease = generated.lease.as_ref().map(|l| HeldLease::issued(l, now));
@@ -409,10 +409,25 @@ fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, Ge
     })
 }
 
-/// Splits `Kind/namespace/name`.
-fn parse_display(generator: &str) -> Option<(&str, &str, &str)> {
+/// The kind (as a known kind) and name of `Kind/namespace/name`.
+fn parse_display(generator: &str) -> Option<(&'static str, &str)> {
     let mut parts = generator.splitn(3, '/');
-    Some((parts.next()?, parts.next()?, parts.next()?))
+    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+    let kind = kuvert_core::generator::GENERATOR_KINDS
+        .iter()
+        .find(|k| **k == kind)?;
+    Some((kind, name))
+}
+
+/// Counts a generator call in the metrics, by outcome.
+fn counted<T>(
+    kind: &'static str,
+    operation: &'static str,
+    result: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
+    crate::metrics::generator_request(kind, operation, outcome);
+    result
 }
 
 /// Revokes one lease through its generator. A generator object that is gone cannot revoke:
@@ -423,17 +438,16 @@ pub async fn revoke(
     generator: &str,
     lease_id: &str,
 ) -> Result<(), GeneratorError> {
-    let (kind, _, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
+    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
         generator: generator.to_owned(),
     })?;
     let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
-    implementation
-        .revoke(lease_id)
-        .await
-        .map_err(|source| GeneratorError::Generator {
+    counted(kind, "revoke", implementation.revoke(lease_id).await).map_err(|source| {
+        GeneratorError::Generator {
             generator: display,
             source,
-        })?;
+        }
+    })?;
     tracing::info!(%namespace, %generator, %lease_id, "lease revoked");
     Ok(())
 }
@@ -445,17 +459,17 @@ pub async fn renew(
     generator: &str,
     lease: &HeldLease,
 ) -> Result<HeldLease, GeneratorError> {
-    let (kind, _, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
+    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
         generator: generator.to_owned(),
     })?;
     let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
     let asked = lease.duration();
-    let granted = implementation
-        .renew(&lease.id, asked)
-        .await
-        .map_err(|source| GeneratorError::Generator {
-            generator: display,
-            source,
+    let granted =
+        counted(kind, "renew", implementation.renew(&lease.id, asked).await).map_err(|source| {
+            GeneratorError::Generator {
+                generator: display,
+                source,
+            }
         })?;
     let now = (ctx.clock)();
     tracing::info!(%namespace, %generator, lease_id = %lease.id, granted = granted.duration.as_secs(), "lease renewed");
