@@ -230,3 +230,36 @@ async fn a_missing_generator_is_reported_and_picked_up_once_created() {
     assert_password_shape(&current(&secrets).await.unwrap()["password"]);
     operator.stop();
 }
+
+#[tokio::test]
+async fn a_generator_of_another_controller_class_is_refused_naming_the_field() {
+    let cluster = Cluster::start().await;
+    create_generic(
+        &cluster,
+        "apiVersion: generators.kuvert.io/v1alpha1\nkind: Fake\nmetadata: {name: blue, namespace: default}\nspec: {controller: blue, data: {k: v}}\n",
+        "fakes",
+    )
+    .await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(
+        &PostParams::default(),
+        &yaml("apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: app, namespace: default}\nspec:\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: Fake, name: blue}}\n"),
+    )
+    .await
+    .unwrap();
+    let mut operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    eventually("the class mismatch to be reported", || async {
+        ess.get("app").await.unwrap().status.is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.reason == "InvalidSpec"
+                    && c.message
+                        == "spec.dataFrom[0].sourceRef.generatorRef: Fake/default/blue: invalid store spec: spec.controller: the generator belongs to controller class \"blue\", and this kuvert serves \"\""
+            })
+        })
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    assert_eq!(current(&secrets).await, None);
+    operator.stop();
+}

@@ -241,6 +241,16 @@ pub async fn generator_for(
     };
     let spec_json = object.data.get("spec").cloned().unwrap_or_default();
     let spec = GeneratorSpec::from_json(kind, spec_json).map_err(fail)?;
+    if !ctx.settings.serves(spec.controller()) {
+        return Err(fail(ProviderError::InvalidSpec {
+            field: "spec.controller".to_owned(),
+            message: format!(
+                "the generator belongs to controller class {:?}, and this kuvert serves {:?}",
+                spec.controller().unwrap_or_default(),
+                ctx.settings.controller_class.as_deref().unwrap_or_default()
+            ),
+        }));
+    }
     let implementation = ctx.generators.kind(kind).map_err(fail)?;
     let context = GeneratorContext {
         name,

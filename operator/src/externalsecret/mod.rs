@@ -287,10 +287,12 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
 }
 
 /// An ExternalSecret is served by the instance serving its `secretStoreRef`'s class; one whose
-/// store is not known yet is served (the sync then reports the missing store).
+/// store is not known yet is served (the sync then reports the missing store). One without a
+/// `secretStoreRef` (entries with their own `sourceRef`, generators) is served by the instance
+/// without a class only: two instances would otherwise both generate its values.
 fn serves(state: &State, es: &ExternalSecret, namespace: &str) -> bool {
     let Some(store_ref) = &es.spec.secret_store_ref else {
-        return true;
+        return state.ctx.settings.serves(None);
     };
     let key = StoreKey::of(namespace, store_ref);
     let class = match key.kind {
