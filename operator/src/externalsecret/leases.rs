@@ -115,6 +115,21 @@ fn add(at: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
         .unwrap_or(jiff::Timestamp::MAX)
 }
 
+/// How long until the earliest lease in `es`'s status needs renewing or replacing (zero if
+/// overdue); `None` without leases.
+pub fn next_in_status(
+    es: &kuvert_core::api::ExternalSecret,
+    now: jiff::Timestamp,
+) -> Option<Duration> {
+    es.status
+        .as_ref()?
+        .leases
+        .iter()
+        .filter_map(|l| l.next_action_time.as_ref())
+        .map(|t| now.duration_until(t.0).try_into().unwrap_or(Duration::ZERO))
+        .min()
+}
+
 /// Checks a `--lease-renew-fraction` value.
 pub fn parse_fraction(text: &str) -> Result<f64, String> {
     let f: f64 = text
@@ -251,6 +266,27 @@ mod tests {
             reloaded.action(at(10_500), TWO_THIRDS),
             LeaseAction::Wait(_)
         ));
+    }
+
+    #[test]
+    fn a_failing_object_is_woken_for_its_earliest_lease() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        use kuvert_core::api::{ExternalSecret, ExternalSecretStatus, GeneratorLease};
+        let mut es = ExternalSecret::new("app", Default::default());
+        assert_eq!(next_in_status(&es, at(1000)), None);
+        let lease = |t| GeneratorLease {
+            next_action_time: Some(Time(at(t))),
+            ..GeneratorLease::default()
+        };
+        es.status = Some(ExternalSecretStatus {
+            leases: vec![lease(1600), lease(1300)],
+            ..ExternalSecretStatus::default()
+        });
+        assert_eq!(
+            next_in_status(&es, at(1000)),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(next_in_status(&es, at(2000)), Some(Duration::ZERO));
     }
 
     #[test]

@@ -347,7 +347,9 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
         let key = format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any());
         Action::requeue(state.ctx.backoff.next(&key))
     } else {
-        Action::await_change()
+        // Leases held still need renewing while the spec waits for a fix.
+        leases::next_in_status(&es, (state.ctx.clock)())
+            .map_or_else(Action::await_change, Action::requeue)
     }
 }
 
