@@ -324,7 +324,7 @@ impl<'a> ClusterGenerators<'a> {
     pub async fn revoke_fresh(&self) {
         let fresh = std::mem::take(&mut *self.fresh.lock().expect("lock"));
         for (namespace, generator, lease_id) in fresh {
-            revoke(self.ctx, &namespace, &generator, &lease_id)
+            super::lifecycle::revoke(self.ctx, &namespace, &generator, &lease_id)
                 .await
                 .ok();
         }
@@ -419,18 +419,8 @@ fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, Ge
     })
 }
 
-/// The kind (as a known kind) and name of `Kind/namespace/name`.
-fn parse_display(generator: &str) -> Option<(&'static str, &str)> {
-    let mut parts = generator.splitn(3, '/');
-    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
-    let kind = kuvert_core::generator::GENERATOR_KINDS
-        .iter()
-        .find(|k| **k == kind)?;
-    Some((kind, name))
-}
-
 /// Counts a generator call in the metrics, by outcome.
-fn counted<T>(
+pub(super) fn counted<T>(
     kind: &'static str,
     operation: &'static str,
     result: Result<T, ProviderError>,
@@ -438,194 +428,6 @@ fn counted<T>(
     let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
     crate::metrics::generator_request(kind, operation, outcome);
     result
-}
-
-/// Revokes one lease through its generator. A generator object that is gone cannot revoke:
-/// that is reported as `NotFound` (the caller decides whether to give up on the lease).
-pub async fn revoke(
-    ctx: &Context,
-    namespace: &str,
-    generator: &str,
-    lease_id: &str,
-) -> Result<(), GeneratorError> {
-    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
-        generator: generator.to_owned(),
-    })?;
-    let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
-    counted(kind, "revoke", implementation.revoke(lease_id).await).map_err(|source| {
-        GeneratorError::Generator {
-            generator: display,
-            source,
-        }
-    })?;
-    tracing::info!(%namespace, %generator, %lease_id, "lease revoked");
-    Ok(())
-}
-
-/// Renews one lease through its generator.
-pub async fn renew(
-    ctx: &Context,
-    namespace: &str,
-    generator: &str,
-    lease: &HeldLease,
-) -> Result<HeldLease, GeneratorError> {
-    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
-        generator: generator.to_owned(),
-    })?;
-    let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
-    let asked = lease.duration();
-    let granted =
-        counted(kind, "renew", implementation.renew(&lease.id, asked).await).map_err(|source| {
-            GeneratorError::Generator {
-                generator: display,
-                source,
-            }
-        })?;
-    let now = (ctx.clock)();
-    tracing::info!(%namespace, %generator, lease_id = %lease.id, granted = granted.duration.as_secs(), "lease renewed");
-    Ok(lease.renewed(&granted, asked, now))
-}
-
-/// Revokes the leases waiting in `state.revoke`; those revoked (or whose generator is gone)
-/// leave the list. Returns whether the list changed.
-pub async fn revoke_pending(ctx: &Context, namespace: &str, state: &mut GeneratedState) -> bool {
-    let before = state.revoke.len();
-    let mut kept = Vec::new();
-    for pending in std::mem::take(&mut state.revoke) {
-        match revoke(ctx, namespace, &pending.generator, &pending.lease_id).await {
-            Ok(()) => {}
-            Err(GeneratorError::NotFound { .. }) => {
-                tracing::warn!(%namespace, generator = %pending.generator, lease_id = %pending.lease_id,
-                    "the generator is gone: its lease cannot be revoked and expires by itself");
-            }
-            Err(e) => {
-                tracing::warn!(%namespace, error = %e, lease_id = %pending.lease_id, "revoking a lease failed; retried later");
-                kept.push(pending);
-            }
-        }
-    }
-    state.revoke = kept;
-    state.revoke.len() != before
-}
-
-/// The finalizer on ExternalSecrets whose generators may hold leases: deleting the object
-/// revokes them first.
-pub const LEASES_FINALIZER: &str = "kuvert.io/generator-leases";
-
-/// Adds [`LEASES_FINALIZER`] before any lease can exist (it is cheap to remove when none was
-/// made). The patch carries the `resourceVersion` read, so it never drops another finalizer.
-pub async fn ensure_finalizer(ctx: &Context, es: &ExternalSecret) -> Result<(), kube::Error> {
-    if es.finalizers().iter().any(|f| f == LEASES_FINALIZER) {
-        return Ok(());
-    }
-    let mut finalizers = es.finalizers().to_vec();
-    finalizers.push(LEASES_FINALIZER.to_owned());
-    patch_finalizers(ctx, es, finalizers).await
-}
-
-async fn patch_finalizers(
-    ctx: &Context,
-    es: &ExternalSecret,
-    finalizers: Vec<String>,
-) -> Result<(), kube::Error> {
-    let namespace = es.namespace().unwrap_or_default();
-    let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = serde_json::json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": es.resource_version()}
-    });
-    api.patch(
-        &es.name_any(),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
-}
-
-/// An ExternalSecret being deleted: revokes every lease its generators hold, then lets it go.
-/// A lease whose revocation fails transiently keeps the finalizer (retried with backoff); one
-/// whose generator object is gone cannot be revoked and is given up with a warning.
-pub async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<(), GeneratorError> {
-    if !es.finalizers().iter().any(|f| f == LEASES_FINALIZER) {
-        return Ok(());
-    }
-    let namespace = es.namespace().unwrap_or_default();
-    let display = format!("ExternalSecret/{namespace}/{}", es.name_any());
-    let state_error = |source| GeneratorError::State {
-        generator: display.clone(),
-        source,
-    };
-    let companion = read_companion(ctx, es).await.map_err(|e| {
-        state_error(ProviderError::Unavailable {
-            message: "reading the generated state failed".to_owned(),
-            source: Some(Box::new(e)),
-        })
-    })?;
-    let mut state = GeneratedState::from_secret(companion.as_ref()).map_err(state_error)?;
-    state.retain_fields(&BTreeSet::new());
-    revoke_pending(ctx, &namespace, &mut state).await;
-    if !state.revoke.is_empty() {
-        return Err(state_error(ProviderError::Unavailable {
-            message: format!("{} lease(s) could not be revoked yet", state.revoke.len()),
-            source: None,
-        }));
-    }
-    let finalizers = es
-        .finalizers()
-        .iter()
-        .filter(|f| *f != LEASES_FINALIZER)
-        .cloned()
-        .collect();
-    patch_finalizers(ctx, es, finalizers).await.map_err(|e| {
-        state_error(ProviderError::Unavailable {
-            message: "removing the finalizer failed".to_owned(),
-            source: Some(Box::new(e)),
-        })
-    })
-}
-
-/// What the held leases need at `now`: renewals are made here (the state updated in place);
-/// returns the entries whose credentials must be replaced, and how long until the next lease
-/// needs anything.
-pub async fn tend_leases(
-    ctx: &Context,
-    namespace: &str,
-    state: &mut GeneratedState,
-    now: jiff::Timestamp,
-) -> (BTreeSet<String>, Option<std::time::Duration>, bool) {
-    use super::leases::LeaseAction;
-    let fraction = ctx.settings.lease_renew_fraction;
-    let mut regenerate = BTreeSet::new();
-    let mut renewed = false;
-    for (field, entry) in state.entries.iter_mut() {
-        let Some(lease) = &entry.lease else { continue };
-        match lease.action(now, fraction) {
-            LeaseAction::Wait(_) => {}
-            LeaseAction::Regenerate => {
-                regenerate.insert(field.clone());
-            }
-            LeaseAction::Renew => match renew(ctx, namespace, &entry.generator, lease).await {
-                Ok(fresh) => {
-                    entry.lease = Some(fresh);
-                    renewed = true;
-                }
-                Err(e) => {
-                    tracing::warn!(%namespace, %field, error = %e, "renewing a lease failed; new credentials are generated");
-                    regenerate.insert(field.clone());
-                }
-            },
-        }
-    }
-    let next = state
-        .entries
-        .values()
-        .filter_map(|e| e.lease.as_ref())
-        .filter_map(|l| match l.action(now, fraction) {
-            LeaseAction::Wait(d) => Some(d),
-            _ => None,
-        })
-        .min();
-    (regenerate, next, renewed)
 }
 
 #[cfg(test)]

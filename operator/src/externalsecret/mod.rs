@@ -3,8 +3,9 @@
 //! - [`decide`]: whether a sync is due (refresh policy, force-sync, spec change, drift) and how
 //!   fresh its remote values must be; pure.
 //! - [`stores`]: resolving store references to logged-in, coalescing clients.
-//! - [`generated`]: values of `sourceRef.generatorRef` entries, kept stable between syncs,
-//!   and their leases (renewed by the rules of [`leases`], revoked on replacement and deletion).
+//! - [`generated`]: values of `sourceRef.generatorRef` entries, kept stable between syncs;
+//!   [`lifecycle`]: their state around each reconcile and their leases (renewed by the rules
+//!   of [`leases`], revoked on replacement and deletion).
 //! - the engine (`kuvert_core::engine::sync`): every remote read and the desired Secret.
 //! - [`apply`]: writing the Secret, never one kuvert does not own.
 //! - [`report`]: the status and, on transitions only, an Event.
@@ -13,6 +14,7 @@ pub mod apply;
 pub mod decide;
 pub mod generated;
 pub mod leases;
+pub mod lifecycle;
 pub mod report;
 pub mod stores;
 pub mod written;
@@ -108,53 +110,10 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
         return Ok(Action::await_change());
     }
     if es.metadata.deletion_timestamp.is_some() {
-        generated::finalize(ctx, &es).await?;
+        lifecycle::finalize(ctx, &es).await?;
         return Ok(Action::await_change());
     }
-    let generating = generated::uses_generators(&es);
-    let mut companion = None;
-    let mut kept = generated::GeneratedState::default();
-    let mut lease_regenerate = std::collections::BTreeSet::new();
-    let mut lease_wait = None;
-    if generating
-        || es
-            .finalizers()
-            .iter()
-            .any(|f| f == generated::LEASES_FINALIZER)
-    {
-        if generating {
-            generated::ensure_finalizer(ctx, &es)
-                .await
-                .map_err(kube_error(format!(
-                    "adding the finalizer to {namespace}/{name}"
-                )))?;
-        }
-        companion = generated::read_companion(ctx, &es)
-            .await
-            .map_err(kube_error(format!(
-                "reading the generated state of {namespace}/{name}"
-            )))?;
-        kept = generated::GeneratedState::from_secret(companion.as_ref()).map_err(|source| {
-            kuvert_core::generator::GeneratorError::State {
-                generator: format!("ExternalSecret/{namespace}/{name}"),
-                source,
-            }
-        })?;
-        let (regenerate, wait, renewed) =
-            generated::tend_leases(ctx, &namespace, &mut kept, (ctx.clock)()).await;
-        (lease_regenerate, lease_wait) = (regenerate, wait);
-        if renewed {
-            companion = Some(
-                generated::write_companion(ctx, &es, companion.as_ref(), &kept)
-                    .await
-                    .map_err(kube_error(format!(
-                        "writing the generated state of {namespace}/{name}"
-                    )))?,
-            );
-            let leases = kept.status_leases(ctx.settings.lease_renew_fraction);
-            report::leases(ctx, &es, leases).await?;
-        }
-    }
+    let mut prepared = lifecycle::prepare(ctx, &es).await?;
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let target_name = engine::target::secret_name(&es);
@@ -173,7 +132,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     };
     let decision = match decide(&es, observed, now, ctx.settings.coalesce_window) {
         // Credentials whose lease cannot be renewed (further) are replaced before they expire.
-        Ok(Decision::Wait(_)) if !lease_regenerate.is_empty() => Ok(Decision::Sync {
+        Ok(Decision::Wait(_)) if !prepared.regenerate.is_empty() => Ok(Decision::Sync {
             max_age: ctx.settings.coalesce_window,
             why: "LeaseExpiring",
         }),
@@ -183,21 +142,23 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     let fields = generated::generator_fields(&es);
     let generators = match &decision {
         Ok(Decision::Sync { why, .. }) => {
-            let mut state = kept.clone();
+            let mut state = prepared.kept.clone();
             state.retain_fields(&fields);
             let regenerate =
-                generated::Regenerate::for_sync(why, std::mem::take(&mut lease_regenerate));
+                generated::Regenerate::for_sync(why, std::mem::take(&mut prepared.regenerate));
             Some(generated::ClusterGenerators::new(ctx, state, regenerate))
         }
         _ => None,
     };
     let result = match decision {
         Ok(Decision::Wait(Some(delay))) => {
-            let delay = lease_wait.map_or(delay, |l| l.min(delay));
+            let delay = prepared.lease_wait.map_or(delay, |l| l.min(delay));
             return Ok(Action::requeue(delay));
         }
         Ok(Decision::Wait(None)) => {
-            return Ok(lease_wait.map_or_else(Action::await_change, Action::requeue));
+            return Ok(prepared
+                .lease_wait
+                .map_or_else(Action::await_change, Action::requeue));
         }
         Ok(Decision::Sync { max_age, why }) => {
             tracing::debug!(%namespace, %name, why, "syncing");
@@ -232,44 +193,18 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
         }
     };
     let mut outcome = outcome;
-    let mut held = kept.clone();
-    if let Some(generators) = generators {
-        let (state, changed) = generators.into_state();
-        held = state;
-        // The generated state first: a crash after it never loses a lease or a value.
-        if changed || held != kept {
-            companion = Some(
-                generated::write_companion(ctx, &es, companion.as_ref(), &held)
-                    .await
-                    .map_err(kube_error(format!(
-                        "writing the generated state of {namespace}/{name}"
-                    )))?,
-            );
+    let held = match generators {
+        Some(generators) => {
+            lifecycle::save_before_target(ctx, &es, &mut prepared, generators).await?
         }
-    }
+        None => prepared.kept.clone(),
+    };
     outcome.status.leases = held.status_leases(ctx.settings.lease_renew_fraction);
     let written = apply::write(&secrets, &outcome, existing.as_ref()).await?;
     metrics::sync(KIND, started.elapsed(), None);
     report::synced(ctx, &es, outcome.status, written.as_ref()).await?;
     // Replaced leases go only now that the Secret holding their successors is written.
-    if !held.revoke.is_empty() && generated::revoke_pending(ctx, &namespace, &mut held).await {
-        generated::write_companion(ctx, &es, companion.as_ref(), &held)
-            .await
-            .map_err(kube_error(format!(
-                "writing the generated state of {namespace}/{name}"
-            )))?;
-    }
-    let lease_wait = held
-        .entries
-        .values()
-        .filter_map(|e| e.lease.as_ref())
-        .map(|l| {
-            l.next_action_at(ctx.settings.lease_renew_fraction)
-                .duration_since((ctx.clock)())
-                .try_into()
-                .unwrap_or(Duration::ZERO)
-        })
-        .min();
+    let lease_wait = lifecycle::after_target(ctx, &es, prepared.companion.as_ref(), held).await?;
     ctx.index.mark_synced(es_ref, generations);
     ctx.backoff.reset(&format!("{namespace}/{name}"));
     Ok(
