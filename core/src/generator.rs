@@ -266,7 +266,7 @@ pub enum GeneratorError {
         kind: String,
     },
     /// The generator object is invalid, could not log in, or failed to generate.
-    #[error("{generator}: {source}")]
+    #[error("{generator}: {}", shown(source))]
     Generator {
         /// `Kind/namespace/name`.
         generator: String,
@@ -276,7 +276,7 @@ pub enum GeneratorError {
     },
     /// Values kept from an earlier run could not be read or written (the operator's store of
     /// generated values).
-    #[error("{generator}: generated values: {source}")]
+    #[error("{generator}: generated values: {}", shown(source))]
     State {
         /// `Kind/namespace/name`.
         generator: String,
@@ -284,6 +284,16 @@ pub enum GeneratorError {
         #[source]
         source: ProviderError,
     },
+}
+
+/// A provider error as a generator's: its spec is a generator spec, not a store's.
+fn shown(error: &ProviderError) -> String {
+    match error {
+        ProviderError::InvalidSpec { field, message } => {
+            format!("invalid spec: {field}: {message}")
+        }
+        other => other.to_string(),
+    }
 }
 
 impl GeneratorError {
@@ -345,6 +355,34 @@ mod tests {
             .to_string(),
             "unknown generator kind \"Password\" of generators.external-secrets.io/v1alpha1 (known: Password, UUID, Fake, VaultDynamicSecret of generators.kuvert.io/v1alpha1)"
         );
+    }
+
+    #[test]
+    fn a_generator_error_names_the_generator_and_calls_its_spec_a_generator_spec() {
+        let e = GeneratorError::Generator {
+            generator: "Password/ns/pw".to_owned(),
+            source: ProviderError::InvalidSpec {
+                field: "spec.length".to_owned(),
+                message: "0 is outside 1 to 4096".to_owned(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "Password/ns/pw: invalid spec: spec.length: 0 is outside 1 to 4096"
+        );
+        assert_eq!((e.reason(), e.is_transient()), ("InvalidSpec", false));
+        let e = GeneratorError::Generator {
+            generator: "VaultDynamicSecret/ns/db".to_owned(),
+            source: ProviderError::Unavailable {
+                message: "connection refused".to_owned(),
+                source: None,
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "VaultDynamicSecret/ns/db: store unavailable: connection refused"
+        );
+        assert_eq!((e.reason(), e.is_transient()), ("Unavailable", true));
     }
 
     #[test]

@@ -254,7 +254,7 @@ async fn a_generator_of_another_controller_class_is_refused_naming_the_field() {
             s.conditions.iter().any(|c| {
                 c.reason == "InvalidSpec"
                     && c.message
-                        == "spec.dataFrom[0].sourceRef.generatorRef: Fake/default/blue: invalid store spec: spec.controller: the generator belongs to controller class \"blue\", and this kuvert serves \"\""
+                        == "spec.dataFrom[0].sourceRef.generatorRef: Fake/default/blue: invalid spec: spec.controller: the generator belongs to controller class \"blue\", and this kuvert serves \"\""
             })
         })
     })

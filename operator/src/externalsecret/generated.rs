@@ -535,7 +535,7 @@ mod tests {
             decode_values("Password/ns/pw", &bad)
                 .unwrap_err()
                 .to_string(),
-            "Password/ns/pw: generated values: invalid store spec: key \"x\": kept value is not base64"
+            "Password/ns/pw: generated values: invalid spec: key \"x\": kept value is not base64"
         );
     }
 
