@@ -48,8 +48,8 @@ pub fn uses_generators(es: &ExternalSecret) -> bool {
     !generator_fields(es).is_empty()
 }
 
-/// What one entry's generator made last.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What one entry's generator made last. `Debug` shows the keys, never the values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntryState {
     /// The generator, `Kind/namespace/name`.
@@ -59,6 +59,16 @@ pub struct EntryState {
     /// Their lease, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<HeldLease>,
+}
+
+impl std::fmt::Debug for EntryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryState")
+            .field("generator", &self.generator)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 /// A lease to revoke once the Secret holding its replacement is written.
@@ -523,6 +533,21 @@ mod tests {
         assert_eq!(leases[0].field, "spec.dataFrom[0]");
         let shown = serde_json::to_string(&leases).unwrap();
         assert!(!shown.contains("cHc="), "{shown}");
+    }
+
+    #[test]
+    fn the_kept_state_never_shows_its_values_in_debug_output() {
+        let state = GeneratedState {
+            entries: [(
+                "spec.data[0]".to_owned(),
+                entry("Password/ns/pw", Some("l1")),
+            )]
+            .into(),
+            revoke: vec![],
+        };
+        let shown = format!("{state:?}");
+        assert!(!shown.contains("cHc="), "{shown}");
+        assert!(shown.contains("keys: [\"password\"]"), "{shown}");
     }
 
     #[test]
