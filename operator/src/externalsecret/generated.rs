@@ -94,12 +94,32 @@ pub struct GeneratedState {
 }
 
 impl GeneratedState {
-    /// The state held in a companion Secret; empty without one.
-    pub fn from_secret(secret: Option<&Secret>) -> Result<Self, ProviderError> {
-        let Some(bytes) = secret
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get(STATE_KEY))
-        else {
+    /// The state held in `es`'s companion Secret; empty without one. A companion the
+    /// ExternalSecret does not own (one left by a deleted namesake, not yet garbage-collected,
+    /// or planted) is neither trusted nor overwritten: its lease ids would be renewed and
+    /// revoked with the generator's credentials.
+    pub fn from_secret(
+        es: &ExternalSecret,
+        secret: Option<&Secret>,
+    ) -> Result<Self, ProviderError> {
+        let Some(secret) = secret else {
+            return Ok(GeneratedState::default());
+        };
+        let owned = secret.owner_references().iter().any(|r| {
+            r.controller == Some(true)
+                && r.kind == "ExternalSecret"
+                && Some(&r.uid) == es.uid().as_ref()
+        });
+        if !owned {
+            return Err(ProviderError::Conflict {
+                message: format!(
+                    "Secret {}/{} exists and is not owned by this ExternalSecret; kuvert neither trusts nor overwrites it",
+                    es.namespace().unwrap_or_default(),
+                    companion_name(es)
+                ),
+            });
+        }
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(STATE_KEY)) else {
             return Ok(GeneratedState::default());
         };
         serde_json::from_slice(&bytes.0).map_err(|e| ProviderError::InvalidSpec {
@@ -512,7 +532,14 @@ mod tests {
             .into(),
             revoke: vec![],
         };
-        let secret = Secret {
+        let mut es = ExternalSecret::new("app", Default::default());
+        es.metadata.namespace = Some("ns".to_owned());
+        es.metadata.uid = Some("uid-1".to_owned());
+        let mut secret = Secret {
+            metadata: ObjectMeta {
+                owner_references: es.controller_owner_ref(&()).map(|r| vec![r]),
+                ..ObjectMeta::default()
+            },
             data: Some(
                 [(
                     STATE_KEY.to_owned(),
@@ -522,11 +549,24 @@ mod tests {
             ),
             ..Secret::default()
         };
-        assert_eq!(GeneratedState::from_secret(Some(&secret)).unwrap(), state);
         assert_eq!(
-            GeneratedState::from_secret(None).unwrap(),
+            GeneratedState::from_secret(&es, Some(&secret)).unwrap(),
+            state
+        );
+        assert_eq!(
+            GeneratedState::from_secret(&es, None).unwrap(),
             GeneratedState::default()
         );
+        // Another object's companion (or a planted one) is refused, retryably.
+        secret.metadata.owner_references.as_mut().unwrap()[0].uid = "uid-0".to_owned();
+        let refused = GeneratedState::from_secret(&es, Some(&secret)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "conflict: Secret ns/app.kuvert-generated exists and is not owned by this ExternalSecret; kuvert neither trusts nor overwrites it"
+        );
+        assert!(refused.is_transient());
+        secret.metadata.owner_references = None;
+        assert!(GeneratedState::from_secret(&es, Some(&secret)).is_err());
         let leases = state.status_leases(0.5);
         assert_eq!(leases.len(), 1);
         assert_eq!(leases[0].lease_id, "db/creds/1");

@@ -151,7 +151,12 @@ pub async fn finalize(ctx: &Context, es: &ExternalSecret) -> Result<(), Generato
             source: Some(Box::new(e)),
         })
     })?;
-    let mut state = GeneratedState::from_secret(companion.as_ref()).map_err(state_error)?;
+    // A companion that is not this object's holds none of its leases; an unreadable one
+    // cannot say which: either way the deletion must not hang on it.
+    let mut state = GeneratedState::from_secret(es, companion.as_ref()).unwrap_or_else(|e| {
+        tracing::warn!(%namespace, name = %es.name_any(), error = %e, "no lease to revoke can be read");
+        GeneratedState::default()
+    });
     state.retain_fields(&BTreeSet::new());
     revoke_pending(ctx, &namespace, &mut state).await;
     if !state.revoke.is_empty() {
@@ -248,7 +253,7 @@ pub async fn prepare(ctx: &Context, es: &ExternalSecret) -> Result<Prepared, Err
     let mut companion = read_companion(ctx, es).await.map_err(kube_error(format!(
         "reading the generated state of {namespace}/{name}"
     )))?;
-    let mut kept = GeneratedState::from_secret(companion.as_ref()).map_err(|source| {
+    let mut kept = GeneratedState::from_secret(es, companion.as_ref()).map_err(|source| {
         GeneratorError::State {
             generator: format!("ExternalSecret/{namespace}/{name}"),
             source,
