@@ -221,12 +221,20 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     )
 }
 
-/// An ExternalSecret is served by the instance serving its `secretStoreRef`'s class; one whose
-/// store is not known yet is served (the sync then reports the missing store). One without a
-/// `secretStoreRef` (entries with their own `sourceRef`, generators) is served by the instance
-/// without a class only: two instances would otherwise both generate its values.
+/// An ExternalSecret is served by the instance serving the class of its store: its
+/// `secretStoreRef`, else the first store an entry's `sourceRef.storeRef` names. One whose
+/// store is not known yet is served (the sync then reports the missing store). One reading no
+/// store at all (generators only) is served by the instance without a class only: two
+/// instances would otherwise both generate its values.
 fn serves(state: &State, es: &ExternalSecret, namespace: &str) -> bool {
-    let Some(store_ref) = &es.spec.secret_store_ref else {
+    let entry_stores = es
+        .spec
+        .data_from
+        .iter()
+        .map(|d| d.source_ref.as_ref())
+        .chain(es.spec.data.iter().map(|d| d.source_ref.as_ref()))
+        .filter_map(|s| s?.store_ref.as_ref());
+    let Some(store_ref) = es.spec.secret_store_ref.iter().chain(entry_stores).next() else {
         return state.ctx.settings.serves(None);
     };
     let key = StoreKey::of(namespace, store_ref);
