@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use kuvert_core::api::{ExternalSecret, GeneratorLease, VaultDynamicSecret};
+use kuvert_core::api::{ExternalSecret, GeneratorLease};
 use kuvert_testkit::{OpenBao, Postgres};
-use support::{Cluster, Operator, eventually, secret_data, yaml};
+use support::{Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
 
 async fn lease(ess: &Api<ExternalSecret>) -> Option<GeneratorLease> {
     ess.get("db")
@@ -26,23 +26,15 @@ async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_rev
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "8s", "18s").await;
     let cluster = Cluster::start().await;
+    vault_dynamic_secret(
+        &cluster,
+        bao.addr(),
+        bao.root_token(),
+        "db",
+        "  path: database/creds/app\n",
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    let token: Secret = yaml(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {}}}\n",
-        bao.root_token()
-    ));
-    secrets
-        .create(&PostParams::default(), &token)
-        .await
-        .unwrap();
-    let generator: VaultDynamicSecret = yaml(&format!(
-        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: db, namespace: default}}\nspec:\n  path: database/creds/app\n  provider:\n    server: {}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n",
-        bao.addr()
-    ));
-    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
-        .create(&PostParams::default(), &generator)
-        .await
-        .unwrap();
     let operator = Operator::start(&cluster, &["--lease-renew-fraction", "0.5"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -139,23 +131,15 @@ async fn a_restarted_operator_neither_renews_nor_regenerates_a_lease_early() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "1h", "24h").await;
     let cluster = Cluster::start().await;
+    vault_dynamic_secret(
+        &cluster,
+        bao.addr(),
+        bao.root_token(),
+        "db",
+        "  path: database/creds/app\n",
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    let token: Secret = yaml(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {}}}\n",
-        bao.root_token()
-    ));
-    secrets
-        .create(&PostParams::default(), &token)
-        .await
-        .unwrap();
-    let generator: VaultDynamicSecret = yaml(&format!(
-        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: db, namespace: default}}\nspec:\n  path: database/creds/app\n  provider:\n    server: {}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n",
-        bao.addr()
-    ));
-    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
-        .create(&PostParams::default(), &generator)
-        .await
-        .unwrap();
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let es: ExternalSecret = yaml(
         "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: db, namespace: default}\nspec:\n  refreshInterval: 1h\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: VaultDynamicSecret, name: db}}\n",

@@ -8,31 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
 use kuvert_core::api::{ExternalSecret, VaultDynamicSecret};
 use kuvert_testkit::{OpenBao, Postgres};
-use support::{Cluster, Operator, eventually, secret_data, yaml};
-
-/// Creates the Secret `vault-token` (the root token of `bao`) and a VaultDynamicSecret `name`
-/// in `default` whose spec is `fields` plus a provider logging in with that token.
-async fn vault_generator(cluster: &Cluster, bao: &OpenBao, name: &str, fields: &str) {
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    if secrets.get_opt("vault-token").await.unwrap().is_none() {
-        let token: Secret = yaml(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {}}}\n",
-            bao.root_token()
-        ));
-        secrets
-            .create(&PostParams::default(), &token)
-            .await
-            .unwrap();
-    }
-    let generator: VaultDynamicSecret = yaml(&format!(
-        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{fields}  provider:\n    server: {server}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n",
-        server = bao.addr(),
-    ));
-    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
-        .create(&PostParams::default(), &generator)
-        .await
-        .unwrap();
-}
+use support::{Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
 
 /// An ExternalSecret `name` whose data all come from the VaultDynamicSecret `generator`,
 /// shaped by `target` (YAML under `spec.target`, indented by four spaces).
@@ -48,7 +24,14 @@ async fn a_database_generator_yields_credentials_that_log_in_and_are_revoked_wit
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "10m", "1h").await;
     let cluster = Cluster::start().await;
-    vault_generator(&cluster, &bao, "db", "  path: database/creds/app\n").await;
+    vault_dynamic_secret(
+        &cluster,
+        bao.addr(),
+        bao.root_token(),
+        "db",
+        "  path: database/creds/app\n",
+    )
+    .await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
 
@@ -106,27 +89,17 @@ async fn a_database_generator_yields_credentials_that_log_in_and_are_revoked_wit
 async fn credentials_obtained_through_an_approle_login_outlive_the_operators_shutdown() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "10m", "1h").await;
-    bao.enable_auth("approle", "approle").await;
     bao.policy(
         "creds",
         r#"path "database/creds/app" { capabilities = ["read"] }"#,
     )
     .await;
-    bao.write(
-        "auth/approle/role/kuvert",
-        serde_json::json!({"token_policies": ["creds"], "token_ttl": "1h"}),
-    )
-    .await;
-    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao
-        .write("auth/approle/role/kuvert/secret-id", serde_json::json!({}))
-        .await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (role_id, secret_id) = bao
+        .approle(
+            "kuvert",
+            serde_json::json!({"token_policies": ["creds"], "token_ttl": "1h"}),
+        )
+        .await;
     let cluster = Cluster::start().await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     let approle: Secret = yaml(&format!(
@@ -186,10 +159,7 @@ async fn a_pki_generator_with_a_template_yields_a_tls_secret_that_verifies_again
     let bao = OpenBao::start().await;
     let root = bao.pki_engine("web", "example.com").await;
     let cluster = Cluster::start().await;
-    vault_generator(
-        &cluster,
-        &bao,
-        "cert",
+    vault_dynamic_secret(&cluster, bao.addr(), bao.root_token(), "cert",
         "  path: pki/issue/web\n  method: POST\n  parameters: {common_name: app.example.com, alt_names: www.example.com, ttl: 1h}\n",
     )
     .await;

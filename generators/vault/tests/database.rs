@@ -356,25 +356,13 @@ async fn approle(
     policy: &str,
     token_ttl: &str,
 ) -> (kuvert_core::memory::MemoryKube, String) {
-    if bao.api("GET", "sys/auth", None).await["approle/"].is_null() {
-        bao.enable_auth("approle", "approle").await;
-    }
     bao.policy("gen", policy).await;
-    bao.write(
-        "auth/approle/role/gen",
-        json!({"token_policies": ["gen"], "token_ttl": token_ttl, "token_max_ttl": "1h"}),
-    )
-    .await;
-    let role_id = bao.read("auth/approle/role/gen/role-id").await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao
-        .write("auth/approle/role/gen/secret-id", json!({}))
-        .await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (role_id, secret_id) = bao
+        .approle(
+            "gen",
+            json!({"token_policies": ["gen"], "token_ttl": token_ttl, "token_max_ttl": "1h"}),
+        )
+        .await;
     let mut kube = kuvert_core::memory::MemoryKube::new();
     kube.add_secret(&secret("approle", &[("secret-id", &secret_id)]));
     (kube, role_id)

@@ -200,3 +200,34 @@ pub fn map(pairs: &[(&str, &str)]) -> Option<std::collections::BTreeMap<String, 
             .collect(),
     )
 }
+
+/// Creates, in `default`, the Secret `vault-token` holding `token` (unless it exists) and the
+/// VaultDynamicSecret `name`: `spec` (YAML lines under `spec:`, indented by two spaces) plus a
+/// provider for `server` logging in with that token.
+pub async fn vault_dynamic_secret(
+    cluster: &Cluster,
+    server: &str,
+    token: &str,
+    name: &str,
+    spec: &str,
+) {
+    use k8s_openapi::api::core::v1::Secret;
+    use kuvert_core::api::VaultDynamicSecret;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    if secrets.get_opt("vault-token").await.unwrap().is_none() {
+        let secret: Secret = yaml(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {token}}}\n"
+        ));
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let generator: VaultDynamicSecret = yaml(&format!(
+        "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{spec}  provider:\n    server: {server}\n    auth:\n      tokenSecretRef: {{name: vault-token, key: token}}\n"
+    ));
+    Api::<VaultDynamicSecret>::namespaced(cluster.client.clone(), "default")
+        .create(&PostParams::default(), &generator)
+        .await
+        .unwrap();
+}

@@ -72,6 +72,30 @@ impl OpenBao {
             .to_owned()
     }
 
+    /// Creates the AppRole role `name` with `options` (`token_policies`, `token_ttl`, ...),
+    /// enabling the AppRole method at `approle` first if needed; returns its role ID and a new
+    /// secret ID.
+    pub async fn approle(&self, name: &str, options: Value) -> (String, String) {
+        if self.read("sys/auth").await["data"]["approle/"].is_null() {
+            self.enable_auth("approle", "approle").await;
+        }
+        self.write(&format!("auth/approle/role/{name}"), options)
+            .await;
+        let role_id = self
+            .read(&format!("auth/approle/role/{name}/role-id"))
+            .await["data"]["role_id"]
+            .as_str()
+            .expect("role_id")
+            .to_owned();
+        let secret_id = self
+            .write(&format!("auth/approle/role/{name}/secret-id"), json!({}))
+            .await["data"]["secret_id"]
+            .as_str()
+            .expect("secret_id")
+            .to_owned();
+        (role_id, secret_id)
+    }
+
     /// `sys/leases/lookup` of `lease_id` as root: its data (`ttl`, `expire_time`, ...), or the
     /// status and body of the refusal (400 `invalid lease` once it is gone).
     pub async fn lease_lookup(&self, lease_id: &str) -> Result<Value, (u16, String)> {
