@@ -1,11 +1,12 @@
 //! `kuvert render` with `vault` stores against a real OpenBao server: a token and an AppRole
 //! secret ID come from Secrets in the manifests; a wrong token fails with one line naming the
-//! ExternalSecret and never the token.
+//! ExternalSecret and never the token; a VaultDynamicSecret makes database credentials that
+//! outlive the render.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use kuvert_testkit::OpenBao;
+use kuvert_testkit::{OpenBao, Postgres};
 use serde_json::json;
 
 async fn render(name: &str, manifests: String) -> Output {
@@ -60,22 +61,9 @@ async fn render_reads_vault_with_a_token_and_an_approle_from_the_manifests() {
     )
     .await;
     let token = bao.token(&["reader"], json!({})).await;
-    bao.enable_auth("approle", "approle").await;
-    bao.write(
-        "auth/approle/role/render",
-        json!({"token_policies": ["reader"]}),
-    )
-    .await;
-    let role_id = bao.read("auth/approle/role/render/role-id").await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao
-        .write("auth/approle/role/render/secret-id", json!({}))
-        .await["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (role_id, secret_id) = bao
+        .approle("render", json!({"token_policies": ["reader"]}))
+        .await;
 
     let manifests = [
         format!(
@@ -144,4 +132,59 @@ async fn render_fails_in_one_line_on_a_wrong_token() {
     assert!(stderr.contains("app"), "{stderr}");
     assert!(stderr.contains("authentication failed"), "{stderr}");
     assert!(!stderr.contains("planted-wrong-token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn render_generates_database_credentials_that_keep_working_after_it_exits() {
+    let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
+    bao.database_engine(&pg, "app", "10m", "1h").await;
+    bao.policy(
+        "creds",
+        r#"path "database/creds/app" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let (role_id, secret_id) = bao
+        .approle(
+            "render",
+            json!({"token_policies": ["creds"], "token_ttl": "1h"}),
+        )
+        .await;
+    let manifests = [
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-creds, namespace: default}}\n\
+             stringData: {{secret-id: \"{secret_id}\"}}\n"
+        ),
+        format!(
+            "apiVersion: generators.kuvert.io/v1alpha1\nkind: VaultDynamicSecret\n\
+             metadata: {{name: db, namespace: default}}\nspec:\n  path: database/creds/app\n  \
+             provider:\n    server: {}\n    auth: {{appRole: {{roleId: {role_id}, \
+             secretRef: {{name: vault-creds, key: secret-id}}}}}}\n",
+            bao.addr()
+        ),
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: db, namespace: default}\n\
+         spec:\n  dataFrom:\n    - sourceRef: {generatorRef: {kind: VaultDynamicSecret, name: db}}\n"
+            .to_owned(),
+    ]
+    .join("---\n");
+    let output = render("dynamic", manifests).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let secret: serde_json::Value =
+        serde_saphyr::from_str(stdout.trim_start_matches("---\n")).unwrap();
+    let data = &secret["stringData"];
+    let (user, password) = (
+        data["username"].as_str().unwrap(),
+        data["password"].as_str().unwrap(),
+    );
+    // The login's token was kept at exit (the credentials' lease hangs on it): the root token
+    // and it are left, and the credentials work.
+    assert_eq!(bao.token_accessor_count().await, 2);
+    assert_eq!(
+        pg.query_as(user, password, "SELECT current_user").await,
+        Ok(user.to_owned())
+    );
 }
