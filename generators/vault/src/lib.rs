@@ -128,8 +128,8 @@ impl GeneratorKind for VaultDynamicSecretKind {
     fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
         let spec = spec_of(generator)?;
         request::build(spec)?;
-        // The connection settings are checked by the connection code itself, when connecting
-        // (it needs the object's namespace, which only a SecretStore-like context carries).
+        // The vault settings get the vault provider's own checks, as a SecretStore's would (a
+        // namespaced generator may only refer to its own namespace, like a SecretStore).
         let provider = ProviderSpec::Vault(spec.provider.clone());
         kuvert_provider_vault::VaultProvider::with_cache(self.cache.clone())
             .validate(&store_context(generator, &provider))
