@@ -801,6 +801,45 @@ async fn owned_objects_are_garbage_collected() {
 }
 
 #[tokio::test]
+async fn an_object_whose_owner_does_not_exist_is_collected_and_one_whose_owner_exists_is_kept() {
+    let dc = cluster().await;
+    let client = dc.client().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let owned_by = |name: &str, uid: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}})).unwrap()
+    };
+    let uid = owner.metadata.uid.unwrap();
+    secrets
+        .create(&PostParams::default(), &owned_by("kept", &uid))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &owned_by("dangling", "no-such-uid"))
+        .await
+        .unwrap();
+    eventually(async || secrets.get_opt("dangling").await.unwrap().is_none()).await;
+    assert!(secrets.get_opt("kept").await.unwrap().is_some());
+    // An update that points an object at a missing owner releases it too.
+    secrets
+        .patch(
+            "kept",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "gone-uid"}]}})),
+        )
+        .await
+        .unwrap();
+    eventually(async || secrets.get_opt("kept").await.unwrap().is_none()).await;
+}
+
+#[tokio::test]
 async fn deleting_a_namespace_deletes_its_objects() {
     let dc = cluster().await;
     let client = dc.client().unwrap();

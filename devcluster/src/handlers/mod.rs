@@ -480,10 +480,21 @@ fn resource(
     }
 }
 
-/// Wakes the garbage collector when a write may have orphaned or released something.
+/// Wakes the garbage collector when a write may have orphaned or released something: an
+/// object being deleted, or one naming an owner that does not exist. A write whose owners all
+/// exist releases nothing; waking the collector for it made every write of an owned object
+/// (each managed Secret) cost a sweep of all owned objects, quadratic in their number.
 fn after_write(shared: &Shared, obj: &Value) {
     let meta = &obj["metadata"];
-    if meta["ownerReferences"].is_array() || !meta["deletionTimestamp"].is_null() {
+    let dangling = || {
+        let state = shared.state.lock().expect("state");
+        meta["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| !r["uid"].as_str().is_some_and(|u| state.uid_exists(u)))
+    };
+    if !meta["deletionTimestamp"].is_null() || dangling() {
         shared.gc.notify_one();
     }
 }
