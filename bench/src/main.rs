@@ -48,8 +48,9 @@ struct Args {
     /// Size of each unrelated Secret, bytes.
     #[arg(long, default_value_t = 100 * 1024)]
     unrelated_size: usize,
-    /// Refresh interval of the measured refresh cycle (P3, P4); Go syntax.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    /// Refresh interval of the measured refresh cycle (P3, P4); Go syntax. It must leave kuvert
+    /// room: a refresh costs about 3 API requests, so N = 10,000 at `--kube-qps 200` needs 150 s.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     refresh_interval: Duration,
     /// Latency samples of P2 and P6.
     #[arg(long, default_value_t = 100)]
@@ -63,8 +64,8 @@ struct Args {
     /// Extra flag for `kuvert run` (repeat it), e.g. `--kuvert-arg=--kube-qps=500`.
     #[arg(long = "kuvert-arg", allow_hyphen_values = true)]
     kuvert_args: Vec<String>,
-    /// Where the JSON report goes.
-    #[arg(long, default_value = "kuvert-bench.json")]
+    /// Where the JSON report goes (`bench/results/` is git-ignored).
+    #[arg(long, default_value = "bench/results/kuvert-bench.json")]
     out: PathBuf,
     /// Where kuvert's logs go (default: a temporary directory, removed at the end).
     #[arg(long)]
@@ -128,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let report = result?;
     println!("{}", report::table(&report));
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
     log("done", format!("report written to {}", args.out.display()));
