@@ -224,7 +224,9 @@ fn promtool_accepts(metrics: &str) {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
+// to devcluster, which this runtime serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_the_operator_down_cleanly() {
     let cluster = Cluster::start().await;
     let mut operator = Operator::start(&cluster, &[]);

@@ -224,7 +224,9 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
     );
 }
 
-#[tokio::test]
+// Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
+// to devcluster, which this runtime serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
     let bao = OpenBao::start().await;
     bao.kv2_put("secret", "app", json!({"password": "via-approle"}))

@@ -85,7 +85,9 @@ async fn a_database_generator_yields_credentials_that_log_in_and_are_revoked_wit
     );
 }
 
-#[tokio::test]
+// Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, still talks to
+// devcluster, which this runtime serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_obtained_through_an_approle_login_outlive_the_operators_shutdown() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "10m", "1h").await;
