@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kuvert_core::generator::{Generator, GeneratorContext, GeneratorKind, GeneratorSpec};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::ProviderError;
@@ -21,19 +20,7 @@ pub const NS: &str = "apps";
 
 /// A Secret in [`NS`] with string data.
 pub fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(NS.to_owned()),
-            ..ObjectMeta::default()
-        },
-        string_data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Secret::default()
-    }
+    kuvert_testkit::string_secret(NS, name, data)
 }
 
 /// Objects holding the Secret `vault-token` with `bao`'s root token.
