@@ -143,6 +143,18 @@ impl ApiError {
         )
     }
 
+    /// What kube-apiserver answers beyond `--max-requests-inflight`; the `Retry-After` header
+    /// repeats `retryAfterSeconds`.
+    pub fn too_many_requests() -> Self {
+        let mut err = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        );
+        err.details = Some(json!({ "retryAfterSeconds": 1 }));
+        err
+    }
+
     pub fn not_acceptable() -> Self {
         Self::new(
             406,

@@ -98,6 +98,12 @@ pub struct Config {
     pub api_audiences: Vec<String>,
     /// Namespaces that exist from the start.
     pub namespaces: Vec<String>,
+    /// At most this many requests served at once, like kube-apiserver's
+    /// `--max-requests-inflight`: beyond it, requests get `429 Too Many Requests` with
+    /// `Retry-After: 1`. Watches do not count. `None` (the default) or `Some(0)` is no limit.
+    /// Unlike kube-apiserver, `system:masters` (the generated admin) is not exempt, and reads
+    /// and writes share one limit.
+    pub max_requests_inflight: Option<usize>,
 }
 
 impl Default for Config {
@@ -115,6 +121,7 @@ impl Default for Config {
             namespaces: ["default", "kube-system", "kube-public", "kube-node-lease"]
                 .map(String::from)
                 .to_vec(),
+            max_requests_inflight: None,
         }
     }
 }
@@ -238,6 +245,10 @@ impl DevCluster {
             watch_epoch: tokio_watch::channel(0).0,
             shutdown: tokio_watch::channel(false).0,
             server_address: addr.to_string(),
+            inflight: config
+                .max_requests_inflight
+                .filter(|limit| *limit > 0)
+                .map(|limit| Arc::new(tokio::sync::Semaphore::new(limit))),
         });
         tokio::spawn(gc::run(shared.clone()));
         let serve = tokio::spawn(server::serve(listener, tls_acceptor, shared.clone()));

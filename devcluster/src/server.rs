@@ -12,8 +12,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
+use crate::error::ApiError;
 use crate::store::State;
 use crate::tls::Authority;
 use crate::tokens::TokenIssuer;
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub watch_epoch: watch::Sender<u64>,
     pub shutdown: watch::Sender<bool>,
     pub server_address: String,
+    /// Permits for requests served at once (`Config::max_requests_inflight`).
+    pub inflight: Option<Arc<Semaphore>>,
 }
 
 impl Shared {
@@ -55,6 +58,19 @@ impl Shared {
             .expect("counters")
             .entry((verb.to_string(), resource.to_string()))
             .or_default() += 1;
+    }
+
+    /// Admits a request under `Config::max_requests_inflight`: the permit is held until the
+    /// response is ready. Watches are long-running and never count, as in kube-apiserver.
+    pub fn admit(&self, watch: bool) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        match &self.inflight {
+            Some(limit) if !watch => limit
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ApiError::too_many_requests()),
+            _ => Ok(None),
+        }
     }
 
     /// Identifies the caller from a bearer token (static or ServiceAccount) or a client certificate.

@@ -55,10 +55,11 @@ pub struct RunArgs {
     /// This instance's name in Events and the leader Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
-    /// Kubernetes API requests per second, on average (0: no limit).
-    #[arg(long, default_value_t = 200.0)]
+    /// A fixed limit on Kubernetes API requests per second, on average (0: no fixed rate;
+    /// the API server's 429 Retry-After is honoured by every request either way).
+    #[arg(long, default_value_t = 0.0)]
     pub kube_qps: f64,
-    /// Kubernetes API requests allowed at once above the average rate.
+    /// Kubernetes API requests allowed at once above the average rate (with `--kube-qps`).
     #[arg(long, default_value_t = 400)]
     pub kube_burst: u32,
     /// Run the controllers only while holding a Lease, so several replicas can run.
@@ -95,19 +96,22 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     };
 }
 
-/// A client for `config`, rate-limited as the flags say.
-pub fn client(config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::Client> {
-    let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(if args.kube_qps > 0.0 {
-        builder
-            .with_layer(&crate::ratelimit::RateLimitLayer::new(
-                args.kube_qps,
-                args.kube_burst,
-            ))
-            .build()
-    } else {
-        builder.build()
-    })
+/// A client for `config`. After any `429 Too Many Requests`, every new request of the process
+/// waits out the response's `Retry-After` ([`crate::ratelimit`]); `--kube-qps` adds a fixed rate.
+pub fn client(mut config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::Client> {
+    use kube::client::retry::RetryPolicy;
+    use tower::{buffer::BufferLayer, retry::RetryLayer};
+    // kube's default retry (429, 503, 504; each request waits its own Retry-After) sits below
+    // `with_layer`'s layers and would hide the 429s from the process-wide hold. So it is turned
+    // off there and the same policy added above the limit: callers still see a 429 only after
+    // kube's retries, and every attempt, retries included, waits out the hold.
+    config.default_retry = false;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::ratelimit::layer(args.kube_qps, args.kube_burst))
+        // Retry clones its inner service; kube's stack is a BoxService, so buffer it.
+        .with_layer(&BufferLayer::new(1024))
+        .with_layer(&RetryLayer::new(RetryPolicy::server_retry()))
+        .build())
 }
 
 /// Runs the operator against the cluster of `client` until SIGTERM / Ctrl-C.
@@ -167,17 +171,19 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.store(),
     };
-    let es_controller =
+    let (es_controller, targets) =
         externalsecret::controller(client.clone(), args.namespace.as_deref(), ctx.index.clone());
     let es_cache = es_controller.store();
     {
-        let (caches, es_cache) = (caches.clone(), es_cache.clone());
+        let (caches, es_cache, targets) = (caches.clone(), es_cache.clone(), targets.clone());
         tokio::spawn(async move {
             wait_until_ready(&caches.stores).await;
             wait_until_ready(&caches.cluster_stores).await;
             wait_until_ready(&es_cache).await;
             readiness.set_ready();
             tracing::info!("caches synced; ready");
+            wait_until_ready(targets.store()).await;
+            targets.set_ready();
         });
     }
     let objects = tokio::spawn(externalsecret::report_objects(es_cache, ctx.index.clone()));
@@ -185,6 +191,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
         caches,
+        targets,
     });
 
     tokio::join!(

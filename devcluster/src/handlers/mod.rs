@@ -62,7 +62,17 @@ fn json_with_type(body: &Value, content_type: &str) -> Response<Body> {
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.code, &e.to_status(), &[])
+    let mut response = json_response(e.code, &e.to_status(), &[]);
+    if let Some(seconds) = e
+        .details
+        .as_ref()
+        .and_then(|d| d["retryAfterSeconds"].as_u64())
+    {
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 fn percent_decode(s: &str) -> String {
@@ -162,6 +172,14 @@ pub(crate) async fn handle(
     ) else {
         return error_response(&ApiError::unauthorized());
     };
+    let query = parse_query(parts.uri.query());
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    // Held until the response is built; taken before the body is read, like kube-apiserver's
+    // filter, so a slow upload counts as in flight.
+    let _inflight = match shared.admit(watch) {
+        Ok(permit) => permit,
+        Err(e) => return error_response(&e),
+    };
     let format = match Format::from_accept(&header("accept")) {
         Ok(f) => f,
         Err(()) => return error_response(&ApiError::not_acceptable()),
@@ -190,7 +208,7 @@ pub(crate) async fn handle(
     let r = Req {
         method: parts.method.clone(),
         accept: header("accept"),
-        query: parse_query(parts.uri.query()),
+        query,
         content_type,
         format,
         body,
