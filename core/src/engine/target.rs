@@ -256,6 +256,40 @@ pub fn build(
     }
 }
 
+/// Whether [`build`] against the Secret kuvert last wrote would find nothing to change, knowing
+/// that Secret only by its metadata `written` (from a metadata-only cache whose
+/// `resourceVersion` shows the Secret is unchanged since kuvert wrote it). `fresh` is what
+/// [`build`] made without an existing Secret. Lets a refresh that reads the same values skip
+/// reading the whole Secret.
+///
+/// Conservative: `false` means "read the Secret and build again". Only `Owner` and `Orphan`
+/// qualify (their data is kuvert's alone, so the data hash annotation stands for it), and only
+/// at the generation last synced, so the type and `immutable` kuvert would write are those it
+/// wrote.
+pub fn unchanged_since_written(es: &ExternalSecret, fresh: &Secret, written: &ObjectMeta) -> bool {
+    let policy = es.spec.creation_policy();
+    let status = es.status.as_ref();
+    let same_spec = es.metadata.generation.is_some()
+        && status.and_then(|s| s.observed_generation) == es.metadata.generation;
+    let contains = |have: &Option<BTreeMap<String, String>>,
+                    want: &Option<BTreeMap<String, String>>| {
+        let have = have.as_ref();
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
+    };
+    let refs = |m: &ObjectMeta| m.owner_references.clone().unwrap_or_default();
+    matches!(policy, CreationPolicy::Owner | CreationPolicy::Orphan)
+        && same_spec
+        && contains(&written.labels, &fresh.metadata.labels)
+        && contains(&written.annotations, &fresh.metadata.annotations)
+        && !written
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MERGED_KEYS_ANNOTATION))
+        && refs(written) == refs(&fresh.metadata)
+}
+
 /// `deletionPolicy: Delete` with every remote secret gone: the Secret to delete, if any. Only a
 /// Secret kuvert may write under `creationPolicy` is deleted; any other is `NotOwned`.
 pub fn delete(

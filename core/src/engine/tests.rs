@@ -993,5 +993,6 @@ data:
 
 mod deletion;
 mod generators;
+mod unchanged;
 
 use generators::TestGenerators;

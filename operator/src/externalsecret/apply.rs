@@ -6,30 +6,32 @@ use kuvert_core::engine::{SyncOutcome, TargetAction};
 
 use super::{Error, kube_error};
 
-/// Creates, replaces or deletes the Secret as the engine decided; returns the Secret as it now
-/// is (`None` when there is none). A replace carries the `resourceVersion` that was read, so a
-/// concurrent change makes it fail (409) rather than be overwritten.
+/// Creates, replaces or deletes the Secret as the engine decided; returns the Secret's
+/// `resourceVersion` as it now is (`None` when there is none; `existing` when unchanged). A
+/// replace carries the `resourceVersion` that was read, so a concurrent change makes it fail
+/// (409) rather than be overwritten.
 pub async fn write(
     secrets: &Api<Secret>,
     outcome: &SyncOutcome,
-    existing: Option<&Secret>,
-) -> Result<Option<Secret>, Error> {
+    existing: Option<&str>,
+) -> Result<Option<String>, Error> {
     let Some(secret) = &outcome.secret else {
         return Ok(None);
     };
     let name = secret.metadata.name.clone().unwrap_or_default();
+    let version = |s: Secret| s.metadata.resource_version;
     match outcome.action {
         TargetAction::Create => secrets
             .create(&PostParams::default(), secret)
             .await
-            .map(Some)
+            .map(version)
             .map_err(kube_error(format!("creating Secret {name}"))),
         TargetAction::Update => secrets
             .replace(&name, &PostParams::default(), secret)
             .await
-            .map(Some)
+            .map(version)
             .map_err(kube_error(format!("updating Secret {name}"))),
-        TargetAction::Unchanged => Ok(existing.cloned()),
+        TargetAction::Unchanged => Ok(existing.map(str::to_owned)),
         TargetAction::Skip => Ok(None),
         // Only the Secret as it was read: one changed or re-created meanwhile fails (409).
         TargetAction::Delete => {

@@ -7,6 +7,7 @@
 //!   [`lifecycle`]: their state around each reconcile and their leases (renewed by the rules
 //!   of [`leases`], revoked on replacement and deletion).
 //! - the engine (`kuvert_core::engine::sync`): every remote read and the desired Secret.
+//! - [`target`]: what the cache of managed Secrets proves of the target without reading it.
 //! - [`apply`]: writing the Secret, never one kuvert does not own.
 //! - [`report`]: the status and, on transitions only, an Event.
 
@@ -17,6 +18,7 @@ pub mod leases;
 pub mod lifecycle;
 pub mod report;
 pub mod stores;
+pub mod target;
 pub mod written;
 
 use std::sync::Arc;
@@ -29,14 +31,15 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore};
 use kuvert_core::engine::{self, SyncError};
 
 use crate::context::Context;
 use crate::metrics;
-use decide::{Decision, Observed, decide, target_state};
+use decide::{Decision, Observed, decide};
 use stores::{Resolver, StoreCaches, StoreKey, stores_of};
+use target::{Known, TargetCache};
 
 /// Metric label of this kind.
 const KIND: &str = "ExternalSecret";
@@ -86,6 +89,8 @@ pub struct State {
     pub ctx: Arc<Context>,
     /// Store objects, from the store controllers' caches.
     pub caches: StoreCaches,
+    /// The managed Secrets' metadata, from this controller's watch.
+    pub targets: TargetCache,
 }
 
 fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
@@ -119,15 +124,13 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     let target_name = engine::target::secret_name(&es);
     ctx.index
         .record_target(es_ref.clone(), &namespace, &target_name);
-    let existing = secrets
-        .get_opt(&target_name)
-        .await
-        .map_err(kube_error(format!(
-            "reading Secret {namespace}/{target_name}"
-        )))?;
+    let mut known = match state.targets.known(&es, &namespace, &target_name) {
+        Some(known) => known,
+        None => Known::Read(read_target(&secrets, &target_name).await?),
+    };
     let now = (ctx.clock)();
     let observed = Observed {
-        target: target_state(&es, existing.as_ref()),
+        target: known.state(&es),
         store_changed: ctx.index.stores_changed(&es_ref, &generations),
     };
     let decision = match decide(&es, observed, now, ctx.settings.coalesce_window) {
@@ -138,19 +141,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
         }),
         other => other,
     };
-    let started = Instant::now();
-    let fields = generated::generator_fields(&es);
-    let generators = match &decision {
-        Ok(Decision::Sync { why, .. }) => {
-            let mut state = prepared.kept.clone();
-            state.retain_fields(&fields);
-            let regenerate =
-                generated::Regenerate::for_sync(why, std::mem::take(&mut prepared.regenerate));
-            Some(generated::ClusterGenerators::new(ctx, state, regenerate))
-        }
-        _ => None,
-    };
-    let result = match decision {
+    let (max_age, why) = match decision {
         Ok(Decision::Wait(Some(delay))) => {
             let delay = prepared.lease_wait.map_or(delay, |l| l.min(delay));
             return Ok(Action::requeue(delay));
@@ -160,49 +151,68 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
                 .lease_wait
                 .map_or_else(Action::await_change, Action::requeue));
         }
-        Ok(Decision::Sync { max_age, why }) => {
-            tracing::debug!(%namespace, %name, why, "syncing");
-            let resolver = Resolver {
-                ctx,
-                caches: &state.caches,
-                max_age,
-            };
-            let generators = generators.as_ref().expect("a sync has its generators");
-            engine::sync(
-                &es,
-                &resolver,
-                generators,
-                &ctx.kube,
-                existing.as_ref(),
-                now,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    let outcome = match result {
-        Ok(outcome) => outcome,
+        Ok(Decision::Sync { max_age, why }) => (max_age, why),
         Err(error) => {
-            if let Some(generators) = &generators {
-                generators.revoke_fresh().await;
-            }
-            metrics::sync(KIND, started.elapsed(), Some(error.reason()));
-            invalidate_on_auth_failure(&state, &es, &error);
+            metrics::sync(KIND, Duration::ZERO, Some(error.reason()));
             report::failed(ctx, &es, &error, now).await?;
             return Err(Error::Sync(error));
         }
     };
-    let mut outcome = outcome;
-    let held = match generators {
-        Some(generators) => {
-            lifecycle::save_before_target(ctx, &es, &mut prepared, generators).await?
-        }
-        None => prepared.kept.clone(),
+    tracing::debug!(%namespace, %name, why, "syncing");
+    let started = Instant::now();
+    let generators = {
+        let mut kept = prepared.kept.clone();
+        kept.retain_fields(&generated::generator_fields(&es));
+        let regenerate =
+            generated::Regenerate::for_sync(why, std::mem::take(&mut prepared.regenerate));
+        generated::ClusterGenerators::new(ctx, kept, regenerate)
     };
+    let resolver = Resolver {
+        ctx,
+        caches: &state.caches,
+        max_age,
+    };
+    let fetched = match fetch(&es, &resolver, &generators, &ctx.kube).await {
+        Ok(fetched) => fetched,
+        Err(error) => return Err(sync_failed(&state, &es, &generators, error, started, now).await),
+    };
+    let built = build(&es, &fetched, &mut known, &secrets, &target_name, now).await;
+    let mut outcome = match built {
+        Ok(outcome) => outcome,
+        Err(Error::Sync(error)) => {
+            return Err(sync_failed(&state, &es, &generators, error, started, now).await);
+        }
+        Err(other) => {
+            generators.revoke_fresh().await;
+            return Err(other);
+        }
+    };
+    let held = lifecycle::save_before_target(ctx, &es, &mut prepared, generators).await?;
     outcome.status.leases = held.status_leases(ctx.settings.lease_renew_fraction);
-    let written = apply::write(&secrets, &outcome, existing.as_ref()).await?;
+    let written = match apply::write(&secrets, &outcome, known.resource_version()).await {
+        // The target exists after all, though kuvert does not manage it: decide on it as read.
+        Err(Error::Kube {
+            source: kube::Error::Api(e),
+            ..
+        }) if e.code == 409 && matches!(known, Known::ProbablyMissing) => {
+            known = Known::Read(read_target(&secrets, &target_name).await?);
+            let leases = std::mem::take(&mut outcome.status.leases);
+            outcome = match build(&es, &fetched, &mut known, &secrets, &target_name, now).await {
+                Ok(outcome) => outcome,
+                Err(Error::Sync(error)) => {
+                    metrics::sync(KIND, started.elapsed(), Some(error.reason()));
+                    report::failed(ctx, &es, &error, now).await?;
+                    return Err(Error::Sync(error));
+                }
+                Err(other) => return Err(other),
+            };
+            outcome.status.leases = leases;
+            apply::write(&secrets, &outcome, known.resource_version()).await?
+        }
+        other => other?,
+    };
     metrics::sync(KIND, started.elapsed(), None);
-    report::synced(ctx, &es, outcome.status, written.as_ref()).await?;
+    report::synced(ctx, &es, outcome.status, written).await?;
     // Replaced leases go only now that the Secret holding their successors is written.
     let lease_wait = lifecycle::after_target(ctx, &es, prepared.companion.as_ref(), held).await?;
     ctx.index.mark_synced(es_ref, generations);
@@ -219,6 +229,74 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
             (None, None) => Action::await_change(),
         },
     )
+}
+
+/// Reads the target Secret from the API server.
+async fn read_target(secrets: &Api<Secret>, name: &str) -> Result<Option<Box<Secret>>, Error> {
+    secrets
+        .get_opt(name)
+        .await
+        .map(|s| s.map(Box::new))
+        .map_err(kube_error(format!("reading Secret {name}")))
+}
+
+/// Checks the spec and reads every remote value (the engine's fetch).
+async fn fetch(
+    es: &ExternalSecret,
+    resolver: &Resolver<'_>,
+    generators: &generated::ClusterGenerators<'_>,
+    kube: &dyn kuvert_core::provider::KubeAccess,
+) -> Result<engine::fetch::Fetched, SyncError> {
+    engine::status::check_spec(es)?;
+    engine::fetch::fetch(es, resolver, generators, kube).await
+}
+
+/// Builds the desired Secret against the target as known. A Secret known only from the cache
+/// is read when the cache cannot prove the sync changes nothing, and `known` then holds it.
+async fn build(
+    es: &ExternalSecret,
+    fetched: &engine::fetch::Fetched,
+    known: &mut Known,
+    secrets: &Api<Secret>,
+    target_name: &str,
+    now: jiff::Timestamp,
+) -> Result<engine::SyncOutcome, Error> {
+    if let Known::AsWritten(meta) = known {
+        let mut fresh = engine::build(es, fetched, None, now)?;
+        let unchanged = fresh.action == engine::target::TargetAction::Create
+            && fresh
+                .secret
+                .as_ref()
+                .is_some_and(|s| engine::target::unchanged_since_written(es, s, &meta.metadata));
+        if unchanged {
+            fresh.action = engine::target::TargetAction::Unchanged;
+            return Ok(fresh);
+        }
+        *known = Known::Read(read_target(secrets, target_name).await?);
+    }
+    let existing = match known {
+        Known::Read(secret) => secret.as_deref(),
+        Known::AsWritten(_) | Known::ProbablyMissing => None,
+    };
+    Ok(engine::build(es, fetched, existing, now)?)
+}
+
+/// A failed sync: fresh generated values are revoked, the status says why, the Secret stays.
+async fn sync_failed(
+    state: &State,
+    es: &ExternalSecret,
+    generators: &generated::ClusterGenerators<'_>,
+    error: SyncError,
+    started: Instant,
+    now: jiff::Timestamp,
+) -> Error {
+    generators.revoke_fresh().await;
+    metrics::sync(KIND, started.elapsed(), Some(error.reason()));
+    invalidate_on_auth_failure(state, es, &error);
+    match report::failed(&state.ctx, es, &error, now).await {
+        Ok(()) => Error::Sync(error),
+        Err(e) => e,
+    }
 }
 
 /// An ExternalSecret is served by the instance serving the class of its store: its
@@ -296,13 +374,14 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
     }
 }
 
-/// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected), and
-/// store changes mapped to exactly the ExternalSecrets using them.
+/// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected,
+/// metadata only, cached for [`target`]), and store changes mapped to exactly the
+/// ExternalSecrets using them.
 pub fn controller(
     client: kube::Client,
     namespace: Option<&str>,
     index: Arc<stores::StoreIndex>,
-) -> Controller<ExternalSecret> {
+) -> (Controller<ExternalSecret>, TargetCache) {
     let es_api: Api<ExternalSecret> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -320,9 +399,16 @@ pub fn controller(
         .labels(&format!("{MANAGED_LABEL}=true"))
         .any_semantic();
     let (index_a, index_b, index_c) = (index.clone(), index.clone(), index);
-    Controller::new(es_api, watcher::Config::default().any_semantic())
-        // Metadata only: enough to map a managed Secret to its ExternalSecret.
-        .watches(secret_api, managed, move |s: PartialObjectMeta<Secret>| {
+    let (secrets, writer) = reflector::store();
+    // Metadata only: enough to map a managed Secret to its ExternalSecret, and to know it is
+    // as kuvert wrote it. managedFields are never compared: not kept.
+    let managed_secrets = watcher(secret_api, managed)
+        .default_backoff()
+        .modify(|s: &mut PartialObjectMeta<Secret>| s.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::new(es_api, watcher::Config::default().any_semantic())
+        .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
             writer_of(&index_c, &s)
         })
         .watches(
@@ -346,7 +432,8 @@ pub fn controller(
                     name: s.name_any(),
                 })
             },
-        )
+        );
+    (controller, TargetCache::new(secrets))
 }
 
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert

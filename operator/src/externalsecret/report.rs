@@ -1,6 +1,5 @@
 //! The ExternalSecret's status, and Events on transitions only (no event per refresh).
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
@@ -16,9 +15,9 @@ pub async fn synced(
     ctx: &Context,
     es: &ExternalSecret,
     mut status: ExternalSecretStatus,
-    written: Option<&Secret>,
+    written: Option<String>,
 ) -> Result<(), Error> {
-    status.synced_resource_version = written.and_then(|s| s.metadata.resource_version.clone());
+    status.synced_resource_version = written;
     write(ctx, es, status).await
 }
 
