@@ -192,6 +192,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         ctx: ctx.clone(),
         caches,
         targets,
+        background: externalsecret::priority::BackgroundSlots::new(args.concurrency),
     });
 
     tokio::join!(

@@ -8,6 +8,7 @@
 //!   of [`leases`], revoked on replacement and deletion).
 //! - the engine (`kuvert_core::engine::sync`): every remote read and the desired Secret.
 //! - [`target`]: what the cache of managed Secrets proves of the target without reading it.
+//! - [`priority`]: refreshes step back when they would take the last free reconciles.
 //! - [`apply`]: writing the Secret, never one kuvert does not own.
 //! - [`report`]: the status and, on transitions only, an Event.
 
@@ -16,6 +17,7 @@ pub mod decide;
 pub mod generated;
 pub mod leases;
 pub mod lifecycle;
+pub mod priority;
 pub mod report;
 pub mod stores;
 pub mod target;
@@ -91,6 +93,8 @@ pub struct State {
     pub caches: StoreCaches,
     /// The managed Secrets' metadata, from this controller's watch.
     pub targets: TargetCache,
+    /// The reconciles refreshes may take.
+    pub background: priority::BackgroundSlots,
 }
 
 fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
@@ -157,6 +161,16 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
             report::failed(ctx, &es, &error, now).await?;
             return Err(Error::Sync(error));
         }
+    };
+    let _slot = if priority::is_background(why) {
+        let Some(slot) = state.background.try_take() else {
+            let attempt = now.as_second().unsigned_abs();
+            let key = format!("{namespace}/{name}");
+            return Ok(Action::requeue(priority::step_back(&key, attempt)));
+        };
+        Some(slot)
+    } else {
+        None
     };
     tracing::debug!(%namespace, %name, why, "syncing");
     let started = Instant::now();
