@@ -46,6 +46,9 @@ use target::{Known, TargetCache};
 /// Metric label of this kind.
 const KIND: &str = "ExternalSecret";
 
+/// kubectl's copy of the manifest it last applied: a second spec on every object it applies.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Why an ExternalSecret reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -112,8 +115,8 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     };
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
-    let es_ref = ObjectRef::from_obj(es.as_ref());
-    ctx.index.record(es_ref.clone(), stores_of(&es));
+    let es_ref = ObjectRef::new(&name).within(&namespace);
+    ctx.index.record(&es_ref, stores_of(&es));
     let generations = state.caches.generations(&es);
     if !serves(&state, &es, &namespace) {
         return Ok(Action::await_change());
@@ -126,8 +129,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let target_name = engine::target::secret_name(&es);
-    ctx.index
-        .record_target(es_ref.clone(), &namespace, &target_name);
+    ctx.index.record_target(&es_ref, &namespace, &target_name);
     let mut known = match state.targets.known(&es, &namespace, &target_name) {
         Some(known) => known,
         None => Known::Read(read_target(&secrets, &target_name).await?),
@@ -229,7 +231,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     report::synced(ctx, &es, outcome.status, written).await?;
     // Replaced leases go only now that the Secret holding their successors is written.
     let lease_wait = lifecycle::after_target(ctx, &es, prepared.companion.as_ref(), held).await?;
-    ctx.index.mark_synced(es_ref, generations);
+    ctx.index.mark_synced(&es_ref, &generations);
     ctx.backoff.reset(&format!("{namespace}/{name}"));
     Ok(
         match (
@@ -421,7 +423,12 @@ pub fn controller(
         .modify(|s: &mut PartialObjectMeta<Secret>| s.metadata.managed_fields = None)
         .reflect(writer)
         .touched_objects();
-    let controller = Controller::new(es_api, watcher::Config::default().any_semantic())
+    let (ess, es_writer) = reflector::store();
+    let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
+        .modify(trim)
+        .reflect(es_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
             writer_of(&index_c, &s)
         })
@@ -448,6 +455,15 @@ pub fn controller(
             },
         );
     (controller, TargetCache::new(secrets))
+}
+
+/// What the cache keeps of an ExternalSecret: not what no reconcile reads and real API
+/// servers add to every object, managedFields and kubectl's copy of the last applied manifest.
+fn trim(es: &mut ExternalSecret) {
+    es.metadata.managed_fields = None;
+    if let Some(annotations) = es.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
 }
 
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
@@ -486,21 +502,46 @@ pub async fn report_objects(
 ) {
     loop {
         let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
-        let mut live = std::collections::HashSet::new();
         for es in cache.state() {
-            live.insert(ObjectRef::from_obj(es.as_ref()));
-            let condition = es
-                .status
-                .as_ref()
-                .and_then(|s| kuvert_core::conditions::find_ready(&s.conditions).cloned());
-            match condition.as_ref().map(|c| c.status.as_str()) {
+            let status = es.status.as_ref();
+            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
+            match condition.map(|c| c.status.as_str()) {
                 Some("True") => ready += 1,
                 Some("False") => not_ready += 1,
                 _ => unknown += 1,
             }
         }
         metrics::objects(KIND, ready, not_ready, unknown);
-        index.retain(&live);
+        index.retain(|es| cache.get(es).is_some());
         tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_neither_managed_fields_nor_kubectls_last_applied_manifest() {
+        let mut es: ExternalSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kuvert.io/v1alpha1",
+            "kind": "ExternalSecret",
+            "metadata": {
+                "name": "app",
+                "annotations": {
+                    LAST_APPLIED_ANNOTATION: "{\"spec\":{}}",
+                    "kuvert.io/force-sync": "1",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+            },
+            "spec": {},
+        }))
+        .unwrap();
+        trim(&mut es);
+        assert_eq!(es.metadata.managed_fields, None);
+        assert_eq!(
+            es.metadata.annotations,
+            Some([("kuvert.io/force-sync".to_owned(), "1".to_owned())].into())
+        );
     }
 }

@@ -63,101 +63,155 @@ impl StoreKey {
 
 /// Which ExternalSecrets use which store, so a store change requeues exactly those. Filled as
 /// ExternalSecrets reconcile (every one does at start-up).
+///
+/// Sized for tens of thousands of objects: each ExternalSecret's reference is held once and
+/// shared by every map, each store key once, and the store generations of its last sync as a
+/// digest.
 #[derive(Default)]
-pub struct StoreIndex {
-    users: Mutex<HashMap<StoreKey, HashSet<ObjectRef<ExternalSecret>>>>,
-    uses: Mutex<HashMap<ObjectRef<ExternalSecret>, Vec<StoreKey>>>,
-    synced: Mutex<HashMap<ObjectRef<ExternalSecret>, StoreGenerations>>,
-    targets: Mutex<HashMap<(String, String), ObjectRef<ExternalSecret>>>,
+pub struct StoreIndex(Mutex<Index>);
+
+/// One shared reference per ExternalSecret (name and namespace only).
+type EsKey = Arc<ObjectRef<ExternalSecret>>;
+
+#[derive(Default)]
+struct Index {
+    objects: HashMap<EsKey, Indexed>,
+    users: HashMap<Arc<StoreKey>, HashSet<EsKey>>,
+    targets: HashMap<(String, String), EsKey>,
+}
+
+/// What the index holds per ExternalSecret.
+#[derive(Default)]
+struct Indexed {
+    /// The stores it uses.
+    stores: Vec<Arc<StoreKey>>,
+    /// Digest of the store generations its last sync in this process used.
+    synced: Option<u64>,
 }
 
 /// The generation of each store an ExternalSecret uses (`None`: the store does not exist).
 pub type StoreGenerations = Vec<(StoreKey, Option<i64>)>;
 
-impl StoreIndex {
-    /// Records the stores an ExternalSecret uses now (replacing what it used before).
-    pub fn record(&self, es: ObjectRef<ExternalSecret>, stores: Vec<StoreKey>) {
-        let mut users = self.users.lock().expect("index lock");
-        let mut uses = self.uses.lock().expect("index lock");
-        for old in uses.remove(&es).unwrap_or_default() {
-            if let Some(set) = users.get_mut(&old) {
-                set.remove(&es);
+fn digest(generations: &StoreGenerations) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    generations.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Index {
+    /// The shared key of `es`, added if new.
+    fn key(&mut self, es: &ObjectRef<ExternalSecret>) -> EsKey {
+        match self.objects.get_key_value(es) {
+            Some((key, _)) => key.clone(),
+            None => {
+                let key = Arc::new(
+                    ObjectRef::new(&es.name).within(es.namespace.as_deref().unwrap_or_default()),
+                );
+                self.objects.insert(key.clone(), Indexed::default());
+                key
+            }
+        }
+    }
+
+    fn unlink(&mut self, es: &EsKey, stores: &[Arc<StoreKey>]) {
+        for store in stores {
+            if let Some(set) = self.users.get_mut(store) {
+                set.remove(es);
                 if set.is_empty() {
-                    users.remove(&old);
+                    self.users.remove(store);
                 }
             }
         }
-        for key in &stores {
-            users.entry(key.clone()).or_default().insert(es.clone());
+    }
+}
+
+impl StoreIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.0.lock().expect("index lock")
+    }
+
+    /// Records the stores an ExternalSecret uses now (replacing what it used before).
+    pub fn record(&self, es: &ObjectRef<ExternalSecret>, stores: Vec<StoreKey>) {
+        let mut index = self.lock();
+        let key = index.key(es);
+        let old = std::mem::take(&mut index.objects.get_mut(&key).expect("just keyed").stores);
+        index.unlink(&key, &old);
+        let mut shared = Vec::with_capacity(stores.len());
+        for store in stores {
+            let store = match index.users.get_key_value(&store) {
+                Some((existing, _)) => existing.clone(),
+                None => Arc::new(store),
+            };
+            index
+                .users
+                .entry(store.clone())
+                .or_default()
+                .insert(key.clone());
+            shared.push(store);
         }
-        uses.insert(es, stores);
+        index.objects.get_mut(&key).expect("just keyed").stores = shared;
     }
 
     /// Records the target Secret (`namespace`, `name`) an ExternalSecret writes, so a change to
     /// a Secret without an owner reference (creationPolicy Orphan, Merge) still finds it.
-    pub fn record_target(&self, es: ObjectRef<ExternalSecret>, namespace: &str, name: &str) {
-        self.targets
-            .lock()
-            .expect("index lock")
-            .insert((namespace.to_owned(), name.to_owned()), es);
+    pub fn record_target(&self, es: &ObjectRef<ExternalSecret>, namespace: &str, name: &str) {
+        let mut index = self.lock();
+        let target = (namespace.to_owned(), name.to_owned());
+        if index.targets.get(&target).is_some_and(|k| **k == *es) {
+            return;
+        }
+        let key = index.key(es);
+        index.targets.insert(target, key);
     }
 
     /// The ExternalSecret writing a Secret, if one is known.
     pub fn writer_of(&self, namespace: &str, name: &str) -> Option<ObjectRef<ExternalSecret>> {
-        self.targets
-            .lock()
-            .expect("index lock")
+        self.lock()
+            .targets
             .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
+            .map(|k| (**k).clone())
     }
 
     /// Forgets ExternalSecrets that no longer exist (deleted objects are never reconciled, so
     /// the cache's view is what tells).
-    pub fn retain(&self, live: &HashSet<ObjectRef<ExternalSecret>>) {
-        let gone: Vec<ObjectRef<ExternalSecret>> = self
-            .uses
-            .lock()
-            .expect("index lock")
-            .keys()
-            .filter(|es| !live.contains(*es))
-            .cloned()
-            .collect();
-        self.targets
-            .lock()
-            .expect("index lock")
-            .retain(|_, es| live.contains(es));
-        for es in gone {
-            self.record(es.clone(), Vec::new());
-            self.uses.lock().expect("index lock").remove(&es);
-            self.synced.lock().expect("index lock").remove(&es);
+    pub fn retain(&self, live: impl Fn(&ObjectRef<ExternalSecret>) -> bool) {
+        let mut index = self.lock();
+        let gone: Vec<EsKey> = index.objects.keys().filter(|k| !live(k)).cloned().collect();
+        for key in gone {
+            if let Some(indexed) = index.objects.remove(&key) {
+                index.unlink(&key, &indexed.stores);
+            }
         }
+        let Index {
+            objects, targets, ..
+        } = &mut *index;
+        targets.retain(|_, es| objects.contains_key(es));
     }
 
     /// Whether a store changed since this process last synced the ExternalSecret (a restart
     /// counts as no change: the status already says what was synced).
     pub fn stores_changed(&self, es: &ObjectRef<ExternalSecret>, now: &StoreGenerations) -> bool {
-        self.synced
-            .lock()
-            .expect("index lock")
+        self.lock()
+            .objects
             .get(es)
-            .is_some_and(|before| before != now)
+            .and_then(|i| i.synced)
+            .is_some_and(|before| before != digest(now))
     }
 
     /// Remembers the store generations a successful sync used.
-    pub fn mark_synced(&self, es: ObjectRef<ExternalSecret>, generations: StoreGenerations) {
-        self.synced
-            .lock()
-            .expect("index lock")
-            .insert(es, generations);
+    pub fn mark_synced(&self, es: &ObjectRef<ExternalSecret>, generations: &StoreGenerations) {
+        let mut index = self.lock();
+        let key = index.key(es);
+        index.objects.get_mut(&key).expect("just keyed").synced = Some(digest(generations));
     }
 
     /// The ExternalSecrets using a store.
     pub fn users(&self, key: &StoreKey) -> Vec<ObjectRef<ExternalSecret>> {
-        self.users
-            .lock()
-            .expect("index lock")
+        self.lock()
+            .users
             .get(key)
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.iter().map(|k| (**k).clone()).collect())
             .unwrap_or_default()
     }
 }
@@ -401,15 +455,41 @@ mod tests {
     #[test]
     fn the_index_follows_what_each_external_secret_uses_and_forgets_deleted_ones() {
         let index = StoreIndex::default();
-        index.record(es_ref("a"), vec![store("s1")]);
-        index.record(es_ref("b"), vec![store("s1"), store("s2")]);
+        index.record(&es_ref("a"), vec![store("s1")]);
+        index.record(&es_ref("b"), vec![store("s1"), store("s2")]);
         let mut users = index.users(&store("s1"));
         users.sort_by_key(|r| r.name.clone());
         assert_eq!(users, vec![es_ref("a"), es_ref("b")]);
-        index.record(es_ref("b"), vec![store("s2")]);
+        index.record(&es_ref("b"), vec![store("s2")]);
         assert_eq!(index.users(&store("s1")), vec![es_ref("a")]);
-        index.retain(&HashSet::from([es_ref("b")]));
+        index.record_target(&es_ref("a"), "ns", "secret-a");
+        assert_eq!(index.writer_of("ns", "secret-a"), Some(es_ref("a")));
+        index.retain(|es| es.name == "b");
         assert!(index.users(&store("s1")).is_empty());
         assert_eq!(index.users(&store("s2")), vec![es_ref("b")]);
+        assert_eq!(
+            index.writer_of("ns", "secret-a"),
+            None,
+            "a's target forgotten"
+        );
+    }
+
+    #[test]
+    fn a_store_counts_as_changed_only_after_a_sync_here_used_another_generation() {
+        let index = StoreIndex::default();
+        let at = |generation| vec![(store("s1"), Some(generation))];
+        assert!(
+            !index.stores_changed(&es_ref("a"), &at(1)),
+            "never synced here"
+        );
+        index.mark_synced(&es_ref("a"), &at(1));
+        assert!(!index.stores_changed(&es_ref("a"), &at(1)));
+        assert!(index.stores_changed(&es_ref("a"), &at(2)));
+        assert!(
+            index.stores_changed(&es_ref("a"), &vec![(store("s1"), None)]),
+            "store deleted"
+        );
+        index.mark_synced(&es_ref("a"), &at(2));
+        assert!(!index.stores_changed(&es_ref("a"), &at(2)));
     }
 }
