@@ -48,8 +48,9 @@ struct Args {
     /// Size of each unrelated Secret, bytes.
     #[arg(long, default_value_t = 100 * 1024)]
     unrelated_size: usize,
-    /// Refresh interval of the measured refresh cycle (P3, P4); Go syntax. It must leave kuvert
-    /// room: a refresh costs about 3 API requests, so N = 10,000 at `--kube-qps 200` needs 150 s.
+    /// Refresh interval of the measured refresh cycle (P3, P4); Go syntax. With a fixed
+    /// `--kube-qps` it must leave kuvert room: a refresh costs one API request (its status
+    /// write), so N = 10,000 at `--kube-qps 200` need 50 s.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     refresh_interval: Duration,
     /// Latency samples of P2 and P6.
