@@ -5,9 +5,9 @@
 mod support;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use kube::api::{Api, Patch, PatchParams};
+use kuvert_core::api::ExternalSecret;
+use support::{Cluster, Operator, eventually, many_external_secrets, wait_for_secrets};
 
 /// Objects refreshing every 10 s: 30 refreshes due per second against 5 requests allowed.
 const COUNT: usize = 300;
@@ -15,38 +15,13 @@ const COUNT: usize = 300;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_change_is_synced_while_refreshes_exceed_what_kuvert_may_send() {
     let cluster = Cluster::start().await;
-    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
-    stores
-        .create(
-            &PostParams::default(),
-            &yaml(
-                "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec:\n  provider:\n    fake:\n      data: [{key: shared, value: s3cr3t}]\n",
-            ),
-        )
-        .await
-        .unwrap();
+    many_external_secrets(&cluster, COUNT, "10s").await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
-    for i in 0..COUNT {
-        let es: ExternalSecret = yaml(&format!(
-            "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: es-{i}, namespace: default}}\nspec:\n  refreshInterval: 10s\n  secretStoreRef: {{name: demo}}\n  data: [{{secretKey: k, remoteRef: {{key: shared}}}}]\n"
-        ));
-        ess.create(&PostParams::default(), &es).await.unwrap();
-    }
     // A first process, unthrottled, syncs them all; a second one, allowed 5 requests a
     // second, falls behind: within one interval all 300 are due.
     let mut first = Operator::start(&cluster, &[]);
     first.wait_ready().await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    eventually("every Secret", || async {
-        secrets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len()
-            == COUNT
-    })
-    .await;
+    wait_for_secrets(&cluster, COUNT).await;
     first.stop();
     let operator = Operator::start(
         &cluster,
@@ -59,6 +34,7 @@ async fn a_spec_change_is_synced_while_refreshes_exceed_what_kuvert_may_send() {
     ess.patch("es-7", &PatchParams::default(), &Patch::Merge(&renamed))
         .await
         .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     eventually("the spec change in the Secret", || async {
         secrets
             .get("es-7")

@@ -10,17 +10,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Cluster, FAKE_STORE, Operator, eventually, shared_key_external_secret, yaml};
 
 const COUNT: usize = 20;
-
-const STORE: &str = "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec:\n  provider:\n    fake:\n      data: [{key: shared, value: s3cr3t}]\n";
-
-fn external_secret(name: &str, refresh: &str, target: &str) -> ExternalSecret {
-    yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: {refresh}\n  secretStoreRef: {{name: demo}}\n  target: {{name: {target}}}\n  data: [{{secretKey: k, remoteRef: {{key: shared}}}}]\n"
-    ))
-}
 
 /// `(status, reason)` of each ExternalSecret's Ready condition, by name.
 async fn ready(ess: &Api<ExternalSecret>) -> Vec<(String, String, String)> {
@@ -45,7 +37,7 @@ async fn setup() -> (Cluster, Operator, Api<ExternalSecret>, Api<Secret>) {
     let cluster = Cluster::start().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &yaml(FAKE_STORE))
         .await
         .unwrap();
     let operator = Operator::start(&cluster, &[]);
@@ -60,7 +52,7 @@ async fn a_first_sync_creates_without_reading_and_the_wakeups_of_its_own_writes_
     let (cluster, _operator, ess, secrets) = setup().await;
     cluster.handle.reset_request_counts();
     for i in 0..COUNT {
-        let es = external_secret(&format!("es-{i}"), "1h", &format!("es-{i}"));
+        let es = shared_key_external_secret(&format!("es-{i}"), "1h", &format!("es-{i}"));
         ess.create(&PostParams::default(), &es).await.unwrap();
     }
     eventually("every ExternalSecret Ready", || async {
@@ -98,7 +90,7 @@ async fn a_refresh_that_reads_the_same_values_neither_reads_nor_writes_the_secre
     let (cluster, _operator, ess, _secrets) = setup().await;
     ess.create(
         &PostParams::default(),
-        &external_secret("often", "1s", "often"),
+        &shared_key_external_secret("often", "1s", "often"),
     )
     .await
     .unwrap();
@@ -138,7 +130,7 @@ async fn a_secret_kuvert_does_not_manage_is_found_when_creating_and_left_as_it_w
     cluster.handle.reset_request_counts();
     ess.create(
         &PostParams::default(),
-        &external_secret("app", "1h", "theirs"),
+        &shared_key_external_secret("app", "1h", "theirs"),
     )
     .await
     .unwrap();

@@ -3,10 +3,9 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use kube::api::{Api, ListParams};
+use kuvert_core::api::ExternalSecret;
+use support::{Cluster, Operator, eventually, many_external_secrets, wait_for_secrets};
 
 const COUNT: usize = 500;
 
@@ -22,37 +21,12 @@ fn metric(metrics: &str, line_prefix: &str) -> u64 {
 #[tokio::test]
 async fn a_restart_with_500_synced_objects_reads_no_store_and_writes_no_secret() {
     let cluster = Cluster::start().await;
-    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
-    stores
-        .create(
-            &PostParams::default(),
-            &yaml(
-                "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec:\n  provider:\n    fake:\n      data: [{key: shared, value: s3cr3t}]\n",
-            ),
-        )
-        .await
-        .unwrap();
+    many_external_secrets(&cluster, COUNT, "1h").await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
-    for i in 0..COUNT {
-        let es: ExternalSecret = yaml(&format!(
-            "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: es-{i}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRef: {{name: demo}}\n  data: [{{secretKey: k, remoteRef: {{key: shared}}}}]\n"
-        ));
-        ess.create(&PostParams::default(), &es).await.unwrap();
-    }
 
     let mut first = Operator::start(&cluster, &[]);
     first.wait_ready().await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    eventually("all Secrets to exist", || async {
-        secrets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len()
-            == COUNT
-    })
-    .await;
+    wait_for_secrets(&cluster, COUNT).await;
     eventually("all ExternalSecrets to be Ready", || async {
         ess.list(&ListParams::default())
             .await

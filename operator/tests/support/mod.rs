@@ -170,6 +170,49 @@ where
     }
 }
 
+/// The fake SecretStore `demo` in `default`, holding key `shared` = `s3cr3t`.
+pub const FAKE_STORE: &str = "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec:\n  provider:\n    fake:\n      data: [{key: shared, value: s3cr3t}]\n";
+
+/// An ExternalSecret `name` in `default` writing Secret `target` with key `k` = `shared` of
+/// [`FAKE_STORE`], refreshed every `refresh`.
+pub fn shared_key_external_secret(
+    name: &str,
+    refresh: &str,
+    target: &str,
+) -> kuvert_core::api::ExternalSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: {refresh}\n  secretStoreRef: {{name: demo}}\n  target: {{name: {target}}}\n  data: [{{secretKey: k, remoteRef: {{key: shared}}}}]\n"
+    ))
+}
+
+/// [`FAKE_STORE`] and `count` ExternalSecrets `es-0`, `es-1`, … reading it every `refresh`.
+pub async fn many_external_secrets(cluster: &Cluster, count: usize, refresh: &str) {
+    let stores: Api<kuvert_core::api::SecretStore> =
+        Api::namespaced(cluster.client.clone(), "default");
+    stores
+        .create(&PostParams::default(), &yaml(FAKE_STORE))
+        .await
+        .unwrap();
+    let ess: Api<kuvert_core::api::ExternalSecret> =
+        Api::namespaced(cluster.client.clone(), "default");
+    for i in 0..count {
+        let name = format!("es-{i}");
+        let es = shared_key_external_secret(&name, refresh, &name);
+        ess.create(&PostParams::default(), &es).await.unwrap();
+    }
+}
+
+/// Waits until namespace `default` holds `count` Secrets.
+pub async fn wait_for_secrets(cluster: &Cluster, count: usize) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client.clone(), "default");
+    eventually(&format!("{count} Secrets"), || async {
+        let listed = secrets.list(&Default::default()).await.unwrap();
+        listed.items.len() == count
+    })
+    .await;
+}
+
 /// Parses YAML into any type (test fixtures).
 pub fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
     serde_saphyr::from_str(text).unwrap()
