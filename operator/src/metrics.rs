@@ -41,6 +41,16 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// Drains histogram samples into their buckets every few seconds. The exporter otherwise
+/// keeps every sample until `/metrics` is scraped: memory that grows with each sync when
+/// nobody scrapes (10,000 syncs held about 2 MB).
+pub async fn upkeep(handle: PrometheusHandle) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        handle.run_upkeep();
+    }
+}
+
 fn describe() {
     metrics::describe_histogram!(
         SYNC_DURATION,

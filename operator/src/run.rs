@@ -117,6 +117,7 @@ pub fn client(mut config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::
 /// Runs the operator against the cluster of `client` until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let prometheus = metrics::install()?;
+    let upkeep = tokio::spawn(metrics::upkeep(prometheus.clone()));
     let readiness = Readiness::default();
     let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone()).await?;
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
@@ -172,18 +173,16 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         cluster_stores: cluster_store_controller.store(),
     };
     let (es_controller, targets) =
-        externalsecret::controller(client.clone(), args.namespace.as_deref(), ctx.index.clone());
+        externalsecret::controller(ctx.clone(), args.namespace.as_deref());
     let es_cache = es_controller.store();
     {
-        let (caches, es_cache, targets) = (caches.clone(), es_cache.clone(), targets.clone());
+        let (caches, es_cache) = (caches.clone(), es_cache.clone());
         tokio::spawn(async move {
             wait_until_ready(&caches.stores).await;
             wait_until_ready(&caches.cluster_stores).await;
             wait_until_ready(&es_cache).await;
             readiness.set_ready();
             tracing::info!("caches synced; ready");
-            wait_until_ready(targets.store()).await;
-            targets.set_ready();
         });
     }
     let objects = tokio::spawn(externalsecret::report_objects(es_cache, ctx.index.clone()));
@@ -202,6 +201,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     );
     objects.abort();
     sweeper.abort();
+    upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
     ctx.registry.shutdown().await;
     ctx.generators.shutdown().await;

@@ -256,38 +256,39 @@ pub fn build(
     }
 }
 
+/// A digest of the metadata [`build`] writes into a Secret: labels, annotations (the data
+/// hash among them) and owner references. Lets a cache of the Secrets kuvert manages keep one
+/// number per Secret instead of its metadata.
+pub fn metadata_digest(meta: &ObjectMeta) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    for r in meta.owner_references.iter().flatten() {
+        (&r.api_version, &r.kind, &r.name, &r.uid).hash(&mut hasher);
+        (r.controller, r.block_owner_deletion).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// Whether [`build`] against the Secret kuvert last wrote would find nothing to change, knowing
-/// that Secret only by its metadata `written` (from a metadata-only cache whose
+/// that Secret only by the [`metadata_digest`] of its metadata (from a cache whose
 /// `resourceVersion` shows the Secret is unchanged since kuvert wrote it). `fresh` is what
 /// [`build`] made without an existing Secret. Lets a refresh that reads the same values skip
 /// reading the whole Secret.
 ///
-/// Conservative: `false` means "read the Secret and build again". Only `Owner` and `Orphan`
-/// qualify (their data is kuvert's alone, so the data hash annotation stands for it), and only
-/// at the generation last synced, so the type and `immutable` kuvert would write are those it
-/// wrote.
-pub fn unchanged_since_written(es: &ExternalSecret, fresh: &Secret, written: &ObjectMeta) -> bool {
+/// Conservative: `false` means "read the Secret and build again" (so does a label another tool
+/// added). Only `Owner` and `Orphan` qualify (their data is kuvert's alone, so the data hash
+/// annotation stands for it), and only at the generation last synced, so the type and
+/// `immutable` kuvert would write are those it wrote.
+pub fn unchanged_since_written(es: &ExternalSecret, fresh: &Secret, written: u64) -> bool {
     let policy = es.spec.creation_policy();
     let status = es.status.as_ref();
     let same_spec = es.metadata.generation.is_some()
         && status.and_then(|s| s.observed_generation) == es.metadata.generation;
-    let contains = |have: &Option<BTreeMap<String, String>>,
-                    want: &Option<BTreeMap<String, String>>| {
-        let have = have.as_ref();
-        want.iter()
-            .flatten()
-            .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
-    };
-    let refs = |m: &ObjectMeta| m.owner_references.clone().unwrap_or_default();
     matches!(policy, CreationPolicy::Owner | CreationPolicy::Orphan)
         && same_spec
-        && contains(&written.labels, &fresh.metadata.labels)
-        && contains(&written.annotations, &fresh.metadata.annotations)
-        && !written
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(MERGED_KEYS_ANNOTATION))
-        && refs(written) == refs(&fresh.metadata)
+        && metadata_digest(&fresh.metadata) == written
 }
 
 /// `deletionPolicy: Delete` with every remote secret gone: the Secret to delete, if any. Only a

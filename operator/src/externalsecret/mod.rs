@@ -26,7 +26,7 @@ pub mod written;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -277,13 +277,13 @@ async fn build(
     target_name: &str,
     now: jiff::Timestamp,
 ) -> Result<engine::SyncOutcome, Error> {
-    if let Known::AsWritten(meta) = known {
+    if let Known::AsWritten(cached) = known {
         let mut fresh = engine::build(es, fetched, None, now)?;
         let unchanged = fresh.action == engine::target::TargetAction::Create
             && fresh
                 .secret
                 .as_ref()
-                .is_some_and(|s| engine::target::unchanged_since_written(es, s, &meta.metadata));
+                .is_some_and(|s| engine::target::unchanged_since_written(es, s, cached.digest));
         if unchanged {
             fresh.action = engine::target::TargetAction::Unchanged;
             return Ok(fresh);
@@ -394,10 +394,10 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
 /// metadata only, cached for [`target`]), and store changes mapped to exactly the
 /// ExternalSecrets using them.
 pub fn controller(
-    client: kube::Client,
+    ctx: Arc<Context>,
     namespace: Option<&str>,
-    index: Arc<stores::StoreIndex>,
 ) -> (Controller<ExternalSecret>, TargetCache) {
+    let (client, index) = (ctx.client.clone(), ctx.index.clone());
     let es_api: Api<ExternalSecret> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -415,18 +415,23 @@ pub fn controller(
         .labels(&format!("{MANAGED_LABEL}=true"))
         .any_semantic();
     let (index_a, index_b, index_c) = (index.clone(), index.clone(), index);
-    let (secrets, writer) = reflector::store();
+    let targets = TargetCache::default();
+    let cache = targets.clone();
     // Metadata only: enough to map a managed Secret to its ExternalSecret, and to know it is
-    // as kuvert wrote it. managedFields are never compared: not kept.
+    // as kuvert wrote it.
     let managed_secrets = watcher(secret_api, managed)
         .default_backoff()
-        .modify(|s: &mut PartialObjectMeta<Secret>| s.metadata.managed_fields = None)
-        .reflect(writer)
+        .inspect_ok(move |event| cache.apply(event))
         .touched_objects();
     let (ess, es_writer) = reflector::store();
     let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
         .modify(trim)
         .reflect(es_writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Apply(es) | watcher::Event::InitApply(es) = event {
+                ctx.statuses.seen(es);
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
@@ -454,7 +459,7 @@ pub fn controller(
                 })
             },
         );
-    (controller, TargetCache::new(secrets))
+    (controller, targets)
 }
 
 /// What the cache keeps of an ExternalSecret: not what no reconcile reads and real API

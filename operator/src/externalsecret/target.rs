@@ -8,49 +8,93 @@
 //! Kubernetes request. Anything the cache cannot prove (it is not filled yet, another
 //! version, a Secret kuvert merges into) is read from the API server as before.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kuvert_core::api::{CreationPolicy, ExternalSecret};
+use kuvert_core::engine::target::metadata_digest;
 
 use super::decide::{TargetState, target_state};
 
-/// The managed Secrets' metadata, and whether the cache has been filled yet.
-#[derive(Clone)]
-pub struct TargetCache {
-    store: Store<PartialObjectMeta<Secret>>,
-    ready: Arc<AtomicBool>,
+/// What the cache keeps of a managed Secret: enough to know it is as kuvert wrote it, in about
+/// a hundred bytes (its metadata would take over a kilobyte).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cached {
+    /// Its `resourceVersion`.
+    pub resource_version: String,
+    /// [`metadata_digest`] of its metadata.
+    pub digest: u64,
+}
+
+impl Cached {
+    fn of(secret: &PartialObjectMeta<Secret>) -> Self {
+        Cached {
+            resource_version: secret.resource_version().unwrap_or_default(),
+            digest: metadata_digest(&secret.metadata),
+        }
+    }
+}
+
+/// The managed Secrets by `namespace/name`, filled from the controller's watch of them.
+#[derive(Clone, Default)]
+pub struct TargetCache(Arc<Mutex<Secrets>>);
+
+#[derive(Default)]
+struct Secrets {
+    current: HashMap<String, Cached>,
+    /// A (re)list in progress; replaces `current` when complete.
+    listing: Option<HashMap<String, Cached>>,
+    /// A first list has completed: absences mean something.
+    ready: bool,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+fn key_of(secret: &PartialObjectMeta<Secret>) -> String {
+    key(&secret.namespace().unwrap_or_default(), &secret.name_any())
 }
 
 impl TargetCache {
-    /// A cache over `store`, not trusted until [`TargetCache::set_ready`].
-    pub fn new(store: Store<PartialObjectMeta<Secret>>) -> Self {
-        TargetCache {
-            store,
-            ready: Arc::default(),
+    /// Applies one event of the managed Secrets' watch.
+    pub fn apply(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        let mut secrets = self.0.lock().expect("target cache lock");
+        match event {
+            watcher::Event::Apply(s) => {
+                secrets.current.insert(key_of(s), Cached::of(s));
+            }
+            watcher::Event::Delete(s) => {
+                secrets.current.remove(&key_of(s));
+            }
+            watcher::Event::Init => secrets.listing = Some(HashMap::new()),
+            watcher::Event::InitApply(s) => {
+                if let Some(listing) = secrets.listing.as_mut() {
+                    listing.insert(key_of(s), Cached::of(s));
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(mut listed) = secrets.listing.take() {
+                    listed.shrink_to_fit();
+                    secrets.current = listed;
+                }
+                secrets.ready = true;
+            }
         }
-    }
-
-    /// The store behind the cache (to wait for it to fill).
-    pub fn store(&self) -> &Store<PartialObjectMeta<Secret>> {
-        &self.store
-    }
-
-    /// The store has been filled: its absences mean something from now on.
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
     }
 
     /// What the cache proves of `es`'s target Secret `namespace/name`; `None`: read it.
     pub fn known(&self, es: &ExternalSecret, namespace: &str, name: &str) -> Option<Known> {
-        let ready = self.ready.load(Ordering::Acquire);
-        let cached = ready
-            .then(|| self.store.get(&ObjectRef::new(name).within(namespace)))
+        let secrets = self.0.lock().expect("target cache lock");
+        let cached = secrets
+            .ready
+            .then(|| secrets.current.get(&key(namespace, name)).cloned())
             .flatten();
-        known(es, ready, cached)
+        known(es, secrets.ready, cached)
     }
 }
 
@@ -59,8 +103,8 @@ impl TargetCache {
 pub enum Known {
     /// Read from the API server (`None`: there is none).
     Read(Option<Box<Secret>>),
-    /// Exactly as kuvert last wrote it, known by its cached metadata.
-    AsWritten(Arc<PartialObjectMeta<Secret>>),
+    /// Exactly as kuvert last wrote it, known from the cache.
+    AsWritten(Cached),
     /// Not needed (`creationPolicy: None`), or most likely missing: no managed Secret is
     /// cached and kuvert never wrote one. A Secret kuvert does not manage may still exist;
     /// creating the target then fails with AlreadyExists and the Secret is read.
@@ -81,7 +125,7 @@ impl Known {
     pub fn resource_version(&self) -> Option<&str> {
         match self {
             Known::Read(secret) => secret.as_ref()?.metadata.resource_version.as_deref(),
-            Known::AsWritten(meta) => meta.metadata.resource_version.as_deref(),
+            Known::AsWritten(cached) => Some(&cached.resource_version),
             Known::ProbablyMissing => None,
         }
     }
@@ -89,11 +133,7 @@ impl Known {
 
 /// The rule behind [`TargetCache::known`]: `cached` is the managed Secret the cache holds
 /// under the target's name, meaningful only once the cache is `ready`.
-pub fn known(
-    es: &ExternalSecret,
-    ready: bool,
-    cached: Option<Arc<PartialObjectMeta<Secret>>>,
-) -> Option<Known> {
+pub fn known(es: &ExternalSecret, ready: bool, cached: Option<Cached>) -> Option<Known> {
     let policy = es.spec.creation_policy();
     if policy == CreationPolicy::None {
         return Some(Known::ProbablyMissing);
@@ -106,10 +146,8 @@ pub fn known(
         .as_ref()
         .and_then(|s| s.synced_resource_version.as_deref());
     match (cached, written) {
-        (Some(meta), Some(written))
-            if meta.metadata.resource_version.as_deref() == Some(written) =>
-        {
-            Some(Known::AsWritten(meta))
+        (Some(cached), Some(written)) if cached.resource_version == written => {
+            Some(Known::AsWritten(cached))
         }
         // Merging needs the Secret's other keys; a first Owner/Orphan sync creates it.
         (None, None) if matches!(policy, CreationPolicy::Owner | CreationPolicy::Orphan) => {
@@ -144,10 +182,43 @@ mod tests {
         es
     }
 
-    fn cached(resource_version: &str) -> Option<Arc<PartialObjectMeta<Secret>>> {
+    fn cached(resource_version: &str) -> Option<Cached> {
+        Some(Cached {
+            resource_version: resource_version.to_owned(),
+            digest: 1,
+        })
+    }
+
+    fn secret(name: &str, resource_version: &str) -> PartialObjectMeta<Secret> {
         let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.name = Some(name.to_owned());
+        meta.metadata.namespace = Some("ns".to_owned());
         meta.metadata.resource_version = Some(resource_version.to_owned());
-        Some(Arc::new(meta))
+        meta
+    }
+
+    #[test]
+    fn the_cache_follows_the_watch_and_a_relist_replaces_it() {
+        use watcher::Event;
+        let cache = TargetCache::default();
+        let owner = es(CreationPolicy::Owner, Some("2"));
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(secret("a", "2")));
+        assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "list not complete");
+        cache.apply(&Event::InitDone);
+        assert_eq!(name(cache.known(&owner, "ns", "a")), "AsWritten");
+        cache.apply(&Event::Apply(secret("a", "3")));
+        assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "changed since");
+        cache.apply(&Event::Apply(secret("b", "2")));
+        cache.apply(&Event::Delete(secret("a", "3")));
+        assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "deleted");
+        // A relist (after a watch error) drops what it no longer lists.
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(secret("a", "2")));
+        assert_eq!(name(cache.known(&owner, "ns", "b")), "AsWritten", "until it completes");
+        cache.apply(&Event::InitDone);
+        assert_eq!(name(cache.known(&owner, "ns", "a")), "AsWritten");
+        assert_eq!(name(cache.known(&owner, "ns", "b")), "read");
     }
 
     fn name(known: Option<Known>) -> &'static str {

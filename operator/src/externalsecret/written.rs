@@ -27,6 +27,19 @@ impl WrittenStatuses {
         }
     }
 
+    /// The watch delivered `es` to the cache: a record its status now shows is dropped at once,
+    /// so records live for the watch's delay, not until the object's next reconcile (with
+    /// 10,000 objects, a refresh cycle left thousands of statuses here).
+    pub fn seen(&self, es: &ExternalSecret) {
+        let Some(uid) = es.metadata.uid.as_deref() else {
+            return;
+        };
+        let mut written = self.0.lock().expect("statuses lock");
+        if written.get(uid).is_some_and(|r| es.status.as_ref() == Some(r)) {
+            written.remove(uid);
+        }
+    }
+
     /// The object with the newest status known: its own once the cache has caught up.
     pub fn latest(&self, es: &ExternalSecret) -> Option<ExternalSecret> {
         let uid = es.uid()?;
@@ -72,5 +85,17 @@ mod tests {
         let current = es(Some("1"));
         assert!(written.latest(&current).is_none());
         assert!(written.latest(&stale).is_none(), "forgotten once seen");
+    }
+
+    #[test]
+    fn the_watch_delivering_the_written_status_drops_the_record() {
+        let written = WrittenStatuses::default();
+        let stale = es(None);
+        let status = es(Some("1")).status.unwrap();
+        written.wrote(&stale, &status);
+        written.seen(&stale);
+        assert!(written.latest(&stale).is_some(), "an older status keeps the record");
+        written.seen(&es(Some("1")));
+        assert!(written.latest(&stale).is_none(), "dropped when the watch showed it");
     }
 }
