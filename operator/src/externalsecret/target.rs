@@ -204,18 +204,30 @@ mod tests {
         let owner = es(CreationPolicy::Owner, Some("2"));
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(secret("a", "2")));
-        assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "list not complete");
+        assert_eq!(
+            name(cache.known(&owner, "ns", "a")),
+            "read",
+            "list not complete"
+        );
         cache.apply(&Event::InitDone);
         assert_eq!(name(cache.known(&owner, "ns", "a")), "AsWritten");
         cache.apply(&Event::Apply(secret("a", "3")));
-        assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "changed since");
+        assert_eq!(
+            name(cache.known(&owner, "ns", "a")),
+            "read",
+            "changed since"
+        );
         cache.apply(&Event::Apply(secret("b", "2")));
         cache.apply(&Event::Delete(secret("a", "3")));
         assert_eq!(name(cache.known(&owner, "ns", "a")), "read", "deleted");
         // A relist (after a watch error) drops what it no longer lists.
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(secret("a", "2")));
-        assert_eq!(name(cache.known(&owner, "ns", "b")), "AsWritten", "until it completes");
+        assert_eq!(
+            name(cache.known(&owner, "ns", "b")),
+            "AsWritten",
+            "until it completes"
+        );
         cache.apply(&Event::InitDone);
         assert_eq!(name(cache.known(&owner, "ns", "a")), "AsWritten");
         assert_eq!(name(cache.known(&owner, "ns", "b")), "read");

@@ -35,7 +35,10 @@ impl WrittenStatuses {
             return;
         };
         let mut written = self.0.lock().expect("statuses lock");
-        if written.get(uid).is_some_and(|r| es.status.as_ref() == Some(r)) {
+        if written
+            .get(uid)
+            .is_some_and(|r| es.status.as_ref() == Some(r))
+        {
             written.remove(uid);
         }
     }
@@ -94,8 +97,14 @@ mod tests {
         let status = es(Some("1")).status.unwrap();
         written.wrote(&stale, &status);
         written.seen(&stale);
-        assert!(written.latest(&stale).is_some(), "an older status keeps the record");
+        assert!(
+            written.latest(&stale).is_some(),
+            "an older status keeps the record"
+        );
         written.seen(&es(Some("1")));
-        assert!(written.latest(&stale).is_none(), "dropped when the watch showed it");
+        assert!(
+            written.latest(&stale).is_none(),
+            "dropped when the watch showed it"
+        );
     }
 }

@@ -50,10 +50,7 @@ fn the_same_values_under_owner_or_orphan_are_unchanged_by_metadata_alone() {
     ] {
         let es = synced(&spec);
         let (fresh, written) = fresh_and_written(&es);
-        assert!(
-            unchanged(&es, &fresh, &written),
-            "{spec}"
-        );
+        assert!(unchanged(&es, &fresh, &written), "{spec}");
         assert!(build_leaves(&es, &written), "{spec}");
     }
 }
@@ -118,10 +115,7 @@ fn merging_policies_and_a_changed_spec_always_need_the_whole_secret() {
     for policy in ["Merge", "CreateOrMerge"] {
         let es = synced(&format!("target: {{creationPolicy: {policy}}}\n{ONE_KEY}"));
         let (fresh, written) = fresh_and_written(&synced(ONE_KEY));
-        assert!(
-            !unchanged(&es, &fresh, &written),
-            "{policy}"
-        );
+        assert!(!unchanged(&es, &fresh, &written), "{policy}");
     }
     let mut changed = synced(ONE_KEY);
     let (fresh, written) = fresh_and_written(&changed);
