@@ -158,11 +158,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
                 .map_or_else(Action::await_change, Action::requeue));
         }
         Ok(Decision::Sync { max_age, why }) => (max_age, why),
-        Err(error) => {
-            metrics::sync(KIND, Duration::ZERO, Some(error.reason()));
-            report::failed(ctx, &es, &error, now).await?;
-            return Err(Error::Sync(error));
-        }
+        Err(error) => return Err(failed(&state, &es, error, Instant::now(), now).await),
     };
     let _slot = if priority::is_background(why) {
         let Some(slot) = state.background.try_take() else {
@@ -213,12 +209,11 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
         }) if e.code == 409 && matches!(known, Known::ProbablyMissing) => {
             known = Known::Read(read_target(&secrets, &target_name).await?);
             let leases = std::mem::take(&mut outcome.status.leases);
+            // The generated values are saved already: a failure keeps them for the next sync.
             outcome = match build(&es, &fetched, &mut known, &secrets, &target_name, now).await {
                 Ok(outcome) => outcome,
                 Err(Error::Sync(error)) => {
-                    metrics::sync(KIND, started.elapsed(), Some(error.reason()));
-                    report::failed(ctx, &es, &error, now).await?;
-                    return Err(Error::Sync(error));
+                    return Err(failed(&state, &es, error, started, now).await);
                 }
                 Err(other) => return Err(other),
             };
@@ -297,7 +292,7 @@ async fn build(
     Ok(engine::build(es, fetched, existing, now)?)
 }
 
-/// A failed sync: fresh generated values are revoked, the status says why, the Secret stays.
+/// A failed sync before its generated values were saved: they are revoked, then [`failed`].
 async fn sync_failed(
     state: &State,
     es: &ExternalSecret,
@@ -307,6 +302,17 @@ async fn sync_failed(
     now: jiff::Timestamp,
 ) -> Error {
     generators.revoke_fresh().await;
+    failed(state, es, error, started, now).await
+}
+
+/// A failed sync: counted, the status and an Event say why, the Secret stays as it was.
+async fn failed(
+    state: &State,
+    es: &ExternalSecret,
+    error: SyncError,
+    started: Instant,
+    now: jiff::Timestamp,
+) -> Error {
     metrics::sync(KIND, started.elapsed(), Some(error.reason()));
     invalidate_on_auth_failure(state, es, &error);
     match report::failed(&state.ctx, es, &error, now).await {

@@ -98,8 +98,8 @@ impl TargetCache {
     }
 }
 
-/// The target Secret as far as a reconcile knows it.
-#[derive(Clone, Debug)]
+/// The target Secret as far as a reconcile knows it. No `Debug`: `Read` holds the whole
+/// Secret, whose `Debug` prints its data.
 pub enum Known {
     /// Read from the API server (`None`: there is none).
     Read(Option<Box<Secret>>),
