@@ -433,12 +433,8 @@ pub fn controller(
     let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
         .modify(trim)
         .reflect(es_writer)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Apply(es) | watcher::Event::InitApply(es) = event {
-                ctx.statuses.seen(es);
-            }
-        })
-        .applied_objects();
+        .applied_objects()
+        .map_ok(|es| trigger(&es));
     let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
             writer_of(&index_c, &s)
@@ -475,6 +471,16 @@ fn trim(es: &mut ExternalSecret) {
     if let Some(annotations) = es.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
     }
+}
+
+/// What the controller is triggered with: the object's name alone. The controller keeps a
+/// reference to every object it schedules (each waiting for its refresh), made from the
+/// trigger; from the cached object that reference also carries its uid and resourceVersion,
+/// which nothing reads (the reconcile gets the object from the cache by name).
+fn trigger(es: &ExternalSecret) -> ExternalSecret {
+    let mut named = ExternalSecret::new(&es.name_any(), Default::default());
+    named.metadata.namespace = es.metadata.namespace.clone();
+    named
 }
 
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
@@ -533,7 +539,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cache_keeps_neither_managed_fields_nor_kubectls_last_applied_manifest() {
+    fn the_cache_and_the_scheduler_keep_only_what_reconciles_read() {
         let mut es: ExternalSecret = serde_json::from_value(serde_json::json!({
             "apiVersion": "kuvert.io/v1alpha1",
             "kind": "ExternalSecret",
@@ -550,6 +556,13 @@ mod tests {
         .unwrap();
         trim(&mut es);
         assert_eq!(es.metadata.managed_fields, None);
+        es.metadata.namespace = Some("ns".to_owned());
+        es.metadata.uid = Some("0b4e7c2a".to_owned());
+        es.metadata.resource_version = Some("42".to_owned());
+        let scheduled = ObjectRef::from_obj(&trigger(&es));
+        assert_eq!(scheduled, ObjectRef::new("app").within("ns"));
+        assert_eq!(scheduled.extra.uid, None);
+        assert_eq!(scheduled.extra.resource_version, None);
         assert_eq!(
             es.metadata.annotations,
             Some([("kuvert.io/force-sync".to_owned(), "1".to_owned())].into())

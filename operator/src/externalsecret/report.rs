@@ -48,6 +48,7 @@ async fn write(
     es: &ExternalSecret,
     status: ExternalSecretStatus,
 ) -> Result<(), Error> {
+    let status = super::written::as_stored(status);
     let previous = es.status.clone().unwrap_or_default();
     if status == previous {
         return Ok(());

@@ -5,12 +5,28 @@
 //! status would repeat a force-sync or a first sync, and read the store again. Only kuvert
 //! writes an ExternalSecret's status, so a cached status that differs from the one recorded
 //! here is simply older: the recorded one is used until the cache catches up, then forgotten.
+//!
+//! It is forgotten by the object's next reconcile, never when the watch delivers the status:
+//! a reconcile may already hold the older cached object then (it took it from the cache just
+//! before), and without the record it would sync a second time. The status write's own watch
+//! event wakes that next reconcile, so a record lives about as long as the watch's delay.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kube::ResourceExt;
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
+
+/// `status` as the API server stores it, and so as the watch will show it: `Time`s in whole
+/// seconds. A record of the status as computed (nanoseconds) never equalled the cached one, so
+/// it was never dropped and every reconcile of its object cloned it: at 10,000 objects several
+/// MiB of statuses that were already in the cache.
+pub fn as_stored(status: ExternalSecretStatus) -> ExternalSecretStatus {
+    match serde_json::to_value(&status).and_then(serde_json::from_value) {
+        Ok(stored) => stored,
+        Err(_) => status,
+    }
+}
 
 /// Statuses written, by object uid, until the cache shows them.
 #[derive(Default)]
@@ -24,22 +40,6 @@ impl WrittenStatuses {
                 .lock()
                 .expect("statuses lock")
                 .insert(uid, status.clone());
-        }
-    }
-
-    /// The watch delivered `es` to the cache: a record its status now shows is dropped at once,
-    /// so records live for the watch's delay, not until the object's next reconcile (with
-    /// 10,000 objects, a refresh cycle left thousands of statuses here).
-    pub fn seen(&self, es: &ExternalSecret) {
-        let Some(uid) = es.metadata.uid.as_deref() else {
-            return;
-        };
-        let mut written = self.0.lock().expect("statuses lock");
-        if written
-            .get(uid)
-            .is_some_and(|r| es.status.as_ref() == Some(r))
-        {
-            written.remove(uid);
         }
     }
 
@@ -60,6 +60,7 @@ impl WrittenStatuses {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kuvert_core::api::ExternalSecretSpec;
 
     use super::*;
@@ -91,20 +92,28 @@ mod tests {
     }
 
     #[test]
-    fn the_watch_delivering_the_written_status_drops_the_record() {
+    fn a_status_is_recorded_as_the_api_server_stores_it_and_forgotten_once_the_cache_shows_it() {
+        let at = |t: &str| Some(Time(t.parse().unwrap()));
+        let computed = ExternalSecretStatus {
+            refresh_time: at("2026-11-29T06:00:00.123456789Z"),
+            ..ExternalSecretStatus::default()
+        };
+        let stored = as_stored(computed.clone());
+        assert_eq!(stored.refresh_time, at("2026-11-29T06:00:00Z"));
+
         let written = WrittenStatuses::default();
         let stale = es(None);
-        let status = es(Some("1")).status.unwrap();
-        written.wrote(&stale, &status);
-        written.seen(&stale);
-        assert!(
-            written.latest(&stale).is_some(),
-            "an older status keeps the record"
-        );
-        written.seen(&es(Some("1")));
-        assert!(
-            written.latest(&stale).is_none(),
-            "dropped when the watch showed it"
-        );
+        written.wrote(&stale, &stored);
+        // The watch delivers the object as JSON from the API server.
+        let mut patched = stale.clone();
+        patched.status = Some(computed);
+        let delivered: ExternalSecret =
+            serde_json::from_value(serde_json::to_value(&patched).unwrap()).unwrap();
+        // A reconcile that took the older object from the cache before it was delivered
+        // still decides on the status written.
+        assert_eq!(written.latest(&stale).unwrap().status, Some(stored));
+        // The next reconcile, on the delivered object, forgets the record.
+        assert!(written.latest(&delivered).is_none());
+        assert!(written.0.lock().unwrap().is_empty());
     }
 }
