@@ -28,4 +28,4 @@ generate:
 bench:
 	$(CARGO) bench -p kuvert-devcluster
 	$(CARGO) build --release -p kuvert-operator --bin kuvert
-	$(CARGO) run --release -p kuvert-bench -- $(BENCH_ARGS)
+	$(CARGO) run --profile bench -p kuvert-bench -- $(BENCH_ARGS)

@@ -83,6 +83,11 @@ pub struct InitialSync {
     /// Create of the first → the last Ready.
     #[serde(serialize_with = "as_seconds")]
     pub wall: Duration,
+    /// Create of the first → the last create answered: how fast the API server took the N
+    /// (the benchmark's own load, through the same server). Little more than `wall` means
+    /// kuvert kept pace with the creates.
+    #[serde(serialize_with = "as_seconds")]
+    pub created: Duration,
     /// N / wall.
     pub syncs_per_second: f64,
     /// The raw baseline in the same run.
@@ -198,10 +203,11 @@ pub fn judge(
         target(
             "P1 initial sync ratio to raw baseline",
             format!(
-                "{:.2} ({:.1} s, {:.0} syncs/s; baseline {:.1} s)",
+                "{:.2} ({:.1} s, {:.0} syncs/s; creates {:.1} s; baseline {:.1} s)",
                 p1.ratio,
                 p1.wall.as_secs_f64(),
                 p1.syncs_per_second,
+                p1.created.as_secs_f64(),
                 p1.baseline.elapsed.as_secs_f64()
             ),
             ">= 0.7",

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: under a reconcile's many small, short-lived
+/// allocations glibc kept several MiB more resident than the live heap (bench/README.md, P5).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// kuvert keeps Kubernetes Secrets in sync with external secret stores.
 #[derive(Parser, Debug)]
 #[command(
