@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, map, secret_data, yaml};
+use support::{Backend, Cluster, Operator, eventually, map, secret_data, yaml};
 
 const STORE: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -56,9 +56,10 @@ async fn ready(ess: &Api<ExternalSecret>, name: &str) -> Option<(String, String)
     Some((c.status, c.reason))
 }
 
-#[tokio::test]
-async fn deletion_policy_delete_removes_the_secret_once_every_remote_secret_is_gone() {
-    let cluster = Cluster::start().await;
+async fn deletion_policy_delete_removes_the_secret_once_every_remote_secret_is_gone(
+    backend: Backend,
+) {
+    let cluster = Cluster::start_on(backend).await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
@@ -137,3 +138,5 @@ async fn deletion_policy_delete_removes_the_secret_once_every_remote_secret_is_g
         Some(("True".into(), "SecretSynced".into()))
     );
 }
+
+on_both_backends!(deletion_policy_delete_removes_the_secret_once_every_remote_secret_is_gone,);

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::ExternalSecret;
-use support::{Cluster, Operator, eventually, secret_data, yaml};
+use support::{Backend, Cluster, Operator, eventually, secret_data, yaml};
 
 const PASSWORD: &str = "apiVersion: generators.kuvert.io/v1alpha1\nkind: Password\nmetadata: {name: pw, namespace: default}\nspec: {length: 32, digits: 5, symbols: 4, symbolCharacters: '#%+', allowRepeat: true}\n";
 const UUID: &str = "apiVersion: generators.kuvert.io/v1alpha1\nkind: UUID\nmetadata: {name: id, namespace: default}\nspec: {}\n";
@@ -59,9 +59,10 @@ async fn current(secrets: &Api<Secret>) -> Option<BTreeMap<String, String>> {
     secret_data(secrets, "app").await
 }
 
-#[tokio::test]
-async fn a_generated_password_stays_until_force_sync_through_drift_restarts_and_spec_changes() {
-    let cluster = Cluster::start().await;
+async fn a_generated_password_stays_until_force_sync_through_drift_restarts_and_spec_changes(
+    backend: Backend,
+) {
+    let cluster = Cluster::start_on(backend).await;
     create_generic(&cluster, PASSWORD, "passwords").await;
     create_generic(&cluster, UUID, "uuids").await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -202,9 +203,8 @@ async fn a_generated_password_stays_until_force_sync_through_drift_restarts_and_
     operator.stop();
 }
 
-#[tokio::test]
-async fn a_missing_generator_is_reported_and_picked_up_once_created() {
-    let cluster = Cluster::start().await;
+async fn a_missing_generator_is_reported_and_picked_up_once_created(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     ess.create(&PostParams::default(), &yaml(ES)).await.unwrap();
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
@@ -231,9 +231,8 @@ async fn a_missing_generator_is_reported_and_picked_up_once_created() {
     operator.stop();
 }
 
-#[tokio::test]
-async fn a_generator_of_another_controller_class_is_refused_naming_the_field() {
-    let cluster = Cluster::start().await;
+async fn a_generator_of_another_controller_class_is_refused_naming_the_field(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     create_generic(
         &cluster,
         "apiVersion: generators.kuvert.io/v1alpha1\nkind: Fake\nmetadata: {name: blue, namespace: default}\nspec: {controller: blue, data: {k: v}}\n",
@@ -263,3 +262,9 @@ async fn a_generator_of_another_controller_class_is_refused_naming_the_field() {
     assert_eq!(current(&secrets).await, None);
     operator.stop();
 }
+
+on_both_backends!(
+    a_generated_password_stays_until_force_sync_through_drift_restarts_and_spec_changes,
+    a_missing_generator_is_reported_and_picked_up_once_created,
+    a_generator_of_another_controller_class_is_refused_naming_the_field,
+);

@@ -1,5 +1,5 @@
 //! `kuvert run` end to end with the kubernetes provider: an ExternalSecret in cluster A mirrors
-//! a Secret of cluster B (a second devcluster, over TLS), follows it on force-sync, and the
+//! a Secret of cluster B (a second API server of the same backend, over TLS), follows it on force-sync, and the
 //! boundaries around stores (missing store, refused namespace) fail with clear statuses.
 
 mod support;
@@ -11,8 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
-use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
-use support::{Cluster, Operator, eventually, map, secret_data, yaml};
+use support::{Backend, Cluster, Operator, RemoteCluster, eventually, map, secret_data, yaml};
 
 fn secret(name: &str, namespace: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
@@ -30,16 +29,11 @@ fn secret(name: &str, namespace: &str, data: &[(&str, &str)]) -> Secret {
     }
 }
 
-/// Cluster B with Secret `remote/db`; cluster A's `default` namespace holds B's token and a
-/// SecretStore pointing at B.
-async fn two_clusters() -> (Cluster, DevClusterHandle) {
-    let remote = DevCluster::start(Config {
-        namespaces: ["default", "remote"].map(String::from).to_vec(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let remote_secrets: Api<Secret> = Api::namespaced(remote.client().unwrap(), "remote");
+/// Cluster B with Secret `remote/db`; cluster A's `default` namespace holds a token that may
+/// read it and a SecretStore pointing at B.
+async fn two_clusters(backend: Backend) -> (Cluster, RemoteCluster) {
+    let remote = RemoteCluster::start_on(backend).await;
+    let remote_secrets: Api<Secret> = Api::namespaced(remote.client.clone(), "remote");
     remote_secrets
         .create(
             &PostParams::default(),
@@ -48,12 +42,12 @@ async fn two_clusters() -> (Cluster, DevClusterHandle) {
         .await
         .unwrap();
 
-    let local = Cluster::start().await;
+    let local = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(local.client.clone(), "default");
     secrets
         .create(
             &PostParams::default(),
-            &secret("cluster-b", "default", &[("token", remote.admin_token())]),
+            &secret("cluster-b", "default", &[("token", &remote.token)]),
         )
         .await
         .unwrap();
@@ -95,9 +89,8 @@ spec:
       remoteRef: {key: db, property: password}
 "#;
 
-#[tokio::test]
-async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
-    let (local, remote) = two_clusters().await;
+async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync(backend: Backend) {
+    let (local, remote) = two_clusters(backend).await;
     let operator = Operator::start(&local, &[]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(local.client.clone(), "default");
@@ -111,7 +104,7 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
     .await;
 
     // The remote value changes; with a 1h refresh nothing happens until a force-sync.
-    let remote_secrets: Api<Secret> = Api::namespaced(remote.client().unwrap(), "remote");
+    let remote_secrets: Api<Secret> = Api::namespaced(remote.client.clone(), "remote");
     remote_secrets
         .replace(
             "db",
@@ -166,9 +159,8 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync() {
     );
 }
 
-#[tokio::test]
-async fn missing_stores_and_refused_namespaces_fail_clearly() {
-    let (local, _remote) = two_clusters().await;
+async fn missing_stores_and_refused_namespaces_fail_clearly(backend: Backend) {
+    let local = Cluster::start_on(backend).await;
     let operator = Operator::start(&local, &[]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(local.client.clone(), "default");
@@ -275,3 +267,8 @@ spec:
     })
     .await;
 }
+
+on_both_backends!(
+    a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync,
+    missing_stores_and_refused_namespaces_fail_clearly,
+);

@@ -6,7 +6,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Backend, Cluster, Operator, eventually, yaml};
 
 fn external_secret(name: &str) -> ExternalSecret {
     yaml(&format!(
@@ -14,9 +14,8 @@ fn external_secret(name: &str) -> ExternalSecret {
     ))
 }
 
-#[tokio::test]
-async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
-    let cluster = Cluster::start().await;
+async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
         .create(
             &PostParams::default(),
@@ -83,3 +82,5 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
     })
     .await;
 }
+
+on_both_backends!(one_replica_leads_and_the_other_takes_over_when_it_dies,);

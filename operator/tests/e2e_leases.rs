@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, GeneratorLease};
 use kuvert_testkit::{OpenBao, Postgres};
-use support::{Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
+use support::{Backend, Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
 
 async fn lease(ess: &Api<ExternalSecret>) -> Option<GeneratorLease> {
     ess.get("db")
@@ -21,11 +21,12 @@ async fn lease(ess: &Api<ExternalSecret>) -> Option<GeneratorLease> {
         .and_then(|s| s.leases.into_iter().next())
 }
 
-#[tokio::test]
-async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked() {
+async fn a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked(
+    backend: Backend,
+) {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "8s", "18s").await;
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_on(backend).await;
     vault_dynamic_secret(
         &cluster,
         bao.addr(),
@@ -184,3 +185,5 @@ async fn a_restarted_operator_neither_renews_nor_regenerates_a_lease_early() {
         "OpenBao saw a renewal: {lookup}"
     );
 }
+
+on_both_backends!(a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked,);

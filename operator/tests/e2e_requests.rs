@@ -50,7 +50,7 @@ async fn setup() -> (Cluster, Operator, Api<ExternalSecret>, Api<Secret>) {
 #[tokio::test]
 async fn a_first_sync_creates_without_reading_and_the_wakeups_of_its_own_writes_cost_nothing() {
     let (cluster, _operator, ess, secrets) = setup().await;
-    cluster.handle.reset_request_counts();
+    cluster.dev().reset_request_counts();
     for i in 0..COUNT {
         let es = shared_key_external_secret(&format!("es-{i}"), "1h", &format!("es-{i}"));
         ess.create(&PostParams::default(), &es).await.unwrap();
@@ -62,7 +62,7 @@ async fn a_first_sync_creates_without_reading_and_the_wakeups_of_its_own_writes_
     .await;
     // Each sync's Secret create and status patch wake another reconcile of the object.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let handle = &cluster.handle;
+    let handle = cluster.dev();
     assert_eq!(handle.request_count("get", "secrets"), 0, "Secret reads");
     assert_eq!(handle.request_count("create", "secrets"), COUNT as u64);
     assert_eq!(handle.request_count("update", "secrets"), 0);
@@ -103,9 +103,9 @@ async fn a_refresh_that_reads_the_same_values_neither_reads_nor_writes_the_secre
             )]
     })
     .await;
-    cluster.handle.reset_request_counts();
+    cluster.dev().reset_request_counts();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let handle = &cluster.handle;
+    let handle = cluster.dev();
     let refreshes = handle.request_count("patch", "externalsecrets/status");
     assert!(refreshes >= 3, "{refreshes} refreshes in 5 s at 1s");
     assert_eq!(handle.request_count("get", "secrets"), 0, "Secret reads");
@@ -127,7 +127,7 @@ async fn a_secret_kuvert_does_not_manage_is_found_when_creating_and_left_as_it_w
         .create(&PostParams::default(), &theirs)
         .await
         .unwrap();
-    cluster.handle.reset_request_counts();
+    cluster.dev().reset_request_counts();
     ess.create(
         &PostParams::default(),
         &shared_key_external_secret("app", "1h", "theirs"),
@@ -139,7 +139,7 @@ async fn a_secret_kuvert_does_not_manage_is_found_when_creating_and_left_as_it_w
     })
     .await;
     // The failure's status write wakes one more attempt, which fails the same way.
-    let handle = &cluster.handle;
+    let handle = cluster.dev();
     let creates = handle.request_count("create", "secrets");
     assert!((1..=2).contains(&creates), "{creates} refused creates");
     assert_eq!(

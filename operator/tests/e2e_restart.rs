@@ -52,7 +52,7 @@ async fn a_restart_with_500_synced_objects_reads_no_store_and_writes_no_secret()
     );
     first.stop();
 
-    cluster.handle.reset_request_counts();
+    cluster.dev().reset_request_counts();
     let second = Operator::start(&cluster, &[]);
     second.wait_ready().await;
     // Give every object time to be reconciled once by the new process.
@@ -67,17 +67,17 @@ async fn a_restart_with_500_synced_objects_reads_no_store_and_writes_no_secret()
         "{metrics}"
     );
     assert_eq!(
-        cluster.handle.write_count("secrets"),
+        cluster.dev().write_count("secrets"),
         0,
         "Secret writes after the restart"
     );
     assert_eq!(
-        cluster.handle.write_count("externalsecrets/status"),
+        cluster.dev().write_count("externalsecrets/status"),
         0,
         "status writes after the restart"
     );
     assert_eq!(
-        cluster.handle.write_count("externalsecrets"),
+        cluster.dev().write_count("externalsecrets"),
         0,
         "ExternalSecret writes after the restart"
     );

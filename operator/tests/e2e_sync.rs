@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Cluster, Operator, eventually, secret_data, yaml};
+use support::{Backend, Cluster, Operator, eventually, secret_data, yaml};
 
 const STORE: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -48,9 +48,8 @@ fn expected(password: &str) -> Option<BTreeMap<String, String>> {
     ]))
 }
 
-#[tokio::test]
-async fn external_secret_syncs_and_follows_changes_and_drift() {
-    let cluster = Cluster::start().await;
+async fn external_secret_syncs_and_follows_changes_and_drift(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
@@ -137,9 +136,8 @@ async fn external_secret_syncs_and_follows_changes_and_drift() {
     .await;
 }
 
-#[tokio::test]
-async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret() {
-    let cluster = Cluster::start().await;
+async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     let operator = Operator::start(&cluster, &["--per-object-metrics"]);
     operator.wait_ready().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
@@ -226,17 +224,15 @@ fn promtool_accepts(metrics: &str) {
 
 // Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
 // to devcluster, which this runtime serves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_shuts_the_operator_down_cleanly() {
-    let cluster = Cluster::start().await;
+async fn sigterm_shuts_the_operator_down_cleanly(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     let mut operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     assert_eq!(operator.terminate(), Some(0));
 }
 
-#[tokio::test]
-async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh() {
-    let cluster = Cluster::start().await;
+async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
@@ -286,3 +282,10 @@ async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(secret_data(&secrets, "app-secret").await, expected("pw-1"));
 }
+
+on_both_backends!(
+    external_secret_syncs_and_follows_changes_and_drift,
+    a_broken_template_fails_with_a_clear_status_and_keeps_the_secret,
+    sigterm_shuts_the_operator_down_cleanly,
+    an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh,
+);

@@ -10,7 +10,7 @@ use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::json;
-use support::{Cluster, Operator, eventually, yaml};
+use support::{Backend, Cluster, Operator, eventually, yaml};
 
 async fn password(secrets: &Api<Secret>, name: &str) -> Option<String> {
     let secret = secrets.get_opt(name).await.unwrap()?;
@@ -37,15 +37,14 @@ fn external_secret(name: &str, interval: &str) -> ExternalSecret {
     ))
 }
 
-#[tokio::test]
-async fn vault_values_sync_follow_changes_and_survive_an_outage() {
+async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend) {
     let mut bao = OpenBao::start().await;
     bao.kv2_put("secret", "app", json!({"password": "v1"}))
         .await;
     // The dev server's root token outlives a restart (a created token would not).
     let token = bao.root_token().to_owned();
 
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     let creds: Secret = yaml(&format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {token}}}\n"
@@ -176,8 +175,8 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
     bao.write(
         "auth/kubernetes/config",
         json!({
-            "kubernetes_host": cluster.handle.url(),
-            "kubernetes_ca_cert": cluster.handle.ca_pem(),
+            "kubernetes_host": cluster.dev().url(),
+            "kubernetes_ca_cert": cluster.dev().ca_pem(),
             "token_reviewer_jwt": reviewer,
         }),
     )
@@ -218,7 +217,7 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
     // The reviewer's token and the operator's request for `app`.
     assert_eq!(
         cluster
-            .handle
+            .dev()
             .request_count("create", "serviceaccounts/token"),
         2
     );
@@ -300,3 +299,5 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
         "the login was revoked on exit"
     );
 }
+
+on_both_backends!(vault_values_sync_follow_changes_and_survive_an_outage,);

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
 use kuvert_core::api::{ExternalSecret, VaultDynamicSecret};
 use kuvert_testkit::{OpenBao, Postgres};
-use support::{Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
+use support::{Backend, Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
 
 /// An ExternalSecret `name` whose data all come from the VaultDynamicSecret `generator`,
 /// shaped by `target` (YAML under `spec.target`, indented by four spaces).
@@ -18,12 +18,12 @@ fn generated_external_secret(name: &str, generator: &str, target: &str) -> Exter
     ))
 }
 
-#[tokio::test]
-async fn a_database_generator_yields_credentials_that_log_in_and_are_revoked_with_the_external_secret()
- {
+async fn a_database_generator_yields_credentials_that_log_in_and_are_revoked_with_the_external_secret(
+    backend: Backend,
+) {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     bao.database_engine(&pg, "app", "10m", "1h").await;
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_on(backend).await;
     vault_dynamic_secret(
         &cluster,
         bao.addr(),
@@ -218,3 +218,7 @@ async fn a_pki_generator_with_a_template_yields_a_tls_secret_that_verifies_again
         Some("DNS:app.example.com, DNS:www.example.com")
     );
 }
+
+on_both_backends!(
+    a_database_generator_yields_credentials_that_log_in_and_are_revoked_with_the_external_secret,
+);

@@ -43,10 +43,12 @@ pub struct ExternalSecretSpec {
     pub refresh_interval: Option<String>,
     /// When the Secret is refreshed. Default: `Periodic`.
     pub refresh_policy: Option<RefreshPolicy>,
-    /// Single remote values, each written to one key of the Secret.
+    /// Single remote values, each written to one key of the Secret. At most 1,000 entries.
+    #[schemars(length(max = 1000))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<ExternalSecretData>,
-    /// Remote secrets expanded into many keys. Applied in order before `data`; later keys win.
+    /// Remote secrets expanded into many keys. Applied in order before `data`; later keys win. At most 100 entries.
+    #[schemars(length(max = 100))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_from: Vec<ExternalSecretDataFromRemoteRef>,
 }
@@ -182,7 +184,8 @@ pub struct ExternalSecretTemplate {
     /// Secret keys and the Jinja template producing each value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, String>,
-    /// Templates read from ConfigMaps, Secrets or literals.
+    /// Templates read from ConfigMaps, Secrets or literals. At most 50 entries.
+    #[schemars(length(max = 50))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub template_from: Vec<TemplateFrom>,
     /// Template delimiters, for templates kept inside Helm charts whose `{{ }}` collide with
@@ -405,7 +408,8 @@ pub struct ExternalSecretDataFromRemoteRef {
     pub extract: Option<ExternalSecretDataRemoteRef>,
     /// Every remote secret matching a path, name pattern or tags, one key each.
     pub find: Option<ExternalSecretFind>,
-    /// Rewrites of the resulting keys, applied in order.
+    /// Rewrites of the resulting keys, applied in order. At most 50 entries.
+    #[schemars(length(max = 50))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rewrite: Vec<ExternalSecretRewrite>,
     /// A store or generator other than `secretStoreRef` for this entry.

@@ -30,11 +30,15 @@ pub const GENERATORS_GROUP: &str = "generators.kuvert.io";
 #[serde(rename_all = "camelCase")]
 pub struct PasswordSpec {
     /// Length of the password. Default: 24.
-    #[schemars(range(min = 1, max = 4096))]
+    // `int32`, not schemars' `uint32`: the API server knows only OpenAPI's integer formats and
+    // warns on every apply of the CRD.
+    #[schemars(range(min = 1, max = 4096), extend("format" = "int32"))]
     pub length: Option<u32>,
     /// Exactly this many digits. Default: a quarter of the length.
+    #[schemars(extend("format" = "int32"))]
     pub digits: Option<u32>,
     /// Exactly this many symbols. Default: a quarter of the length.
+    #[schemars(extend("format" = "int32"))]
     pub symbols: Option<u32>,
     /// The symbols chosen from. Default: ``~!@#$%^&*()_+-={}|[]\:"<>?,./``.
     pub symbol_characters: Option<String>,

@@ -34,7 +34,8 @@ pub struct PushSecretSpec {
     /// How often the Secret is pushed again, as a Go duration. Default: `1h`.
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub refresh_interval: Option<String>,
-    /// The stores written to.
+    /// The stores written to. At most 50 entries.
+    #[schemars(length(max = 50))]
     pub secret_store_refs: Vec<PushSecretStoreRef>,
     /// `Replace` overwrites remote secrets kuvert owns; `IfNotExists` never overwrites.
     /// Default: `Replace`.
@@ -44,7 +45,8 @@ pub struct PushSecretSpec {
     pub deletion_policy: Option<PushSecretDeletionPolicy>,
     /// The source of the pushed values.
     pub selector: PushSecretSelector,
-    /// Which keys go where.
+    /// Which keys go where. At most 1,000 entries.
+    #[schemars(length(max = 1000))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<PushSecretData>,
     /// Shapes the pushed values with Jinja templates before they are written.

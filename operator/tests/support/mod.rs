@@ -1,5 +1,11 @@
-//! End-to-end harness: devcluster with kuvert's CRDs, and the real `kuvert run` binary as a
-//! separate process talking to it through a kubeconfig, as it would to any cluster.
+//! End-to-end harness: a Kubernetes API server with kuvert's CRDs, and the real `kuvert run`
+//! binary as a separate process talking to it through a kubeconfig, as it would to any cluster.
+//!
+//! The API server is one of two [`Backend`]s: devcluster (kuvert's in-memory server, in this
+//! process) or the real control plane (kube-apiserver, etcd and kube-controller-manager built
+//! from Go modules, `kuvert_testkit::ControlPlane`). [`on_both_backends!`] runs one scenario on
+//! each. On the real control plane kuvert runs as the ServiceAccount `kuvert-system/kuvert`
+//! bound to `tests/rbac/cluster.yaml`, never as admin, so a missing permission fails a test.
 
 #![allow(dead_code)] // each test file uses part of the harness
 
@@ -7,41 +13,210 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
+use kuvert_testkit::ControlPlane;
 
-/// A devcluster with kuvert's CRDs installed and a kubeconfig written for it.
+/// Which API server a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// devcluster, in this process.
+    DevCluster,
+    /// kube-apiserver + etcd + kube-controller-manager, as processes.
+    ControlPlane,
+}
+
+/// Runs `async fn NAME(backend: Backend)` once per backend, as the tests `NAME::devcluster` and
+/// `NAME::control_plane` (`cargo test control_plane` runs only the real server's).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn devcluster() {
+                super::$name(super::support::Backend::DevCluster).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn control_plane() {
+                super::$name(super::support::Backend::ControlPlane).await
+            }
+        }
+    )+};
+}
+
+enum Server {
+    Dev(DevClusterHandle),
+    Real(ControlPlane),
+}
+
+impl Server {
+    fn url(&self) -> String {
+        match self {
+            Server::Dev(handle) => handle.url().to_owned(),
+            Server::Real(plane) => plane.url().to_owned(),
+        }
+    }
+
+    fn ca_pem(&self) -> String {
+        match self {
+            Server::Dev(handle) => handle.ca_pem().to_owned(),
+            Server::Real(plane) => plane.ca_pem().to_owned(),
+        }
+    }
+}
+
+/// An API server with kuvert's CRDs installed and kubeconfigs written for it.
 pub struct Cluster {
-    pub handle: DevClusterHandle,
+    server: Server,
+    /// An admin client (the test's own hands).
     pub client: kube::Client,
     pub dir: PathBuf,
 }
 
 impl Cluster {
+    /// A devcluster.
     pub async fn start() -> Cluster {
-        let handle = DevCluster::start(Config::default()).await.unwrap();
-        let client = handle.client().unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        Self::start_on(Backend::DevCluster).await
+    }
+
+    /// An API server of `backend`, with kuvert's CRDs established and, on the real control
+    /// plane, kuvert's ServiceAccount bound to its ClusterRole.
+    pub async fn start_on(backend: Backend) -> Cluster {
+        let (server, dir) = match backend {
+            Backend::DevCluster => {
+                let handle = DevCluster::start(Config::default()).await.unwrap();
+                let dir = std::env::temp_dir().join(format!(
+                    "kuvert-e2e-{}-{}",
+                    std::process::id(),
+                    handle.addr().port()
+                ));
+                std::fs::create_dir_all(&dir).unwrap();
+                handle.write_kubeconfig(dir.join("kubeconfig")).unwrap();
+                (Server::Dev(handle), dir)
+            }
+            Backend::ControlPlane => {
+                let crds: Vec<serde_json::Value> = kuvert_core::crds::all()
+                    .iter()
+                    .map(|crd| serde_json::to_value(crd).unwrap())
+                    .collect();
+                let plane = ControlPlane::start_with_crds(&crds).await;
+                eprintln!(
+                    "control plane at {} ready in {:.1} s",
+                    plane.url(),
+                    plane.startup().as_secs_f64()
+                );
+                let dir = plane.dir().join("e2e");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(plane.admin_kubeconfig(), dir.join("kubeconfig")).unwrap();
+                (Server::Real(plane), dir)
+            }
+        };
+        let client = kube_client(&dir.join("kubeconfig")).await;
+        let cluster = Cluster {
+            server,
+            client,
+            dir,
+        };
+        if cluster.backend() == Backend::DevCluster {
+            cluster.install_crds().await;
+        }
+        if let Server::Real(plane) = &cluster.server {
+            let token = cluster.operator_token().await;
+            std::fs::write(
+                cluster.dir.join("operator.kubeconfig"),
+                plane.kubeconfig_with_token(&token),
+            )
+            .unwrap();
+        }
+        cluster
+    }
+
+    async fn install_crds(&self) {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for crd in kuvert_core::crds::all() {
             crds.create(&PostParams::default(), &crd).await.unwrap();
         }
-        let dir = std::env::temp_dir().join(format!(
-            "kuvert-e2e-{}-{}",
-            std::process::id(),
-            handle.addr().port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        handle.write_kubeconfig(dir.join("kubeconfig")).unwrap();
-        Cluster {
-            handle,
-            client,
-            dir,
+        for crd in kuvert_core::crds::all() {
+            let name = crd.metadata.name.unwrap();
+            eventually(&format!("CRD {name} to be established"), || async {
+                crds.get(&name).await.unwrap().status.is_some_and(|s| {
+                    s.conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+            })
+            .await;
         }
     }
 
+    /// Creates kuvert's ServiceAccount and RBAC (`tests/rbac/cluster.yaml`); a token for it.
+    async fn operator_token(&self) -> String {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &yaml("metadata: {name: kuvert-system}"),
+            )
+            .await
+            .unwrap();
+        let rbac = include_str!("../../../tests/rbac/cluster.yaml");
+        let mut documents = rbac.split("\n---\n");
+        let role: ClusterRole = yaml(documents.next().unwrap());
+        let binding: ClusterRoleBinding = yaml(documents.next().unwrap());
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &role)
+            .await
+            .unwrap();
+        Api::<ClusterRoleBinding>::all(self.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+        service_account_token(&self.client, "kuvert-system", "kuvert").await
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self.server {
+            Server::Dev(_) => Backend::DevCluster,
+            Server::Real(_) => Backend::ControlPlane,
+        }
+    }
+
+    /// The devcluster handle (request counters, fault switches): only devcluster has one.
+    pub fn dev(&self) -> &DevClusterHandle {
+        match &self.server {
+            Server::Dev(handle) => handle,
+            Server::Real(_) => panic!("this check needs devcluster's request counters"),
+        }
+    }
+
+    /// The API server's URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The cluster CA (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.server.ca_pem()
+    }
+
+    /// An admin kubeconfig (for kubectl and the tests' own clients).
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
+    }
+
+    /// The kubeconfig `kuvert run` uses: on the real control plane, the token of kuvert's
+    /// ServiceAccount, limited to its RBAC; on devcluster (no authorization), the admin's.
+    pub fn operator_kubeconfig(&self) -> PathBuf {
+        match self.server {
+            Server::Dev(_) => self.kubeconfig(),
+            Server::Real(_) => self.dir.join("operator.kubeconfig"),
+        }
     }
 }
 
@@ -49,6 +224,108 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A second cluster that the Kubernetes provider reads from: namespace `remote`, and a bearer
+/// token that may read Secrets there (devcluster: its admin token; the real control plane: a
+/// ServiceAccount `remote/reader` bound to a Role allowing get, list and watch on Secrets in
+/// `remote` and nothing else).
+pub struct RemoteCluster {
+    server: Server,
+    /// An admin client.
+    pub client: kube::Client,
+    pub token: String,
+}
+
+impl RemoteCluster {
+    pub async fn start_on(backend: Backend) -> RemoteCluster {
+        match backend {
+            Backend::DevCluster => {
+                let handle = DevCluster::start(Config {
+                    namespaces: ["default", "remote"].map(String::from).to_vec(),
+                    ..Config::default()
+                })
+                .await
+                .unwrap();
+                RemoteCluster {
+                    client: handle.client().unwrap(),
+                    token: handle.admin_token().to_owned(),
+                    server: Server::Dev(handle),
+                }
+            }
+            Backend::ControlPlane => {
+                let plane = ControlPlane::start().await;
+                let client = kube_client(&plane.admin_kubeconfig()).await;
+                Api::<Namespace>::all(client.clone())
+                    .create(&PostParams::default(), &yaml("metadata: {name: remote}"))
+                    .await
+                    .unwrap();
+                let rbac = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader, namespace: remote}\nrules: [{apiGroups: [''], resources: [secrets], verbs: [get, list, watch]}]\n";
+                Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(client.clone(), "remote")
+                    .create(&PostParams::default(), &yaml(rbac))
+                    .await
+                    .unwrap();
+                let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: reader, namespace: remote}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\nsubjects: [{kind: ServiceAccount, name: reader, namespace: remote}]\n";
+                Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
+                    client.clone(),
+                    "remote",
+                )
+                .create(&PostParams::default(), &yaml(binding))
+                .await
+                .unwrap();
+                let token = service_account_token(&client, "remote", "reader").await;
+                RemoteCluster {
+                    client,
+                    token,
+                    server: Server::Real(plane),
+                }
+            }
+        }
+    }
+
+    /// The API server's URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The cluster CA (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.server.ca_pem()
+    }
+}
+
+/// Creates ServiceAccount `namespace/name` (unless it exists) and returns a token for it
+/// (TokenRequest, valid for a day).
+pub async fn service_account_token(client: &kube::Client, namespace: &str, name: &str) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    if sas.get_opt(name).await.unwrap().is_none() {
+        sas.create(
+            &PostParams::default(),
+            &yaml(&format!("metadata: {{name: {name}}}")),
+        )
+        .await
+        .unwrap();
+    }
+    let request: TokenRequest = yaml("spec: {expirationSeconds: 86400}");
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap()
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn kube_client(path: &std::path::Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
 }
 
 /// A free loopback port.
@@ -74,7 +351,7 @@ impl Operator {
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("KUBECONFIG", cluster.operator_kubeconfig())
             .env(
                 "KUVERT_LOG",
                 std::env::var("KUVERT_TEST_LOG")

