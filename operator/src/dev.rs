@@ -76,6 +76,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             concurrency: 16,
             namespace: None,
+            cluster_stores: None,
             controller_class: None,
             coalesce_window: Duration::from_secs(5),
             per_object_metrics: false,

@@ -34,9 +34,15 @@ pub struct RunArgs {
     /// Objects reconciled at once, per kind.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
-    /// Watch only this namespace (default: all namespaces).
+    /// Watch only this namespace (default: all namespaces). A namespace-scoped install's Role
+    /// cannot read cluster-scoped objects, so ClusterSecretStores are then off unless
+    /// `--cluster-stores` turns them on.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Watch ClusterSecretStores (and read namespace labels for their `conditions`).
+    /// Default: on, except with `--namespace`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub cluster_stores: Option<bool>,
     /// Serve only objects whose `spec.controller` is this class.
     #[arg(long)]
     pub controller_class: Option<String>,
@@ -114,6 +120,14 @@ pub fn client(mut config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::
         .build())
 }
 
+impl RunArgs {
+    /// Whether ClusterSecretStores are watched: `--cluster-stores`, else only when every
+    /// namespace is.
+    pub fn watches_cluster_stores(&self) -> bool {
+        self.cluster_stores.unwrap_or(self.namespace.is_none())
+    }
+}
+
 /// Runs the operator against the cluster of `client` until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let prometheus = metrics::install()?;
@@ -163,23 +177,29 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
+    let cluster_store_controller = args.watches_cluster_stores().then(|| {
+        let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
+        Controller::new(cluster_stores, watcher::Config::default().any_semantic())
+    });
 
     let store_controller = Controller::new(stores, watcher::Config::default().any_semantic());
-    let cluster_store_controller =
-        Controller::new(cluster_stores, watcher::Config::default().any_semantic());
     let caches = StoreCaches {
         stores: store_controller.store(),
-        cluster_stores: cluster_store_controller.store(),
+        cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
-    let (es_controller, targets) =
-        externalsecret::controller(ctx.clone(), args.namespace.as_deref());
+    let (es_controller, targets) = externalsecret::controller(
+        ctx.clone(),
+        args.namespace.as_deref(),
+        args.watches_cluster_stores(),
+    );
     let es_cache = es_controller.store();
     {
         let (caches, es_cache) = (caches.clone(), es_cache.clone());
         tokio::spawn(async move {
             wait_until_ready(&caches.stores).await;
-            wait_until_ready(&caches.cluster_stores).await;
+            if let Some(cluster_stores) = &caches.cluster_stores {
+                wait_until_ready(cluster_stores).await;
+            }
             wait_until_ready(&es_cache).await;
             readiness.set_ready();
             tracing::info!("caches synced; ready");
@@ -196,7 +216,11 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
 
     tokio::join!(
         store::run_controller(store_controller, ctx.clone(), args.concurrency),
-        store::run_controller(cluster_store_controller, ctx.clone(), args.concurrency),
+        async {
+            if let Some(controller) = cluster_store_controller {
+                store::run_controller(controller, ctx.clone(), args.concurrency).await;
+            }
+        },
         externalsecret::run(es_controller, state, args.concurrency),
     );
     objects.abort();

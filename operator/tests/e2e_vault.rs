@@ -1,11 +1,13 @@
-//! `kuvert run` end to end against a real OpenBao server and devcluster: sync, force-sync,
-//! periodic refresh, an unreachable store, and Kubernetes auth through devcluster's
-//! TokenRequest and TokenReview.
+//! `kuvert run` end to end against a real OpenBao server and both API servers: sync,
+//! force-sync, periodic refresh, an unreachable store, and Kubernetes auth through the API
+//! server's TokenRequest and TokenReview (OpenBao reviews the token with the real
+//! kube-apiserver on the control plane).
 
 mod support;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use kuvert_testkit::OpenBao;
@@ -140,9 +142,10 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
     .await;
 }
 
-#[tokio::test]
-async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued() {
-    let cluster = Cluster::start().await;
+async fn kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews(
+    backend: Backend,
+) {
+    let cluster = Cluster::start_on(backend).await;
     let bao = OpenBao::start().await;
     bao.kv2_put("secret", "app", json!({"password": "via-k8s-auth"}))
         .await;
@@ -162,6 +165,17 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
         .await
         .unwrap();
     }
+    // A reviewer needs `system:auth-delegator` to create TokenReviews on a cluster with RBAC
+    // (devcluster has no authorization).
+    if backend == Backend::ControlPlane {
+        let binding: ClusterRoleBinding = yaml(
+            "metadata: {name: vault-reviewer}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:auth-delegator}\nsubjects: [{kind: ServiceAccount, name: vault-reviewer, namespace: default}]\n",
+        );
+        Api::<ClusterRoleBinding>::all(cluster.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
     let request: TokenRequest = yaml("spec: {expirationSeconds: 3600}");
     let reviewer = sas
         .create_token_request("vault-reviewer", &PostParams::default(), &request)
@@ -175,8 +189,8 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
     bao.write(
         "auth/kubernetes/config",
         json!({
-            "kubernetes_host": cluster.dev().url(),
-            "kubernetes_ca_cert": cluster.dev().ca_pem(),
+            "kubernetes_host": cluster.url(),
+            "kubernetes_ca_cert": cluster.ca_pem(),
             "token_reviewer_jwt": reviewer,
         }),
     )
@@ -214,13 +228,15 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_devcluster_issued(
         password(&secrets, "k8s-auth").await.as_deref() == Some("via-k8s-auth")
     })
     .await;
-    // The reviewer's token and the operator's request for `app`.
-    assert_eq!(
-        cluster
-            .dev()
-            .request_count("create", "serviceaccounts/token"),
-        2
-    );
+    // The reviewer's token and the operator's request for `app` (devcluster counts requests).
+    if backend == Backend::DevCluster {
+        assert_eq!(
+            cluster
+                .dev()
+                .request_count("create", "serviceaccounts/token"),
+            2
+        );
+    }
 }
 
 // Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
@@ -300,4 +316,7 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
     );
 }
 
-on_both_backends!(vault_values_sync_follow_changes_and_survive_an_outage,);
+on_both_backends!(
+    vault_values_sync_follow_changes_and_survive_an_outage,
+    kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
+);

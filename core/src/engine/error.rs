@@ -19,6 +19,16 @@ pub enum StoreError {
         /// The refused namespace.
         namespace: String,
     },
+    /// A ClusterSecretStore named where this instance watches none (`kuvert run --namespace`:
+    /// a namespace-scoped install may not read cluster-scoped objects).
+    #[error(
+        "{store}: this kuvert instance serves one namespace and watches no ClusterSecretStores \
+         (kuvert run --namespace; --cluster-stores turns them on)"
+    )]
+    ClusterStoresOff {
+        /// The store.
+        store: String,
+    },
     /// The store's provider refused its spec or could not log in.
     #[error("{store}: {source}")]
     Provider {
@@ -234,6 +244,7 @@ impl SyncError {
             SyncError::Store { source, .. } => match source {
                 StoreError::NotFound { .. } => "StoreNotFound",
                 StoreError::NotAllowed { .. } => "StoreNotAllowed",
+                StoreError::ClusterStoresOff { .. } => "ClusterStoresOff",
                 StoreError::Provider { .. } => "StoreNotReady",
             },
             SyncError::Fetch { source, .. } => match source {
@@ -265,7 +276,9 @@ impl SyncError {
         match self {
             SyncError::Store { source, .. } => match source {
                 StoreError::Provider { source, .. } => source.is_transient(),
-                StoreError::NotFound { .. } | StoreError::NotAllowed { .. } => false,
+                StoreError::NotFound { .. }
+                | StoreError::NotAllowed { .. }
+                | StoreError::ClusterStoresOff { .. } => false,
             },
             // A remote secret that is missing now may be written soon: keep retrying.
             SyncError::Fetch { source, .. } => {

@@ -347,7 +347,8 @@ fn serves(state: &State, es: &ExternalSecret, namespace: &str) -> bool {
         kuvert_core::api::SecretStoreKind::ClusterSecretStore => state
             .caches
             .cluster_stores
-            .get(&ObjectRef::new(&key.name))
+            .as_ref()
+            .and_then(|stores| stores.get(&ObjectRef::new(&key.name)))
             .map(|s| s.spec.store.controller.clone()),
     };
     match class {
@@ -398,10 +399,11 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
 
 /// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected,
 /// metadata only, cached for [`target`]), and store changes mapped to exactly the
-/// ExternalSecrets using them.
+/// ExternalSecrets using them (ClusterSecretStores only with `cluster_stores`).
 pub fn controller(
     ctx: Arc<Context>,
     namespace: Option<&str>,
+    cluster_stores: bool,
 ) -> (Controller<ExternalSecret>, TargetCache) {
     let (client, index) = (ctx.client.clone(), ctx.index.clone());
     let es_api: Api<ExternalSecret> = match namespace {
@@ -449,8 +451,9 @@ pub fn controller(
                     name: s.name_any(),
                 })
             },
-        )
-        .watches(
+        );
+    let controller = if cluster_stores {
+        controller.watches(
             cluster_store_api,
             watcher::Config::default().any_semantic(),
             move |s: ClusterSecretStore| {
@@ -460,7 +463,10 @@ pub fn controller(
                     name: s.name_any(),
                 })
             },
-        );
+        )
+    } else {
+        controller
+    };
     (controller, targets)
 }
 

@@ -24,8 +24,8 @@ use crate::context::Context;
 pub struct StoreCaches {
     /// SecretStores.
     pub stores: Store<SecretStore>,
-    /// ClusterSecretStores.
-    pub cluster_stores: Store<ClusterSecretStore>,
+    /// ClusterSecretStores; `None` where this instance watches none (`--namespace`).
+    pub cluster_stores: Option<Store<ClusterSecretStore>>,
 }
 
 /// Identity of a store reference: what the index and the client cache are keyed by.
@@ -250,7 +250,8 @@ impl StoreCaches {
                         .map(|s| s.meta().generation.unwrap_or_default()),
                     SecretStoreKind::ClusterSecretStore => self
                         .cluster_stores
-                        .get(&ObjectRef::new(&key.name))
+                        .as_ref()
+                        .and_then(|stores| stores.get(&ObjectRef::new(&key.name)))
                         .map(|s| s.meta().generation.unwrap_or_default()),
                 };
                 (key, generation)
@@ -330,13 +331,17 @@ impl Resolver<'_> {
                 Ok((key, store.spec.clone(), generation))
             }
             SecretStoreKind::ClusterSecretStore => {
-                let store = self
-                    .caches
-                    .cluster_stores
-                    .get(&ObjectRef::new(&key.name))
-                    .ok_or_else(|| StoreError::NotFound {
+                let stores = self.caches.cluster_stores.as_ref().ok_or_else(|| {
+                    StoreError::ClusterStoresOff {
                         store: key.display(),
-                    })?;
+                    }
+                })?;
+                let store =
+                    stores
+                        .get(&ObjectRef::new(&key.name))
+                        .ok_or_else(|| StoreError::NotFound {
+                            store: key.display(),
+                        })?;
                 if !self.admits(&store.spec.conditions, namespace).await? {
                     return Err(StoreError::NotAllowed {
                         store: key.display(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
@@ -84,8 +84,19 @@ impl Cluster {
     }
 
     /// An API server of `backend`, with kuvert's CRDs established and, on the real control
-    /// plane, kuvert's ServiceAccount bound to its ClusterRole.
+    /// plane, kuvert's ServiceAccount bound to its ClusterRole (`tests/rbac/cluster.yaml`).
     pub async fn start_on(backend: Backend) -> Cluster {
+        Self::start_with(backend, None).await
+    }
+
+    /// Like [`Cluster::start_on`] for a namespace-scoped install: `namespace` is created and,
+    /// on the real control plane, kuvert's ServiceAccount is bound to the Role of
+    /// `tests/rbac/namespaced.yaml` there and has no other permission.
+    pub async fn start_scoped_on(backend: Backend, namespace: &str) -> Cluster {
+        Self::start_with(backend, Some(namespace)).await
+    }
+
+    async fn start_with(backend: Backend, scope: Option<&str>) -> Cluster {
         let (server, dir) = match backend {
             Backend::DevCluster => {
                 let handle = DevCluster::start(Config::default()).await.unwrap();
@@ -123,9 +134,12 @@ impl Cluster {
         };
         if cluster.backend() == Backend::DevCluster {
             cluster.install_crds().await;
+            if let Some(namespace) = scope {
+                cluster.create_namespace(namespace).await;
+            }
         }
         if let Server::Real(plane) = &cluster.server {
-            let token = cluster.operator_token().await;
+            let token = cluster.operator_token(scope).await;
             std::fs::write(
                 cluster.dir.join("operator.kubeconfig"),
                 plane.kubeconfig_with_token(&token),
@@ -154,28 +168,51 @@ impl Cluster {
         }
     }
 
-    /// Creates kuvert's ServiceAccount and RBAC (`tests/rbac/cluster.yaml`); a token for it.
-    async fn operator_token(&self) -> String {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
+    async fn create_namespace(&self, name: &str) {
+        Api::<Namespace>::all(self.client.clone())
             .create(
                 &PostParams::default(),
-                &yaml("metadata: {name: kuvert-system}"),
+                &yaml(&format!("metadata: {{name: {name}}}")),
             )
             .await
             .unwrap();
-        let rbac = include_str!("../../../tests/rbac/cluster.yaml");
-        let mut documents = rbac.split("\n---\n");
-        let role: ClusterRole = yaml(documents.next().unwrap());
-        let binding: ClusterRoleBinding = yaml(documents.next().unwrap());
-        Api::<ClusterRole>::all(self.client.clone())
-            .create(&PostParams::default(), &role)
-            .await
-            .unwrap();
-        Api::<ClusterRoleBinding>::all(self.client.clone())
-            .create(&PostParams::default(), &binding)
-            .await
-            .unwrap();
+    }
+
+    /// Creates kuvert's ServiceAccount and its RBAC: cluster-wide (`tests/rbac/cluster.yaml`),
+    /// or in `scope` only (`tests/rbac/namespaced.yaml`); returns a token for it.
+    async fn operator_token(&self, scope: Option<&str>) -> String {
+        self.create_namespace("kuvert-system").await;
+        match scope {
+            None => {
+                let rbac = include_str!("../../../tests/rbac/cluster.yaml");
+                let mut documents = rbac.split("\n---\n");
+                let role: ClusterRole = yaml(documents.next().unwrap());
+                let binding: ClusterRoleBinding = yaml(documents.next().unwrap());
+                Api::<ClusterRole>::all(self.client.clone())
+                    .create(&PostParams::default(), &role)
+                    .await
+                    .unwrap();
+                Api::<ClusterRoleBinding>::all(self.client.clone())
+                    .create(&PostParams::default(), &binding)
+                    .await
+                    .unwrap();
+            }
+            Some(namespace) => {
+                self.create_namespace(namespace).await;
+                let rbac = include_str!("../../../tests/rbac/namespaced.yaml");
+                let mut documents = rbac.split("\n---\n");
+                let role: Role = yaml(documents.next().unwrap());
+                let binding: RoleBinding = yaml(documents.next().unwrap());
+                Api::<Role>::namespaced(self.client.clone(), namespace)
+                    .create(&PostParams::default(), &role)
+                    .await
+                    .unwrap();
+                Api::<RoleBinding>::namespaced(self.client.clone(), namespace)
+                    .create(&PostParams::default(), &binding)
+                    .await
+                    .unwrap();
+            }
+        }
         service_account_token(&self.client, "kuvert-system", "kuvert").await
     }
 
@@ -261,18 +298,15 @@ impl RemoteCluster {
                     .await
                     .unwrap();
                 let rbac = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader, namespace: remote}\nrules: [{apiGroups: [''], resources: [secrets], verbs: [get, list, watch]}]\n";
-                Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(client.clone(), "remote")
+                Api::<Role>::namespaced(client.clone(), "remote")
                     .create(&PostParams::default(), &yaml(rbac))
                     .await
                     .unwrap();
                 let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: reader, namespace: remote}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\nsubjects: [{kind: ServiceAccount, name: reader, namespace: remote}]\n";
-                Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
-                    client.clone(),
-                    "remote",
-                )
-                .create(&PostParams::default(), &yaml(binding))
-                .await
-                .unwrap();
+                Api::<RoleBinding>::namespaced(client.clone(), "remote")
+                    .create(&PostParams::default(), &yaml(binding))
+                    .await
+                    .unwrap();
                 let token = service_account_token(&client, "remote", "reader").await;
                 RemoteCluster {
                     client,
