@@ -3,7 +3,9 @@ CARGO ?= cargo
 
 .PHONY: test test-deps lint fmt generate bench
 
-## Installs the servers the tests need (OpenBao, PostgreSQL, kubectl), then runs every test.
+## Installs the servers the tests need (OpenBao, PostgreSQL, kubectl, promtool) and builds the
+## real control plane once (scripts/control-plane.sh), then runs every test: the end-to-end
+## scenarios run against devcluster and against kube-apiserver + etcd + kube-controller-manager.
 test: test-deps
 	$(CARGO) test --workspace
 

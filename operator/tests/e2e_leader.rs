@@ -1,4 +1,5 @@
-//! Two `kuvert run --leader-election` replicas: one leads, the other takes over when it dies.
+//! Two `kuvert run --leader-election` replicas: one leads, the other takes over when it dies
+//! (SIGKILL), within the lease duration, and syncs nothing the first one synced again.
 
 mod support;
 
@@ -68,6 +69,28 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
         "a follower runs no controller"
     );
 
+    // What the first leader wrote, to check the new one does not sync it again.
+    let written = || async {
+        (
+            secrets
+                .get("first")
+                .await
+                .unwrap()
+                .metadata
+                .resource_version,
+            ess.get("first").await.unwrap().metadata.resource_version,
+        )
+    };
+    eventually("the first leader's status write", || async {
+        ess.get("first")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.conditions.iter().any(|c| c.status == "True"))
+    })
+    .await;
+    let before = written().await;
+
     a.stop();
     eventually("replica-b to take over", || async {
         holder().await.as_deref() == Some("replica-b")
@@ -81,6 +104,11 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
         secrets.get_opt("second").await.unwrap().is_some()
     })
     .await;
+    assert_eq!(
+        written().await,
+        before,
+        "the new leader neither rewrote the first Secret nor its status"
+    );
 }
 
 on_both_backends!(one_replica_leads_and_the_other_takes_over_when_it_dies,);
