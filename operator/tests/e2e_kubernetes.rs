@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
 use support::{Backend, Cluster, Operator, RemoteCluster, eventually, map, secret_data, yaml};
 
@@ -118,10 +118,18 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync(back
         secret_data(&secrets, "mirror").await,
         map(&[("password", "v1")])
     );
-    let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
-    ess.patch("mirror", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .unwrap();
+    // As an ESO user would: kubectl, the short name, the unprefixed annotation.
+    let out = std::process::Command::new("kubectl")
+        .args(["annotate", "es", "mirror", "force-sync=1", "--overwrite"])
+        .env("KUBECONFIG", local.kubeconfig())
+        .output()
+        .expect("kubectl (see scripts/install-test-deps.sh)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "externalsecret.kuvert.io/mirror annotated\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eventually("the mirror to follow on force-sync", || async {
         secret_data(&secrets, "mirror").await == map(&[("password", "v2")])
     })
