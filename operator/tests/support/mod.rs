@@ -257,9 +257,24 @@ impl Cluster {
     }
 }
 
+/// kuvert's identity on the real control plane.
+const OPERATOR_USER: &str = "system:serviceaccount:kuvert-system:kuvert";
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        // A missing permission fails the test even where kuvert recovered or the scenario did
+        // not look: the API server's audit log shows every request of kuvert it refused.
+        if let Server::Real(plane) = &self.server
+            && !std::thread::panicking()
+        {
+            let refused = plane.refused(OPERATOR_USER);
+            assert!(
+                refused.is_empty(),
+                "the API server refused kuvert (tests/rbac lacks a rule):\n{}",
+                refused.join("\n")
+            );
+        }
     }
 }
 

@@ -39,6 +39,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const CONTROLLERS: &str =
     "garbage-collector-controller,namespace-controller,serviceaccount-controller";
 
+/// Audit: every request's metadata (user, verb, resource, response code), except those of the
+/// control plane's own components, so a test can see what a client was refused
+/// ([`ControlPlane::refused`]).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    userGroups: [\"system:serviceaccounts:kube-system\", \"system:nodes\"]
+  - level: None
+    users: [\"system:kube-controller-manager\", \"system:apiserver\"]
+  - level: Metadata
+";
+
 /// The file `up` writes the process ids into and `down` reads them from.
 const PIDS: &str = "pids";
 
@@ -129,6 +143,7 @@ impl ControlPlane {
         let sa_private = file("sa.key", &sa_key.serialize_pem());
         let sa_public = file("sa.pub", &sa_key.public_key_pem());
 
+        let audit_policy = file("audit-policy.yaml", AUDIT_POLICY);
         let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
         let url = format!("https://127.0.0.1:{api_port}");
         let mut plane = ControlPlane {
@@ -178,6 +193,9 @@ impl ControlPlane {
                 "--endpoint-reconciler-type=none".into(),
                 "--profiling=false".into(),
                 format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+                format!("--audit-policy-file={audit_policy}"),
+                format!("--audit-log-path={}", dir.join("audit.log").display()),
+                "--audit-log-format=json".into(),
             ],
         );
 
@@ -326,6 +344,35 @@ impl ControlPlane {
     /// The admin kubeconfig (`system:masters`): `DIR/admin.kubeconfig`.
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.dir.join("admin.kubeconfig")
+    }
+
+    /// The requests of `user` the API server's authorizer (RBAC) refused, each as
+    /// `verb group/resource[/subresource] namespace/name`, from the audit log.
+    pub fn refused(&self, user: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| {
+                // An authorizer's refusal, not another 403 (such as a write into a
+                // terminating namespace, which no permission allows).
+                event["user"]["username"] == user
+                    && event["annotations"]["authorization.k8s.io/decision"] == "forbid"
+            })
+            .map(|event| {
+                let o = &event["objectRef"];
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                let mut resource = format!("{}/{}", text(&o["apiGroup"]), text(&o["resource"]));
+                if let Some(sub) = o["subresource"].as_str() {
+                    resource = format!("{resource}/{sub}");
+                }
+                format!(
+                    "{} {resource} {}/{}",
+                    text(&event["verb"]),
+                    text(&o["namespace"]),
+                    text(&o["name"])
+                )
+            })
+            .collect()
     }
 
     /// The folder holding the logs, etcd's data and the kubeconfig.
