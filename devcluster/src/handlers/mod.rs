@@ -125,6 +125,7 @@ fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
 struct Req {
     method: Method,
     accept: String,
+    if_none_match: String,
     query: HashMap<String, String>,
     content_type: String,
     format: Format,
@@ -208,6 +209,7 @@ pub(crate) async fn handle(
     let r = Req {
         method: parts.method.clone(),
         accept: header("accept"),
+        if_none_match: header("if-none-match"),
         query,
         content_type,
         format,
@@ -281,25 +283,59 @@ fn route(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Routed, ApiError> 
             )
             .ok_or_else(not_found_path)?,
         ),
-        ["openapi", "v3"] => get_only(discovery::openapi_v3_root(
-            &shared.state.lock().expect("state").registry,
-        )),
-        ["openapi", "v3", "api", "v1"] => get_only(
-            discovery::openapi_v3_doc(&shared.state.lock().expect("state").registry, "", "v1")
-                .ok_or_else(not_found_path)?,
-        ),
-        ["openapi", "v3", "apis", group, version] => get_only(
-            discovery::openapi_v3_doc(
-                &shared.state.lock().expect("state").registry,
-                group,
-                version,
-            )
-            .ok_or_else(not_found_path)?,
-        ),
+        ["openapi", "v3", rest @ ..] => openapi(shared, &rest.join("/"), r),
         ["api", "v1", rest @ ..] => resource(shared, "", "v1", rest, r),
         ["apis", group, version, rest @ ..] => resource(shared, group, version, rest, r),
         _ => Err(not_found_path()),
     }
+}
+
+/// `/openapi/v3` (`path` empty) or one of its documents, with the caching headers of
+/// kube-openapi's `handler3`: an `Etag`; for a document asked for by its current hash,
+/// `Cache-Control: public, immutable` for a year; for an outdated hash, a redirect to the
+/// current one.
+fn openapi(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Routed, ApiError> {
+    if r.method != Method::GET {
+        return Err(ApiError::method_not_allowed("only GET is allowed here"));
+    }
+    let published = shared.state.lock().expect("state").registry.openapi();
+    let doc = if path.is_empty() {
+        &published.index
+    } else {
+        published.documents.get(path).ok_or_else(not_found_path)?
+    };
+    let etag = format!("\"{}\"", doc.hash);
+    let builder = Response::builder()
+        .header("Content-Type", "application/json")
+        .header("Etag", &etag)
+        .header("Vary", "Accept");
+    let response = match r.query.get("hash") {
+        Some(hash) if !path.is_empty() && *hash != doc.hash => builder
+            .status(StatusCode::MOVED_PERMANENTLY)
+            .header("Location", format!("/openapi/v3/{path}?hash={}", doc.hash))
+            .body(Full::new(Bytes::new()).boxed()),
+        hash => {
+            let builder = if hash.is_some() && !path.is_empty() {
+                let expires = jiff::Timestamp::now()
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .saturating_add(jiff::Span::new().years(1));
+                builder.header("Cache-Control", "public, immutable").header(
+                    "Expires",
+                    expires.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                )
+            } else {
+                builder
+            };
+            if r.if_none_match == etag {
+                builder
+                    .status(StatusCode::NOT_MODIFIED)
+                    .body(Full::new(Bytes::new()).boxed())
+            } else {
+                builder.body(Full::new(doc.body.clone()).boxed())
+            }
+        }
+    };
+    Ok(Routed::Watch(response.expect("response")))
 }
 
 fn resource(
