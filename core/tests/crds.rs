@@ -1,4 +1,4 @@
-//! The committed `crds/` must be exactly what the types generate, and every CRD must be a
+//! The committed `crds/` (and the Helm chart's copy) must be exactly what the types generate, and every CRD must be a
 //! structural schema the API server accepts.
 
 use std::collections::BTreeSet;
@@ -6,29 +6,37 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-fn crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds")
+/// Every folder `make generate` writes the CRDs into: `crds/` (for `kubectl apply`) and the
+/// Helm chart's copy, which its `templates/crds.yaml` renders.
+const CRD_DIRS: [&str; 2] = ["crds", "charts/kuvert/files/crds"];
+
+fn repo_dir(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let mut expected = BTreeSet::new();
-    for crd in kuvert_core::crds::all() {
-        let name = kuvert_core::crds::file_name(&crd);
-        let path = crds_dir().join(&name);
-        let committed = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run `make generate`", path.display()));
-        assert!(
-            committed == kuvert_core::crds::to_yaml(&crd),
-            "crds/{name} is stale: run `make generate` and commit the result"
-        );
-        expected.insert(name);
+    for dir in CRD_DIRS {
+        let mut expected = BTreeSet::new();
+        for crd in kuvert_core::crds::all() {
+            let name = kuvert_core::crds::file_name(&crd);
+            let path = repo_dir(dir).join(&name);
+            let committed = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}; run `make generate`", path.display()));
+            assert!(
+                committed == kuvert_core::crds::to_yaml(&crd),
+                "{dir}/{name} is stale: run `make generate` and commit the result"
+            );
+            expected.insert(name);
+        }
+        let on_disk: BTreeSet<String> = std::fs::read_dir(repo_dir(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(on_disk, expected, "{dir}/ holds files no type generates");
     }
-    let on_disk: BTreeSet<String> = std::fs::read_dir(crds_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(on_disk, expected, "crds/ holds files no type generates");
 }
 
 #[test]

@@ -26,9 +26,10 @@ struct Cli {
 enum Command {
     /// Print every CRD as multi-document YAML (what `crds/` holds).
     Crds {
-        /// Write one file per CRD into this folder instead of printing.
+        /// Write one file per CRD into this folder instead of printing; repeat it to write
+        /// several (`make generate` writes `crds/` and the chart's `files/crds/`).
         #[arg(long)]
-        out_dir: Option<PathBuf>,
+        out_dir: Vec<PathBuf>,
     },
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
     Run(kuvert_operator::run::RunArgs),
@@ -47,8 +48,14 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crds { out_dir: None } => print!("{}", kuvert_core::crds::all_yaml()),
-        Command::Crds { out_dir: Some(dir) } => write_crds(&dir)?,
+        Command::Crds { out_dir } if out_dir.is_empty() => {
+            print!("{}", kuvert_core::crds::all_yaml())
+        }
+        Command::Crds { out_dir } => {
+            for dir in &out_dir {
+                write_crds(dir)?;
+            }
+        }
         Command::Render { files, decode } => render(&files, decode)?,
         Command::Run(args) => run(args)?,
         Command::Dev(args) => dev(args)?,
