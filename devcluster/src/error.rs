@@ -174,6 +174,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // Some errors carry no reason (e.g. a failed server-side apply's 500), as upstream.
+        if self.reason.is_empty()
+            && let Some(m) = s.as_object_mut()
+        {
+            m.remove("reason");
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

@@ -201,9 +201,12 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<(&'static str, &'static str, Cell
     }
 }
 
+/// The `Name` column's description, as kube-apiserver words it (ObjectMeta's `name`).
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
 fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Option<Value>) -> Value {
     let mut columns = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+        json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0}),
     ];
     let custom = info
         .printer_columns
@@ -211,7 +214,17 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
         .cloned()
         .unwrap_or_default();
     for c in &custom {
-        columns.push(json!({"name": c["name"], "type": c["type"].as_str().unwrap_or("string"), "format": c["format"].as_str().unwrap_or(""), "description": c["description"].as_str().unwrap_or(""), "priority": c["priority"].as_i64().unwrap_or(0)}));
+        // kube-apiserver's default description of a printer column.
+        let description = c["description"].as_str().map_or_else(
+            || {
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    c["jsonPath"].as_str().unwrap_or("")
+                )
+            },
+            str::to_string,
+        );
+        columns.push(json!({"name": c["name"], "type": c["type"].as_str().unwrap_or("string"), "format": c["format"].as_str().unwrap_or(""), "description": description, "priority": c["priority"].as_i64().unwrap_or(0)}));
     }
     let builtin = builtin_columns(info);
     for (name, ty, _) in &builtin {
@@ -232,10 +245,9 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
             for c in &custom {
                 let path = c["jsonPath"].as_str().unwrap_or("");
                 let v = json_path(o, path);
+                // A path matching nothing is a null cell, which kubectl prints as blank.
                 cells.push(if path == ".metadata.creationTimestamp" {
                     json!(age(v.as_str().unwrap_or("")))
-                } else if v.is_null() {
-                    json!("<none>")
                 } else {
                     v.clone()
                 });

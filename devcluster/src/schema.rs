@@ -5,10 +5,18 @@
 //! `pattern`, `minimum`/`maximum` (+ exclusive), `minLength`/`maxLength`, `minItems`/`maxItems`,
 //! `minProperties`/`maxProperties`, `nullable`, `default`, `allOf`/`anyOf`/`oneOf`/`not`,
 //! `x-kubernetes-preserve-unknown-fields`, `x-kubernetes-int-or-string`,
-//! `x-kubernetes-embedded-resource`, `x-kubernetes-validations`. `format` is not checked.
+//! `x-kubernetes-embedded-resource`, `x-kubernetes-validations`, and the formats `int32`, `int64`
+//! and `byte`; other formats are not checked.
+//!
+//! Violations are reported with kube-apiserver's wording, field paths and reasons (checked
+//! against kube-apiserver v1.37 by `operator/tests/e2e_crds.rs`): a composite keyword's or a
+//! format range's failure has no field (`<nil>`), a wrong type is `FieldValueTypeInvalid` naming
+//! the type rather than the value, and CEL rules are skipped (with a `<nil>` cause saying so)
+//! only after a blocking violation.
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -70,6 +78,20 @@ fn collect(
     Ok(())
 }
 
+/// The field of causes kube-apiserver reports without one (composite keywords, format ranges,
+/// CEL rules skipped).
+const NO_FIELD: &str = "<nil>";
+
+/// Reasons after which kube-apiserver does not evaluate CEL rules (apiextensions-apiserver's
+/// `hasBlockingErr`): the rules could see values of the wrong type, length or count.
+const BLOCKING: [&str; 5] = [
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+];
+
 fn show(v: &Value) -> String {
     match v {
         Value::Object(_) => "\"object\"".into(),
@@ -106,7 +128,28 @@ impl Walker<'_> {
         });
     }
 
-    fn probe(&self, value: &Value, schema: &Value, path: &str) -> bool {
+    /// A cause without a field, as kube-apiserver reports composite and format failures.
+    fn unplaced(&mut self, message: String) {
+        self.out.causes.push(Cause {
+            field: NO_FIELD.into(),
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: \"\": {message}"),
+        });
+    }
+
+    /// A value of the wrong type: kube-apiserver shows the type found, not the value.
+    fn type_invalid(&mut self, path: &str, found: &str, expected: &str) {
+        self.out.causes.push(Cause {
+            field: path.to_string(),
+            reason: "FieldValueTypeInvalid",
+            message: format!(
+                "Invalid value: \"{found}\": {path} in body must be of type {expected}: \"{found}\""
+            ),
+        });
+    }
+
+    /// The causes of validating `value` against `schema` alone (empty when it passes).
+    fn probe(&self, value: &Value, schema: &Value, path: &str) -> Vec<Cause> {
         let mut w = Walker {
             patterns: self.patterns,
             out: Outcome::default(),
@@ -114,7 +157,101 @@ impl Walker<'_> {
         };
         let mut v = value.clone();
         w.walk(&mut v, schema, path);
-        w.out.causes.is_empty()
+        w.out.causes
+    }
+
+    /// `allOf`, `anyOf`, `oneOf` and `not`, reported as go-openapi (kube-apiserver's validator)
+    /// does: one cause without a field, plus the causes of the branch that came closest (the
+    /// first with the fewest causes) when none passes, or of every failing `allOf` branch.
+    fn composites(&mut self, value: &Value, s: &Map<String, Value>, path: &str) {
+        for key in ["allOf", "anyOf", "oneOf"] {
+            let Some(Value::Array(branches)) = s.get(key) else {
+                continue;
+            };
+            let results: Vec<Vec<Cause>> = branches
+                .iter()
+                .map(|b| self.probe(value, b, path))
+                .collect();
+            let passing = results.iter().filter(|c| c.is_empty()).count();
+            let closest = || {
+                results
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .min_by_key(|c| c.len())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (message, merged) = match key {
+                "allOf" if passing < branches.len() => {
+                    let none = if passing == 0 { ". None validated" } else { "" };
+                    (
+                        format!("\"{path}\" must validate all the schemas (allOf){none}"),
+                        results.iter().flatten().cloned().collect(),
+                    )
+                }
+                "anyOf" if passing == 0 => (
+                    format!("\"{path}\" must validate at least one schema (anyOf)"),
+                    closest(),
+                ),
+                "oneOf" if passing == 0 => (
+                    format!(
+                        "\"{path}\" must validate one and only one schema (oneOf). Found none valid"
+                    ),
+                    closest(),
+                ),
+                "oneOf" if passing > 1 => (
+                    format!(
+                        "\"{path}\" must validate one and only one schema (oneOf). Found {passing} valid alternatives"
+                    ),
+                    Vec::new(),
+                ),
+                _ => continue,
+            };
+            self.unplaced(message);
+            self.out.causes.extend(merged);
+        }
+        if let Some(not) = s.get("not")
+            && self.probe(value, not, path).is_empty()
+        {
+            self.unplaced(format!("\"{path}\" must not validate the schema (not)"));
+        }
+    }
+
+    /// An integer field: integral JSON numbers such as `2.0` are integers (kube-apiserver's
+    /// decoder reads them as such, and stores them so); `int32`/`int64` formats bound the range.
+    fn integer(&mut self, value: &mut Value, format: Option<&str>, path: &str) -> bool {
+        let n = value.as_f64().unwrap_or_default();
+        let integral = value.is_i64()
+            || value.is_u64()
+            || (value.is_f64() && n.fract() == 0.0 && n.abs() < 9.0e15);
+        let format = format.filter(|f| matches!(*f, "int32" | "int64"));
+        if !integral {
+            match format {
+                Some(f) => {
+                    self.type_invalid(path, "float64", f);
+                    self.unplaced(format!(
+                        "Checked value must be of type integer with format {f} in {path}"
+                    ));
+                }
+                None => self.type_invalid(path, "number", "integer"),
+            }
+            return false;
+        }
+        if value.is_f64() && self.mutate {
+            *value = Value::from(n as i64);
+        }
+        let in_range = match format {
+            Some("int32") => value.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            Some(_) => value.is_i64(),
+            None => true,
+        };
+        if !in_range {
+            let f = format.unwrap_or_default();
+            self.unplaced(format!(
+                "Checked value must be of type integer with format {f} in {path}"
+            ));
+        }
+        true
     }
 
     /// Validates `value` against `schema`, pruning and defaulting in place.
@@ -135,25 +272,41 @@ impl Walker<'_> {
             return;
         }
         let ty = s.get("type").and_then(Value::as_str);
+        let format = s.get("format").and_then(Value::as_str);
         if let Some(ty) = ty {
             let ok = match ty {
                 "object" => value.is_object(),
                 "array" => value.is_array(),
                 "string" => value.is_string(),
                 "boolean" => value.is_boolean(),
-                "integer" => value.is_i64() || value.is_u64(),
+                "integer" if value.is_number() => {
+                    if !self.integer(value, format, path) {
+                        return;
+                    }
+                    true
+                }
+                "integer" => false,
                 "number" => value.is_number(),
                 _ => true,
             };
             if !ok {
-                let v = value.clone();
-                self.invalid(
-                    path,
-                    &v,
-                    format!("must be of type {ty}: \"{}\"", type_name(&v)),
-                );
+                let found = type_name(value);
+                self.type_invalid(path, found, ty);
                 return;
             }
+        }
+        if format == Some("byte")
+            && let Some(text) = value.as_str()
+            && base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .is_err()
+        {
+            let v = value.clone();
+            self.out.causes.push(Cause {
+                field: path.to_string(),
+                reason: "FieldValueTypeInvalid",
+                message: format!("Invalid value: {v}: {path} in body must be of type byte: {v}"),
+            });
         }
         if let Some(Value::Array(allowed)) = s.get("enum")
             && !allowed.contains(value)
@@ -169,29 +322,7 @@ impl Walker<'_> {
                 ),
             });
         }
-        for key in ["allOf", "anyOf", "oneOf"] {
-            if let Some(Value::Array(branches)) = s.get(key) {
-                let passing = branches
-                    .iter()
-                    .filter(|b| self.probe(value, b, path))
-                    .count();
-                let ok = match key {
-                    "allOf" => passing == branches.len(),
-                    "anyOf" => passing > 0,
-                    _ => passing == 1,
-                };
-                if !ok {
-                    let v = value.clone();
-                    self.invalid(path, &v, format!("must validate {key}"));
-                }
-            }
-        }
-        if let Some(not) = s.get("not")
-            && self.probe(value, not, path)
-        {
-            let v = value.clone();
-            self.invalid(path, &v, "must not validate the schema (not)".into());
-        }
+        self.composites(value, s, path);
         match value {
             Value::String(text) => self.string(text.clone(), s, path),
             Value::Number(n) => self.number(n.as_f64().unwrap_or_default(), s, path, value.clone()),
@@ -395,7 +526,16 @@ impl CompiledSchema {
         };
         w.walk(obj, &self.root, "");
         let mut out = w.out;
-        if let Some(cel) = self.cel.as_ref().filter(|_| out.causes.is_empty()) {
+        let Some(cel) = self.cel.as_ref() else {
+            return out;
+        };
+        if out.causes.iter().any(|c| BLOCKING.contains(&c.reason)) {
+            out.causes.push(Cause {
+                field: NO_FIELD.into(),
+                reason: "FieldValueInvalid",
+                message: "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+            });
+        } else {
             let checked = CEL.with(|validator| validator.validate_compiled(cel, obj, old));
             if let Err(errors) = checked {
                 for e in errors.into_vec() {
@@ -404,10 +544,11 @@ impl CompiledSchema {
                     } else {
                         e.field_path.clone()
                     };
+                    // kube-apiserver 1.37 omits the value of a failed rule.
                     out.causes.push(Cause {
                         field,
                         reason: "FieldValueInvalid",
-                        message: format!("Invalid value: \"object\": {}", e.message),
+                        message: format!("Invalid value: {}", e.message),
                     });
                 }
             }
@@ -474,18 +615,26 @@ mod tests {
             vec![
                 ("spec.color".into(), "FieldValueNotSupported"),
                 ("spec.name".into(), "FieldValueInvalid"),
-                ("spec.size".into(), "FieldValueInvalid"),
+                ("spec.size".into(), "FieldValueTypeInvalid"),
                 ("spec.tags".into(), "FieldValueTooMany"),
+                (NO_FIELD.into(), "FieldValueInvalid"),
             ]
         );
         assert_eq!(
             out.causes[2].message,
-            "Invalid value: \"big\": spec.size in body must be of type integer: \"string\""
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\""
+        );
+        assert_eq!(
+            out.causes[4].message,
+            "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
         );
         let mut missing = json!({"spec": {}});
         assert_eq!(
             fields(&schema().validate(&mut missing, None)),
-            vec![("spec.size".into(), "FieldValueRequired")]
+            vec![
+                ("spec.size".into(), "FieldValueRequired"),
+                (NO_FIELD.into(), "FieldValueInvalid")
+            ]
         );
         let mut too_big = json!({"spec": {"size": 11}});
         assert_eq!(
@@ -504,6 +653,15 @@ mod tests {
             out.causes[0].message.contains("seven is unlucky"),
             "{}",
             out.causes[0].message
+        );
+        // A violation that does not block CEL (a pattern, a bound) is reported beside the rule's.
+        let mut both = json!({"spec": {"size": 7, "name": "ABC"}});
+        assert_eq!(
+            fields(&schema.validate(&mut both, None)),
+            vec![
+                ("spec.name".into(), "FieldValueInvalid"),
+                ("spec".into(), "FieldValueInvalid")
+            ]
         );
         // The rules are compiled once and serve every later object.
         let mut fine = json!({"spec": {"size": 6}});
@@ -529,13 +687,99 @@ mod tests {
         let causes = schema.validate(&mut shrunk, Some(&old)).causes;
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec");
-        assert_eq!(
-            causes[0].message,
-            "Invalid value: \"object\": size may only grow"
-        );
+        assert_eq!(causes[0].message, "Invalid value: size may only grow");
         let mut grown = json!({"spec": {"size": 6}});
         assert_eq!(schema.validate(&mut grown, Some(&old)).causes.len(), 0);
         // Without a stored object (a create) transition rules do not apply.
         assert_eq!(schema.validate(&mut shrunk, None).causes.len(), 0);
+    }
+
+    #[test]
+    fn composite_keywords_are_reported_like_go_openapi() {
+        let schema = CompiledSchema::compile(&json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}}
+            }}
+        }))
+        .unwrap();
+        let mut neither = json!({"spec": {}});
+        let causes = schema.validate(&mut neither, None).causes;
+        let shown: Vec<(&str, &str)> = causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.message.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    NO_FIELD,
+                    "Invalid value: \"\": \"spec\" must validate one and only one schema (oneOf). Found none valid"
+                ),
+                ("spec.a", "Required value"),
+            ]
+        );
+        let mut both = json!({"spec": {"a": "x", "b": "y"}});
+        let causes = schema.validate(&mut both, None).causes;
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: \"\": \"spec\" must validate one and only one schema (oneOf). Found 2 valid alternatives"
+        );
+        let mut one = json!({"spec": {"b": "y"}});
+        assert_eq!(schema.validate(&mut one, None).causes.len(), 0);
+    }
+
+    #[test]
+    fn integer_formats_and_bytes_are_checked() {
+        let schema = CompiledSchema::compile(&json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "properties": {
+                    "small": {"type": "integer", "format": "int32"},
+                    "big": {"type": "integer", "format": "int64"},
+                    "ca": {"type": "string", "format": "byte"}
+                }
+            }}
+        }))
+        .unwrap();
+        let messages = |spec: Value| {
+            let mut obj = json!({ "spec": spec });
+            let out = schema.validate(&mut obj, None);
+            (
+                obj["spec"].clone(),
+                out.causes
+                    .into_iter()
+                    .map(|c| format!("{}: {}", c.field, c.message))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // An integral float is an integer, and stored as one.
+        assert_eq!(
+            messages(json!({"small": 2.0, "big": 5, "ca": "YQ=="})),
+            (json!({"small": 2, "big": 5, "ca": "YQ=="}), vec![])
+        );
+        assert_eq!(
+            messages(json!({"small": 3_000_000_000u64})).1,
+            vec![
+                "<nil>: Invalid value: \"\": Checked value must be of type integer with format int32 in spec.small"
+            ]
+        );
+        assert_eq!(
+            messages(json!({"big": 1.5})).1,
+            vec![
+                "spec.big: Invalid value: \"float64\": spec.big in body must be of type int64: \"float64\"",
+                "<nil>: Invalid value: \"\": Checked value must be of type integer with format int64 in spec.big"
+            ]
+        );
+        assert_eq!(
+            messages(json!({"ca": "not base64!"})).1,
+            vec![
+                "spec.ca: Invalid value: \"not base64!\": spec.ca in body must be of type byte: \"not base64!\""
+            ]
+        );
     }
 }

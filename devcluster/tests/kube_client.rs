@@ -437,7 +437,7 @@ async fn a_crd_created_at_runtime_is_served_validated_and_removed() {
         "{}",
         e.message
     );
-    assert!(e.message.contains("spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\""), "{}", e.message);
+    assert!(e.message.contains("spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""), "{}", e.message);
     assert!(
         e.message
             .contains("spec.color: Unsupported value: \"green\""),

@@ -299,7 +299,7 @@ async fn kubectl_serves_custom_resources_and_reports_schema_violations() {
     );
     let out = k.run(&["apply", "-f", &invalid]).await;
     assert!(!out.ok);
-    assert!(out.stderr.contains("The Widget \"w2\" is invalid: spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\""), "{}", out.stderr);
+    assert!(out.stderr.contains("The Widget \"w2\" is invalid: spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""), "{}", out.stderr);
     let unknown = k.file("unknown.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: 1, extra: 1}\n");
     let out = k.run(&["create", "-f", &unknown]).await;
     assert!(!out.ok);

@@ -13,7 +13,7 @@ use crate::patch::{self, PatchKind};
 use crate::registry::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::Shared;
-use crate::store::{Deleted, Part, Propagation};
+use crate::store::{Deleted, FieldValidation, Part, Propagation};
 
 pub(super) fn patch_object(
     shared: &Arc<Shared>,
@@ -30,7 +30,10 @@ pub(super) fn patch_object(
         return Err(ApiError::unsupported_media_type(&r.content_type));
     }
     let patch_body = parse_body(&r.body)?;
-    let opts = r.write_opts();
+    let mut opts = r.write_opts();
+    if kind == PatchKind::Apply {
+        opts.field_validation = FieldValidation::Apply;
+    }
     let mut warnings = Vec::new();
     let mut state = shared.state.lock().expect("state");
     let existing = state.get(info, version, ns, name);

@@ -51,6 +51,9 @@ pub(crate) enum FieldValidation {
     #[default]
     Warn,
     Strict,
+    /// A server-side apply: whatever `fieldValidation` says, an unknown field fails building
+    /// the typed patch (kube-apiserver answers 500, before validating the object).
+    Apply,
 }
 
 /// Per-request write options.

@@ -51,16 +51,32 @@ impl State {
         };
         let name = meta_str(obj, "name").to_string();
         let out = schema.validate(obj, old);
-        if !out.causes.is_empty() {
-            return Err(ApiError::invalid(
-                &info.group,
-                &info.kind,
-                &name,
-                out.causes,
-            ));
-        }
+        // As on kube-apiserver, unknown fields fail the strict decoding of the body, before
+        // the object is validated at all.
         if !out.unknown.is_empty() {
             match opts.field_validation {
+                FieldValidation::Apply => {
+                    let mut unknown: Vec<String> = out
+                        .unknown
+                        .iter()
+                        .map(|u| format!(".{u}: field not declared in schema"))
+                        .collect();
+                    unknown.sort();
+                    let errors = match unknown.as_slice() {
+                        [one] => one.clone(),
+                        many => format!("errors:\n  {}", many.join("\n  ")),
+                    };
+                    let ns = meta_str(obj, "namespace");
+                    return Err(ApiError::new(
+                        500,
+                        "",
+                        format!(
+                            "failed to create typed patch object ({ns}/{name}; {}, Kind={}): {errors}",
+                            info.api_version(version),
+                            info.kind
+                        ),
+                    ));
+                }
                 FieldValidation::Strict => {
                     let list: Vec<String> = out
                         .unknown
@@ -68,8 +84,9 @@ impl State {
                         .map(|u| format!("unknown field \"{u}\""))
                         .collect();
                     return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = info.kind,
                     )));
                 }
                 FieldValidation::Warn => {
@@ -77,6 +94,14 @@ impl State {
                 }
                 FieldValidation::Ignore => {}
             }
+        }
+        if !out.causes.is_empty() {
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                &name,
+                out.causes,
+            ));
         }
         Ok(())
     }
