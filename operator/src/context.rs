@@ -76,6 +76,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Transient-failure backoff per object.
     pub backoff: Backoff,
+    /// Backoff for failures a change must fix (a refused login, a missing store, a bad
+    /// template): slower, but never given up, since the change may be outside the object
+    /// (a credential rotated, a policy restored, a store created).
+    pub retry: Backoff,
     /// The current time.
     pub clock: Clock,
     /// Command-line settings.
@@ -101,6 +105,7 @@ impl Context {
             index: Arc::default(),
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
+            retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
             clock: Arc::new(jiff::Timestamp::now),
             settings,
         })

@@ -172,6 +172,7 @@ pub async fn reconcile<S: StoreObject>(
     match outcome {
         Ok(_) => {
             ctx.backoff.reset(&display);
+            ctx.retry.reset(&display);
             Ok(match spec.refresh_interval {
                 Some(secs) if secs > 0 => Action::requeue(Duration::from_secs(secs as u64)),
                 _ => Action::await_change(),
@@ -235,23 +236,29 @@ async fn publish<S: StoreObject>(
     }
 }
 
-/// Transient failures back off with jitter; a spec the provider refused waits for a change.
+/// Transient failures back off with jitter from 1 s; a refused spec or login is checked again
+/// from 10 s up to 10 minutes (the credential it names may be fixed without touching the
+/// store). Keyed by the same display name a success resets.
 pub fn error_policy<S: StoreObject>(
     store: Arc<S>,
     error: &StoreError,
     ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(reason = error.reason(), error = %error, "store check failed");
-    if error.is_transient() {
-        let key = format!(
-            "{}/{}",
-            store.namespace().unwrap_or_default(),
-            store.name_any()
-        );
-        Action::requeue(ctx.backoff.next(&key))
-    } else {
-        Action::await_change()
+    let name = store.name_any();
+    let namespace = store.namespace();
+    let key = StoreContext {
+        kind: S::KIND,
+        name: &name,
+        namespace: namespace.as_deref(),
+        spec: &store.store_spec().provider,
     }
+    .display_name();
+    Action::requeue(if error.is_transient() {
+        ctx.backoff.next(&key)
+    } else {
+        ctx.retry.next(&key)
+    })
 }
 
 /// Runs a store controller until shutdown.

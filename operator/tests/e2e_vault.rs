@@ -8,7 +8,7 @@ mod support;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::json;
@@ -138,6 +138,70 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
     eventually("recovery after OpenBao is back", || async {
         ready_of(&ess, "fast").await == Some(("True".into(), "SecretSynced".into()))
             && password(&secrets, "fast").await.as_deref() == Some("v3")
+    })
+    .await;
+}
+
+/// A broken Vault policy makes reads `Forbidden`; restoring it, with nothing touched in the
+/// cluster, brings the ExternalSecret back by itself (refused reads are retried from 10 s on,
+/// never given up).
+async fn a_forbidden_read_recovers_by_itself_once_the_policy_is_restored(backend: Backend) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let read_app = r#"path "secret/*" { capabilities = ["read", "list"] }"#;
+    bao.policy("read-app", read_app).await;
+    let token = bao.token(&["read-app"], json!({"ttl": "1h"})).await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "vault-token", &[("token", &token)]),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                "        tokenSecretRef: {name: vault-token, key: token}",
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1h"))
+        .await
+        .unwrap();
+    eventually("the Secret", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+    })
+    .await;
+
+    // The policy loses the path; a force-sync reads and is refused.
+    bao.policy("read-app", r#"path "other/*" { capabilities = ["read"] }"#)
+        .await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
+    ess.patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    eventually("Ready=False Forbidden", || async {
+        ready_of(&ess, "app").await == Some(("False".into(), "Forbidden".into()))
+    })
+    .await;
+    assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
+
+    // The policy is restored; nothing in the cluster changes.
+    bao.policy("read-app", read_app).await;
+    eventually("recovery without a touch", || async {
+        ready_of(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+            && password(&secrets, "app").await.as_deref() == Some("v2")
     })
     .await;
 }
@@ -318,5 +382,6 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
 
 on_both_backends!(
     vault_values_sync_follow_changes_and_survive_an_outage,
+    a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );

@@ -227,7 +227,9 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     // Replaced leases go only now that the Secret holding their successors is written.
     let lease_wait = lifecycle::after_target(ctx, &es, prepared.companion.as_ref(), held).await?;
     ctx.index.mark_synced(&es_ref, &generations);
-    ctx.backoff.reset(&format!("{namespace}/{name}"));
+    let key = format!("{namespace}/{name}");
+    ctx.backoff.reset(&key);
+    ctx.retry.reset(&key);
     Ok(
         match (
             outcome
@@ -378,7 +380,9 @@ fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncEr
     }
 }
 
-/// Transient failures back off with jitter; anything only a change can fix waits for one.
+/// Transient failures back off with jitter from 1 s; anything only a change can fix is retried
+/// too, from 10 s up to 10 minutes, since that change may be outside the object (a rotated
+/// credential, a restored policy). Held leases are renewed meanwhile.
 pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -> Action {
     tracing::warn!(
         namespace = es.namespace().unwrap_or_default(),
@@ -387,14 +391,14 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
         error = %error,
         "sync failed"
     );
-    if error.is_transient() {
-        let key = format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any());
-        Action::requeue(state.ctx.backoff.next(&key))
+    let key = format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any());
+    let retry = if error.is_transient() {
+        state.ctx.backoff.next(&key)
     } else {
-        // Leases held still need renewing while the spec waits for a fix.
-        leases::next_in_status(&es, (state.ctx.clock)())
-            .map_or_else(Action::await_change, Action::requeue)
-    }
+        state.ctx.retry.next(&key)
+    };
+    let renew = leases::next_in_status(&es, (state.ctx.clock)());
+    Action::requeue(renew.map_or(retry, |renew| renew.min(retry)))
 }
 
 /// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected,
