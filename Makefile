@@ -20,9 +20,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Regenerates crds/ from the Rust types (a test fails when they drift).
+## Regenerates crds/ and the chart's CRDs from the Rust types (a test fails when they drift).
 generate:
-	$(CARGO) run --quiet -p kuvert-operator -- crds --out-dir crds
+	$(CARGO) run --quiet -p kuvert-operator -- crds --out-dir crds --out-dir charts/kuvert/files/crds
 
 ## Prints devcluster's create/get/watch throughput (the API server's own cost in the figures),
 ## then runs kuvert-bench: OpenBao, devcluster and the release `kuvert run` under N
