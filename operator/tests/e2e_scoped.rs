@@ -1,5 +1,5 @@
 //! A namespace-scoped install (`kuvert run --namespace team-a`, on the real control plane with
-//! only the Role of `tests/rbac/namespaced.yaml` in `team-a`): its namespace syncs, another
+//! only the Role of `charts/kuvert/files/rbac/namespaced.yaml` in `team-a`): its namespace syncs, another
 //! namespace is left alone, and a ClusterSecretStore, which a scoped instance cannot watch,
 //! fails with a clear condition instead of a silent 403.
 

@@ -5,7 +5,7 @@
 //! process) or the real control plane (kube-apiserver, etcd and kube-controller-manager built
 //! from Go modules, `kuvert_testkit::ControlPlane`). [`on_both_backends!`] runs one scenario on
 //! each. On the real control plane kuvert runs as the ServiceAccount `kuvert-system/kuvert`
-//! bound to `tests/rbac/cluster.yaml`, never as admin, so a missing permission fails a test.
+//! bound to `charts/kuvert/files/rbac/cluster.yaml`, never as admin, so a missing permission fails a test.
 
 #![allow(dead_code)] // each test file uses part of the harness
 
@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::ObjectMeta;
 use kube::api::{Api, PostParams};
 use kuvert_devcluster::{Config, DevCluster, DevClusterHandle};
 use kuvert_testkit::ControlPlane;
@@ -84,14 +85,14 @@ impl Cluster {
     }
 
     /// An API server of `backend`, with kuvert's CRDs established and, on the real control
-    /// plane, kuvert's ServiceAccount bound to its ClusterRole (`tests/rbac/cluster.yaml`).
+    /// plane, kuvert's ServiceAccount bound to its ClusterRole (`charts/kuvert/files/rbac/cluster.yaml`).
     pub async fn start_on(backend: Backend) -> Cluster {
         Self::start_with(backend, None).await
     }
 
     /// Like [`Cluster::start_on`] for a namespace-scoped install: `namespace` is created and,
     /// on the real control plane, kuvert's ServiceAccount is bound to the Role of
-    /// `tests/rbac/namespaced.yaml` there and has no other permission.
+    /// `charts/kuvert/files/rbac/namespaced.yaml` there and has no other permission.
     pub async fn start_scoped_on(backend: Backend, namespace: &str) -> Cluster {
         Self::start_with(backend, Some(namespace)).await
     }
@@ -178,16 +179,29 @@ impl Cluster {
             .unwrap();
     }
 
-    /// Creates kuvert's ServiceAccount and its RBAC: cluster-wide (`tests/rbac/cluster.yaml`),
-    /// or in `scope` only (`tests/rbac/namespaced.yaml`); returns a token for it.
+    /// Creates kuvert's ServiceAccount and its RBAC: cluster-wide (`charts/kuvert/files/rbac/cluster.yaml`),
+    /// or in `scope` only (`charts/kuvert/files/rbac/namespaced.yaml`); returns a token for it.
     async fn operator_token(&self, scope: Option<&str>) -> String {
         self.create_namespace("kuvert-system").await;
+        // The chart's rule files: the one source of kuvert's permissions.
+        let subject =
+            "subjects: [{kind: ServiceAccount, name: kuvert, namespace: kuvert-system}]\n";
         match scope {
             None => {
-                let rbac = include_str!("../../../tests/rbac/cluster.yaml");
-                let mut documents = rbac.split("\n---\n");
-                let role: ClusterRole = yaml(documents.next().unwrap());
-                let binding: ClusterRoleBinding = yaml(documents.next().unwrap());
+                let rules: Vec<PolicyRule> = yaml(include_str!(
+                    "../../../charts/kuvert/files/rbac/cluster.yaml"
+                ));
+                let role = ClusterRole {
+                    metadata: ObjectMeta {
+                        name: Some("kuvert".into()),
+                        ..ObjectMeta::default()
+                    },
+                    rules: Some(rules),
+                    ..ClusterRole::default()
+                };
+                let binding: ClusterRoleBinding = yaml(&format!(
+                    "metadata: {{name: kuvert}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kuvert}}\n{subject}"
+                ));
                 Api::<ClusterRole>::all(self.client.clone())
                     .create(&PostParams::default(), &role)
                     .await
@@ -199,10 +213,20 @@ impl Cluster {
             }
             Some(namespace) => {
                 self.create_namespace(namespace).await;
-                let rbac = include_str!("../../../tests/rbac/namespaced.yaml");
-                let mut documents = rbac.split("\n---\n");
-                let role: Role = yaml(documents.next().unwrap());
-                let binding: RoleBinding = yaml(documents.next().unwrap());
+                let rules: Vec<PolicyRule> = yaml(include_str!(
+                    "../../../charts/kuvert/files/rbac/namespaced.yaml"
+                ));
+                let role = Role {
+                    metadata: ObjectMeta {
+                        name: Some("kuvert".into()),
+                        namespace: Some(namespace.into()),
+                        ..ObjectMeta::default()
+                    },
+                    rules: Some(rules),
+                };
+                let binding: RoleBinding = yaml(&format!(
+                    "metadata: {{name: kuvert, namespace: {namespace}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: kuvert}}\n{subject}"
+                ));
                 Api::<Role>::namespaced(self.client.clone(), namespace)
                     .create(&PostParams::default(), &role)
                     .await
@@ -271,7 +295,7 @@ impl Drop for Cluster {
             let refused = plane.refused(OPERATOR_USER);
             assert!(
                 refused.is_empty(),
-                "the API server refused kuvert (tests/rbac lacks a rule):\n{}",
+                "the API server refused kuvert (charts/kuvert/files/rbac lacks a rule):\n{}",
                 refused.join("\n")
             );
         }
