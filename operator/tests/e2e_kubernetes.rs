@@ -119,11 +119,17 @@ async fn a_secret_of_another_cluster_is_mirrored_and_followed_on_force_sync(back
         map(&[("password", "v1")])
     );
     // As an ESO user would: kubectl, the short name, the unprefixed annotation.
-    let out = std::process::Command::new("kubectl")
-        .args(["annotate", "es", "mirror", "force-sync=1", "--overwrite"])
-        .env("KUBECONFIG", local.kubeconfig())
-        .output()
-        .expect("kubectl (see scripts/install-test-deps.sh)");
+    // Off the runtime's threads: devcluster serves kubectl from this very runtime.
+    let kubeconfig = local.kubeconfig();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .args(["annotate", "es", "mirror", "force-sync=1", "--overwrite"])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("kubectl (see scripts/install-test-deps.sh)")
+    })
+    .await
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "externalsecret.kuvert.io/mirror annotated\n",
