@@ -123,7 +123,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
     eprintln!("  export KUBECONFIG={}", args.kubeconfig.display());
     eprintln!("  kubectl get externalsecrets,secretstores -A");
     eprintln!("Press Ctrl-C to stop (state is kept in memory only).");
-    shutdown_signal().await?;
+    crate::run::shutdown_signal().await?;
     cluster.shutdown().await;
     Ok(true)
 }
@@ -294,18 +294,4 @@ async fn report_once(
         }
     }
     Ok(all_ready)
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
 }

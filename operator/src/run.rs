@@ -145,7 +145,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         instance: args.instance.clone(),
         lease_renew_fraction: args.lease_renew_fraction,
     };
-    if args.leader_election {
+    let elector = if args.leader_election {
         let identity = args.instance.clone().unwrap_or_else(|| {
             format!(
                 "kuvert-{}-{}",
@@ -157,21 +157,36 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             Some(class) => format!("kuvert-leader-{class}"),
             None => "kuvert-leader".to_owned(),
         };
-        let elector = crate::leader::Elector::new(
+        let elector = std::sync::Arc::new(crate::leader::Elector::new(
             client.clone(),
             &args.leader_election_namespace,
             &lease,
             &identity,
             args.leader_election_lease_duration,
-        );
-        elector.acquire().await?;
+        ));
+        // A standby replica is ready once it reaches the API server: readiness must not
+        // depend on leadership, or a Deployment of two replicas never becomes available.
+        let standing_by = || readiness.set_ready();
+        tokio::select! {
+            acquired = elector.acquire(standing_by) => acquired?,
+            signal = shutdown_signal() => {
+                signal?;
+                tracing::info!("shut down while waiting for leadership");
+                health.abort();
+                return Ok(());
+            }
+        }
         // Losing the lease ends the process: a restarted replica queues for leadership again,
         // and no two replicas ever write at once.
-        tokio::spawn(async move {
-            elector.hold().await;
+        let holder = elector.clone();
+        let holding = tokio::spawn(async move {
+            holder.hold().await;
             std::process::exit(1);
         });
-    }
+        Some((elector, holding))
+    } else {
+        None
+    };
     let ctx = Context::new(client.clone(), settings);
     let stores: Api<SecretStore> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -229,9 +244,27 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
     ctx.registry.shutdown().await;
     ctx.generators.shutdown().await;
+    if let Some((elector, holding)) = elector {
+        holding.abort();
+        elector.release().await;
+    }
     health.abort();
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            r = tokio::signal::ctrl_c() => r,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 /// Waits for a controller's cache to be filled.

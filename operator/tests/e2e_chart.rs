@@ -306,10 +306,10 @@ fn the_deployment_runs_kuvert_with_the_values_as_flags_under_the_restricted_prof
         deployment["spec"]["strategy"],
         serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
     );
-    // A waiting replica answers /readyz with 503 (operator/tests/e2e_leader.rs): with leader
-    // election, readiness is /healthz so rollouts and evictions do not stall on followers.
+    // A standby replica answers /readyz with 200 (operator/tests/e2e_leader.rs), so the probe
+    // is /readyz with leader election too: rollouts and evictions do not stall on standbys.
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["ports"][0]["containerPort"], 9090);
     assert_eq!(only(&docs, "Service")["spec"]["ports"][0]["port"], 9090);
 }
@@ -330,19 +330,34 @@ fn a_scoped_install_gets_a_role_in_its_namespace_and_leases_there() {
         [
             "ServiceAccount",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "Deployment"
         ]
     );
-    let role = only(&docs, "Role");
-    assert_eq!(role["metadata"]["namespace"], "team-a");
-    let binding = only(&docs, "RoleBinding");
-    assert_eq!(binding["metadata"]["namespace"], "team-a");
-    assert_eq!(
-        binding["subjects"],
-        serde_json::json!([{"kind": "ServiceAccount", "name": "kuvert", "namespace": "kuvert"}])
-    );
+    for kind in ["Role", "RoleBinding"] {
+        let placed: Vec<(&Value, &Value)> = docs
+            .iter()
+            .filter(|d| d["kind"] == kind)
+            .map(|d| (&d["metadata"]["name"], &d["metadata"]["namespace"]))
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                (&"kuvert".into(), &"team-a".into()),
+                (&"kuvert-leader-election".into(), &"team-a".into())
+            ],
+            "{kind}s"
+        );
+    }
+    for binding in docs.iter().filter(|d| d["kind"] == "RoleBinding") {
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "kuvert", "namespace": "kuvert"}])
+        );
+    }
     assert_eq!(
         container_args(only(&docs, "Deployment")),
         [
@@ -375,6 +390,14 @@ fn rbac_is_rendered_from_the_charts_rule_files_and_matches_what_the_e2e_tests_ru
         serde_json::from_value(only(&render(&["--set", "scope.namespace=team-a"]), "Role").clone())
             .unwrap();
     assert_eq!(scoped.rules.unwrap(), chart_rules("namespaced.yaml"));
+
+    // Leader election's Lease rules only with leader election, in the Lease's namespace only.
+    assert!(!kinds(&render(&[])).contains(&"Role".to_owned()));
+    let leader: Role =
+        serde_json::from_value(only(&render(&["--set", "replicaCount=2"]), "Role").clone())
+            .unwrap();
+    assert_eq!(leader.metadata.namespace.as_deref(), Some("kuvert"));
+    assert_eq!(leader.rules.unwrap(), chart_rules("leader-election.yaml"));
 }
 
 /// Every `kuvert_*` name kuvert exports (a histogram also as `_bucket`, `_sum`, `_count`).
@@ -964,7 +987,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
     );
     assert_eq!(
         release_objects(&Api::<Role>::namespaced(client.clone(), "team-a"), "team-a").await,
-        ["team-a-kuvert"]
+        ["team-a-kuvert", "team-a-kuvert-leader-election"]
     );
     assert_eq!(
         release_objects(
@@ -972,7 +995,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
             "team-a"
         )
         .await,
-        ["team-a-kuvert"]
+        ["team-a-kuvert", "team-a-kuvert-leader-election"]
     );
     assert_eq!(
         release_objects(&Api::<ClusterRole>::all(client.clone()), "team-a").await,

@@ -1,5 +1,7 @@
-//! Two `kuvert run --leader-election` replicas: one leads, the other takes over when it dies
-//! (SIGKILL), within the lease duration, and syncs nothing the first one synced again.
+//! Two `kuvert run --leader-election` replicas: one leads, the other stands by (ready, so a
+//! Deployment of two becomes available) and takes over when the leader dies (SIGKILL: once the
+//! lease expires) or shuts down (SIGTERM: at once, the lease released), and syncs nothing the
+//! first one synced again.
 
 mod support;
 
@@ -15,7 +17,22 @@ fn external_secret(name: &str) -> ExternalSecret {
     ))
 }
 
+/// How the leader goes away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Killed,
+    Terminated,
+}
+
 async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backend) {
+    failover(backend, Exit::Killed).await;
+}
+
+async fn a_leader_shutting_down_hands_over_at_once(backend: Backend) {
+    failover(backend, Exit::Terminated).await;
+}
+
+async fn failover(backend: Backend, exit: Exit) {
     let cluster = Cluster::start_on(backend).await;
     Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
         .create(
@@ -24,11 +41,16 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
         )
         .await
         .unwrap();
+    // A SIGTERM must hand over without waiting for expiry: the lease then outlasts the test.
+    let duration = match exit {
+        Exit::Killed => "3s",
+        Exit::Terminated => "120s",
+    };
     let flags = |id: &'static str| {
         [
             "--leader-election",
             "--leader-election-lease-duration",
-            "3s",
+            duration,
             "--instance",
             id,
         ]
@@ -46,8 +68,10 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
         holder().await.as_deref() == Some("replica-a")
     })
     .await;
-    let b = Operator::start(&cluster, &flags("replica-b"));
+    let mut b = Operator::start(&cluster, &flags("replica-b"));
     a.wait_ready().await;
+    // Ready while standing by: readiness does not depend on leadership.
+    b.wait_ready().await;
 
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
@@ -63,11 +87,13 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
         Some("replica-a"),
         "the follower never took the lease"
     );
-    assert_eq!(
-        b.get("/readyz").await.0,
-        503,
-        "a follower runs no controller"
+    let (_, metrics) = b.get("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l == "kuvert_leader 0"),
+        "the standby says it does not lead:\n{metrics}"
     );
+    let (_, metrics) = a.get("/metrics").await;
+    assert!(metrics.lines().any(|l| l == "kuvert_leader 1"));
 
     // What the first leader wrote, to check the new one does not sync it again.
     let written = || async {
@@ -91,11 +117,18 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
     .await;
     let before = written().await;
 
-    a.stop();
+    let stopped = std::time::Instant::now();
+    match exit {
+        Exit::Killed => a.stop(),
+        Exit::Terminated => {
+            assert_eq!(a.terminate(), Some(0), "SIGTERM ends the leader cleanly");
+        }
+    }
     eventually("replica-b to take over", || async {
         holder().await.as_deref() == Some("replica-b")
     })
     .await;
+    eprintln!("failover took {:?}", stopped.elapsed());
     b.wait_ready().await;
     ess.create(&PostParams::default(), &external_secret("second"))
         .await
@@ -111,4 +144,33 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backen
     );
 }
 
-on_both_backends!(one_replica_leads_and_the_other_takes_over_when_it_dies,);
+on_both_backends!(
+    one_replica_leads_and_the_other_takes_over_when_it_dies,
+    a_leader_shutting_down_hands_over_at_once,
+);
+
+/// A replica waiting for leadership still ends on SIGTERM, at once.
+async fn a_standby_replica_ends_on_sigterm(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
+    let flags = |id: &'static str| ["--leader-election", "--instance", id];
+    let a = Operator::start(&cluster, &flags("replica-a"));
+    a.wait_ready().await;
+    let mut b = Operator::start(&cluster, &flags("replica-b"));
+    b.wait_ready().await;
+    assert_eq!(b.terminate(), Some(0));
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "default");
+    assert_eq!(
+        leases
+            .get("kuvert-leader")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("replica-a"),
+        "a standby shutting down leaves the leader's lease alone"
+    );
+}
+
+on_both_backends!(a_standby_replica_ends_on_sigterm,);

@@ -237,6 +237,29 @@ impl Cluster {
                     .unwrap();
             }
         }
+        // The leader Lease's Role, in the namespace `kuvert run` defaults it to.
+        let lease_namespace = scope.unwrap_or("default");
+        let role = Role {
+            metadata: ObjectMeta {
+                name: Some("kuvert-leader-election".into()),
+                namespace: Some(lease_namespace.into()),
+                ..ObjectMeta::default()
+            },
+            rules: Some(yaml(include_str!(
+                "../../../charts/kuvert/files/rbac/leader-election.yaml"
+            ))),
+        };
+        let binding: RoleBinding = yaml(&format!(
+            "metadata: {{name: kuvert-leader-election, namespace: {lease_namespace}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: kuvert-leader-election}}\n{subject}"
+        ));
+        Api::<Role>::namespaced(self.client.clone(), lease_namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .unwrap();
+        Api::<RoleBinding>::namespaced(self.client.clone(), lease_namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
         service_account_token(&self.client, "kuvert-system", "kuvert").await
     }
 
