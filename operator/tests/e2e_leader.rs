@@ -68,7 +68,7 @@ async fn failover(backend: Backend, exit: Exit) {
         holder().await.as_deref() == Some("replica-a")
     })
     .await;
-    let mut b = Operator::start(&cluster, &flags("replica-b"));
+    let b = Operator::start(&cluster, &flags("replica-b"));
     a.wait_ready().await;
     // Ready while standing by: readiness does not depend on leadership.
     b.wait_ready().await;
