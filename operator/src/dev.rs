@@ -52,7 +52,7 @@ pub struct DevArgs {
 /// Runs `kuvert dev`; returns whether every ExternalSecret synced (always true without
 /// `--once`).
 pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
-    crate::run::init_logging(LogFormat::Text, &args.log_level);
+    crate::run::init_logging(LogFormat::Text, &args.log_level)?;
     let mut config = Config::default();
     if let Some(listen) = args.listen {
         config.listen = listen;

@@ -18,4 +18,5 @@ pub mod reads;
 pub mod render;
 pub mod run;
 pub mod selectors;
+pub mod startup;
 pub mod store;

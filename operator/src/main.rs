@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
 
 /// `kuvert run`: the operator, until SIGTERM or Ctrl-C.
 fn run(args: kuvert_operator::run::RunArgs) -> anyhow::Result<()> {
-    kuvert_operator::run::init_logging(args.log_format, &args.log_level);
+    kuvert_operator::run::init_logging(args.log_format, &args.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

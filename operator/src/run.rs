@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use kube::Api;
 use kube::runtime::controller::Controller;
@@ -89,17 +90,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration such as 5s or 1m30s"))
 }
 
-/// Installs the log subscriber.
-pub fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Installs the log subscriber: colours only on a terminal; as JSON, one object per line with
+/// the event's fields at the top level (`level`, `msg`, `namespace`, `name`, `reason`, ...) and
+/// no copy of span fields. An invalid filter is an error, never a silent `info`.
+pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| anyhow::anyhow!("--log-level {filter:?} is not a log filter: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
     };
+    Ok(())
 }
 
 /// A client for `config`. After any `429 Too Many Requests`, every new request of the process
@@ -133,9 +145,34 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let prometheus = metrics::install()?;
     let upkeep = tokio::spawn(metrics::upkeep(prometheus.clone()));
     let readiness = Readiness::default();
-    let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone()).await?;
+    let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone())
+        .await
+        .with_context(|| format!("serving --metrics-addr {}", args.metrics_addr))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        cluster_stores = args.watches_cluster_stores(),
+        controller_class = args.controller_class.as_deref().unwrap_or("(any)"),
+        concurrency = args.concurrency,
+        leader_election = args.leader_election,
+        coalesce_window = ?args.coalesce_window,
+        lease_renew_fraction = args.lease_renew_fraction,
+        kube_qps = args.kube_qps,
+        per_object_metrics = args.per_object_metrics,
+        "kuvert starting"
+    );
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     let health = tokio::spawn(serving);
+    // A missing CRD or RBAC rule is said at error level, and SIGTERM still ends the wait.
+    tokio::select! {
+        _ = crate::startup::wait_for_apis(&client, args.namespace.as_deref(), args.watches_cluster_stores()) => {}
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shut down before starting");
+            health.abort();
+            return Ok(());
+        }
+    }
 
     let settings = Settings {
         controller_class: args.controller_class.clone(),

@@ -76,6 +76,8 @@ pub struct Cluster {
     /// An admin client (the test's own hands).
     pub client: kube::Client,
     pub dir: PathBuf,
+    /// Set by a test that takes a permission away on purpose: the refusals are then its to check.
+    pub refusals_expected: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -132,6 +134,7 @@ impl Cluster {
             server,
             client,
             dir,
+            refusals_expected: false.into(),
         };
         if cluster.backend() == Backend::DevCluster {
             cluster.install_crds().await;
@@ -314,6 +317,9 @@ impl Drop for Cluster {
         // not look: the API server's audit log shows every request of kuvert it refused.
         if let Server::Real(plane) = &self.server
             && !std::thread::panicking()
+            && !self
+                .refusals_expected
+                .load(std::sync::atomic::Ordering::SeqCst)
         {
             let refused = plane.refused(OPERATOR_USER);
             assert!(
@@ -441,6 +447,11 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(cluster: &Cluster, extra: &[&str]) -> Operator {
+        Self::start_logging(cluster, extra, Stdio::inherit())
+    }
+
+    /// Like [`Operator::start`], its log lines (stderr) going to `log`.
+    pub fn start_logging(cluster: &Cluster, extra: &[&str], log: impl Into<Stdio>) -> Operator {
         let metrics_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_kuvert"))
             .arg("run")
@@ -454,7 +465,7 @@ impl Operator {
                     .unwrap_or_else(|_| "info,kuvert_operator=debug".into()),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("starting kuvert run");
         Operator {
