@@ -83,7 +83,10 @@ fn respond(
     match req.uri().path() {
         "/metrics" => text(
             StatusCode::OK,
-            metrics.render(),
+            {
+                crate::metrics::collect_process();
+                metrics.render()
+            },
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),

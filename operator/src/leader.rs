@@ -11,8 +11,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::Instant;
 
-/// Whether this process leads, as a gauge (1 or 0), so dashboards show which replica works.
-pub const LEADER: &str = "kuvert_leader";
+use crate::metrics::LEADER;
 
 /// One candidate for leadership.
 pub struct Elector {
@@ -47,7 +46,6 @@ impl Elector {
         identity: &str,
         lease_duration: Duration,
     ) -> Self {
-        metrics::describe_gauge!(LEADER, "1 while this replica holds the leader Lease.");
         metrics::gauge!(LEADER).set(0.0);
         Elector {
             api: Api::namespaced(client, namespace),

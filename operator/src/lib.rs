@@ -10,6 +10,7 @@ pub mod externalsecret;
 pub mod generators;
 pub mod health;
 pub mod kube_access;
+pub mod kube_metrics;
 pub mod leader;
 pub mod metrics;
 pub mod providers;

@@ -26,6 +26,10 @@ pub const OBJECTS: &str = "kuvert_objects";
 pub const QUEUE_DEPTH: &str = "kuvert_reconcile_queue_depth";
 /// Ready state of each object, when `--per-object-metrics` is set (1 = Ready).
 pub const OBJECT_READY: &str = "kuvert_object_ready";
+/// 1, labelled with the version kuvert was built as.
+pub const BUILD_INFO: &str = "kuvert_build_info";
+/// 1 while this replica leads (always, without `--leader-election`), else 0.
+pub const LEADER: &str = "kuvert_leader";
 
 /// Installs the process-wide recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -36,9 +40,31 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ],
         )?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                crate::kube_metrics::REQUEST_DURATION.to_owned(),
+            ),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        )?
         .install_recorder()?;
     describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+/// The process's CPU, memory, file descriptors and threads (`process_*`, as Prometheus'
+/// client libraries name them), read when `/metrics` is scraped.
+pub fn collect_process() {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
 }
 
 /// Drains histogram samples into their buckets every few seconds. The exporter otherwise
@@ -73,6 +99,12 @@ fn describe() {
         OBJECT_READY,
         "Ready state per object (--per-object-metrics)."
     );
+    metrics::describe_gauge!(BUILD_INFO, "1, labelled with kuvert's version.");
+    metrics::describe_gauge!(
+        LEADER,
+        "1 while this replica leads (always without --leader-election)."
+    );
+    crate::kube_metrics::describe();
 }
 
 /// Records one finished sync.

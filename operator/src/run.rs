@@ -125,6 +125,8 @@ pub fn client(mut config: kube::Config, args: &RunArgs) -> anyhow::Result<kube::
     // kube's retries, and every attempt, retries included, waits out the hold.
     config.default_retry = false;
     Ok(kube::client::ClientBuilder::try_from(config)?
+        // Innermost: every attempt counted, its latency without the time held back above.
+        .with_layer(&crate::kube_metrics::KubeMetricsLayer)
         .with_layer(&crate::ratelimit::layer(args.kube_qps, args.kube_burst))
         // Retry clones its inner service; kube's stack is a BoxService, so buffer it.
         .with_layer(&BufferLayer::new(1024))
@@ -222,6 +224,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         });
         Some((elector, holding))
     } else {
+        ::metrics::gauge!(metrics::LEADER).set(1.0);
         None
     };
     let ctx = Context::new(client.clone(), settings);

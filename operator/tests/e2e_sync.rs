@@ -193,6 +193,29 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backen
         ),
         "{metrics}"
     );
+    // Who is running, and what it costs the API server and the node.
+    for line in [
+        format!(
+            "kuvert_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "kuvert_leader 1".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    for prefix in [
+        "kuvert_kube_requests_total{verb=\"list\",resource=\"externalsecrets.kuvert.io\",code=\"200\"} ",
+        "kuvert_kube_requests_total{verb=\"watch\",resource=\"externalsecrets.kuvert.io\",code=\"200\"} ",
+        "kuvert_kube_request_duration_seconds_bucket{verb=\"patch\",le=\"+Inf\"} ",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(prefix)),
+            "{prefix} in:\n{metrics}"
+        );
+    }
     promtool_accepts(&metrics);
 }
 
