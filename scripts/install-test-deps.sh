@@ -44,8 +44,9 @@ fi
 # pyenv installs console scripts behind shims; refresh them so the new binaries are found.
 if have pyenv; then pyenv rehash; fi
 
-# The real control plane (kube-apiserver, kube-controller-manager, etcd, helm), built from Go
-# modules into a cache the first time (about 10 minutes on 2 cores), found there afterwards.
+# The real control plane (kube-apiserver, kube-controller-manager, etcd, helm, and helm3 for the
+# chart's Helm 3 checks), built from Go modules into a cache the first time (about 10 minutes on
+# 2 cores, helm3 about 2 more), found there afterwards.
 "$(dirname "$0")/control-plane.sh" bin >/dev/null
 
 bao version

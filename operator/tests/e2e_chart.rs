@@ -1,12 +1,15 @@
-//! The Helm chart `charts/kuvert`, checked with the real `helm` (v4, built with the control
-//! plane) and, where a cluster is needed, the real control plane:
+//! The Helm chart `charts/kuvert`, checked with the real Helm 4 and Helm 3 (both built from Go
+//! modules beside the control plane, `scripts/control-plane.sh`) and, where a cluster is
+//! needed, the real control plane. Each check that users' Helm can change runs once per Helm:
 //! - `helm lint --strict` on the defaults and on every value file in `charts/kuvert/ci/`;
 //!   `values.schema.json` refuses misspelt and mistyped values, naming them;
+//! - Helm 3 and Helm 4 render the same documents from every value file, so what the checks
+//!   below find in Helm 4's rendering holds for Helm 3's;
 //! - what the templates render: `kuvert run`'s flags, the restricted Pod Security profile,
 //!   leader election from two replicas on, RBAC rendered from the chart's rule files;
 //! - the PrometheusRule's alerts pass `promtool check rules` and `promtool test rules`, and
 //!   they and the Grafana dashboard use only metrics kuvert exports;
-//! - `helm template` output for every value file passes `kubectl apply --dry-run=server
+//! - with each Helm: `helm template` output for every value file passes `kubectl apply --dry-run=server
 //!   --validate=strict` on kube-apiserver (with minimal stand-ins for prometheus-operator's
 //!   ServiceMonitor and PrometheusRule CRDs, which a bare control plane lacks);
 //! - `helm install` cluster-wide, then `kuvert run` started as a process with exactly the
@@ -23,6 +26,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -64,35 +68,67 @@ fn value_files() -> Vec<Option<PathBuf>> {
         .collect()
 }
 
-/// `helm ARGS`, with Helm's own folders in `home` (never the user's), and `kubeconfig` when
-/// the command talks to a cluster.
-fn helm(home: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> Output {
-    let mut command = Command::new(control_plane_bin_dir().join("helm"));
-    command
-        .args(args)
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"));
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
+/// The Helms the chart supports, both built by `scripts/control-plane.sh`: Helm 4 as `helm`,
+/// Helm 3 as `helm3` (a Go module of its own, `tests/control-plane/helm3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Helm {
+    V3,
+    V4,
+}
+
+impl Helm {
+    fn binary(self) -> PathBuf {
+        static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
+        let dir = BIN_DIR.get_or_init(control_plane_bin_dir);
+        dir.join(match self {
+            Helm::V3 => "helm3",
+            Helm::V4 => "helm",
+        })
     }
-    command.output().expect("running helm")
+
+    /// `helm ARGS`, with Helm's own folders in `home` (never the user's), and `kubeconfig`
+    /// when the command talks to a cluster.
+    fn run(self, home: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> Output {
+        let mut command = Command::new(self.binary());
+        command
+            .args(args)
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_DATA_HOME", home.join("data"));
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.binary().display()))
+    }
+
+    /// `helm ARGS` that must succeed: its stdout.
+    fn ok(self, home: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String {
+        let out = self.run(home, kubeconfig, args);
+        assert!(
+            out.status.success(),
+            "{self:?} {args:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// The binary is the Helm it claims to be (`helm version`), so a test of Helm 3 never
+    /// quietly runs Helm 4.
+    fn assert_version(self, home: &Path) {
+        let version = self.ok(home, None, &["version", "--template", "{{.Version}}"]);
+        let major = match self {
+            Helm::V3 => "v3.",
+            Helm::V4 => "v4.",
+        };
+        assert!(version.starts_with(major), "{self:?} is {version}");
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `helm ARGS` that must succeed: its stdout.
-fn helm_ok(home: &Path, kubeconfig: Option<&Path>, args: &[&str]) -> String {
-    let out = helm(home, kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -101,8 +137,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `helm template kuvert charts/kuvert -n kuvert ARGS`: the rendered documents.
+/// `helm template kuvert charts/kuvert -n kuvert ARGS` with Helm 4: the rendered documents
+/// (Helm 3's are the same: `helm_3_and_4_render_the_same_documents_from_every_value_file`).
 fn render(args: &[&str]) -> Vec<Value> {
+    render_with(Helm::V4, args)
+}
+
+fn render_with(helm: Helm, args: &[&str]) -> Vec<Value> {
     let home = scratch("render");
     let chart = chart();
     let mut all = vec![
@@ -113,7 +154,7 @@ fn render(args: &[&str]) -> Vec<Value> {
         "kuvert",
     ];
     all.extend_from_slice(args);
-    documents(&helm_ok(&home, None, &all))
+    documents(&helm.ok(&home, None, &all))
 }
 
 fn documents(stream: &str) -> Vec<Value> {
@@ -143,8 +184,18 @@ fn container_args(deployment: &Value) -> Vec<String> {
 }
 
 #[test]
-fn chart_lints_clean_with_the_defaults_and_every_ci_value_file() {
-    let home = scratch("lint");
+fn chart_lints_clean_with_helm_4_with_the_defaults_and_every_ci_value_file() {
+    lints_clean(Helm::V4);
+}
+
+#[test]
+fn chart_lints_clean_with_helm_3_with_the_defaults_and_every_ci_value_file() {
+    lints_clean(Helm::V3);
+}
+
+fn lints_clean(helm: Helm) {
+    let home = scratch(&format!("lint-{helm:?}"));
+    helm.assert_version(&home);
     let chart = chart();
     for file in value_files() {
         let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
@@ -152,27 +203,52 @@ fn chart_lints_clean_with_the_defaults_and_every_ci_value_file() {
             args.extend(["--values", file.to_str().unwrap()]);
         }
         assert_eq!(
-            helm_ok(&home, None, &args),
+            helm.ok(&home, None, &args),
             format!(
                 "==> Linting {}\n[INFO] Chart.yaml: icon is recommended\n\n1 chart(s) linted, 0 chart(s) failed\n",
                 chart.display()
             ),
+            "{helm:?} {file:?}"
+        );
+    }
+}
+
+#[test]
+fn helm_3_and_4_render_the_same_documents_from_every_value_file() {
+    for file in value_files() {
+        let mut args = vec![];
+        if let Some(file) = &file {
+            args.extend(["--values", file.to_str().unwrap()]);
+        }
+        // Helm 4 separates documents with a blank line more; the documents are the same.
+        assert_eq!(
+            render_with(Helm::V3, &args),
+            render_with(Helm::V4, &args),
             "{file:?}"
         );
     }
 }
 
 #[test]
-fn the_values_schema_refuses_misspelt_and_mistyped_values_naming_them() {
-    let home = scratch("schema");
+fn the_values_schema_refuses_misspelt_and_mistyped_values_naming_them_with_helm_4() {
+    schema_refuses_misspelt_and_mistyped_values(Helm::V4);
+}
+
+#[test]
+fn the_values_schema_refuses_misspelt_and_mistyped_values_naming_them_with_helm_3() {
+    schema_refuses_misspelt_and_mistyped_values(Helm::V3);
+}
+
+fn schema_refuses_misspelt_and_mistyped_values(helm: Helm) {
+    let home = scratch(&format!("schema-{helm:?}"));
     let chart = chart();
     let values = home.join("bad-values.yaml");
     // Helm's message: a header, then one line per problem in no fixed order (sorted here).
     let refused = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["template", "kuvert", chart.to_str().unwrap()];
         all.extend_from_slice(args);
-        let out = helm(&home, None, &all);
-        assert!(!out.status.success(), "{args:?} was accepted");
+        let out = helm.run(&home, None, &all);
+        assert!(!out.status.success(), "{helm:?}: {args:?} was accepted");
         let stderr = text(&out.stderr);
         let problems = stderr
             .strip_prefix("Error: values don't meet the specifications of the schema(s) in the following chart(s):\nkuvert:\n")
@@ -737,17 +813,30 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_the_real_control_plane()
+async fn with_helm_4_the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_the_real_control_plane()
  {
+    installs_syncs_upgrades_and_uninstalls(Helm::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_helm_3_the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_the_real_control_plane()
+ {
+    installs_syncs_upgrades_and_uninstalls(Helm::V3).await;
+}
+
+/// Dry-run, install, sync, upgrade, uninstall and a scoped install, all with `helm`, on a
+/// control plane of its own.
+async fn installs_syncs_upgrades_and_uninstalls(helm: Helm) {
     let plane = ControlPlane::start().await;
     eprintln!(
-        "control plane at {} ready in {:.1} s",
+        "{helm:?}: control plane at {} ready in {:.1} s",
         plane.url(),
         plane.startup().as_secs_f64()
     );
     let admin = plane.admin_kubeconfig();
     let client = support::kube_client(&admin).await;
     let home = plane.dir().join("helm");
+    helm.assert_version(&home);
     let chart = chart();
     let chart = chart.to_str().unwrap();
     for namespace in ["kuvert", "team-a"] {
@@ -772,7 +861,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
         if let Some(file) = &file {
             args.extend(["--values", file.to_str().unwrap()]);
         }
-        let rendered = helm_ok(&home, None, &args);
+        let rendered = helm.ok(&home, None, &args);
         let mut kubectl = Command::new("kubectl")
             .args(["apply", "--dry-run=server", "--validate=strict", "-f", "-"])
             .env("KUBECONFIG", &admin)
@@ -793,12 +882,12 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
         assert_eq!(
             (text(&out.stderr), text(&out.stdout)),
             (String::new(), expected.join("\n") + "\n"),
-            "dry run of {file:?}"
+            "{helm:?}: dry run of {file:?}"
         );
     }
 
     // 2. A cluster-wide install: the CRDs come with it.
-    let installed = helm_ok(
+    let installed = helm.ok(
         &home,
         Some(&admin),
         &[
@@ -859,7 +948,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
 
     // 3. helm upgrade to three replicas: leader election comes on, and the Lease is taken in
     // the release's namespace under the same ClusterRole.
-    let upgraded = helm_ok(
+    let upgraded = helm.ok(
         &home,
         Some(&admin),
         &[
@@ -917,7 +1006,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
     // 4. helm uninstall: the release's objects go; the CRDs (kept), the user's objects and the
     // Lease kuvert wrote stay.
     assert_eq!(
-        helm_ok(
+        helm.ok(
             &home,
             Some(&admin),
             &["uninstall", "kuvert", "--namespace", "kuvert"]
@@ -961,7 +1050,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
         map(&[("password", "s3cr3t")])
     );
     assert_eq!(
-        helm_ok(
+        helm.ok(
             &home,
             Some(&admin),
             &["list", "--all-namespaces", "--short"]
@@ -972,7 +1061,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
     // 5. A namespace-scoped install beside CRDs managed outside it (those left behind above):
     // release `team-a` in `kuvert`, serving only `team-a`, with two replicas electing a leader
     // in `team-a` — all under its Role there.
-    helm_ok(
+    helm.ok(
         &home,
         Some(&admin),
         &[
@@ -1027,7 +1116,7 @@ async fn the_chart_installs_syncs_under_its_own_rbac_upgrades_and_uninstalls_on_
         Some("team-a-kuvert-0")
     );
     drop(scoped);
-    helm_ok(
+    helm.ok(
         &home,
         Some(&admin),
         &["uninstall", "team-a", "--namespace", "kuvert"],
