@@ -476,6 +476,115 @@ fn rbac_is_rendered_from_the_charts_rule_files_and_matches_what_the_e2e_tests_ru
     assert_eq!(leader.rules.unwrap(), chart_rules("leader-election.yaml"));
 }
 
+/// One permission: where it is granted (`cluster-wide`: the ClusterRole, `scoped`: the Role of
+/// `scope.namespace`, `leader election`: the Role of the Lease's namespace), API group,
+/// resource (with its subresource) and verb.
+type Grant = (String, String, String, String);
+
+/// The rule files in `charts/kuvert/files/rbac/` as single grants.
+fn grants_of_rule_files() -> std::collections::BTreeSet<Grant> {
+    let mut grants = std::collections::BTreeSet::new();
+    for (file, place) in [
+        ("cluster.yaml", "cluster-wide"),
+        ("namespaced.yaml", "scoped"),
+        ("leader-election.yaml", "leader election"),
+    ] {
+        for rule in chart_rules(file) {
+            // The table has no column for these: a rule using them must change the table first.
+            assert!(
+                rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
+                "{file}: {rule:?}"
+            );
+            for group in rule.api_groups.unwrap_or_default() {
+                for resource in rule.resources.clone().unwrap_or_default() {
+                    for verb in &rule.verbs {
+                        grants.insert((
+                            place.into(),
+                            group.clone(),
+                            resource.clone(),
+                            verb.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The README's RBAC table (`| Resource | Verbs | Granted | Why |` under `### RBAC`) as single
+/// grants. A resource is written as `kubectl describe role` shows it: `resource.group/subresource`,
+/// no group for the core API.
+fn grants_of_readme_table(readme: &str) -> std::collections::BTreeSet<Grant> {
+    let section = readme
+        .split("\n### RBAC\n")
+        .nth(1)
+        .expect("README.md has a section `### RBAC`");
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["Resource", "Verbs", "Granted", "Why"],
+        "the table's header"
+    );
+    let list = |cell: &str| -> Vec<String> {
+        cell.split(',')
+            .map(|item| item.trim().trim_matches('`').to_owned())
+            .collect()
+    };
+    let mut grants = std::collections::BTreeSet::new();
+    for row in &rows[2..] {
+        assert!(!row[3].is_empty(), "the row of {} says why", row[0]);
+        for resource in list(row[0]) {
+            let (name, subresource) = match resource.split_once('/') {
+                Some((name, sub)) => (name, format!("/{sub}")),
+                None => (resource.as_str(), String::new()),
+            };
+            let (name, group) = name.split_once('.').unwrap_or((name, ""));
+            for verb in list(row[1]) {
+                for place in list(row[2]) {
+                    grants.insert((
+                        place,
+                        group.to_owned(),
+                        format!("{name}{subresource}"),
+                        verb.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn the_readmes_rbac_table_grants_exactly_what_the_charts_rule_files_grant() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let table = grants_of_readme_table(&readme);
+    let files = grants_of_rule_files();
+    let show = |grants: Vec<&Grant>| -> String {
+        grants
+            .iter()
+            .map(|(place, group, resource, verb)| {
+                format!("\n  {place}: {verb} {resource} (group {group:?})")
+            })
+            .collect()
+    };
+    let missing = show(files.difference(&table).collect());
+    let extra = show(table.difference(&files).collect());
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md's RBAC table and charts/kuvert/files/rbac/*.yaml disagree.\n\
+         Granted by the rule files, missing from the table:{missing}\n\
+         In the table, granted by no rule file:{extra}"
+    );
+}
+
 /// Every `kuvert_*` name kuvert exports (a histogram also as `_bucket`, `_sum`, `_count`).
 fn exported_metrics() -> Vec<String> {
     use kuvert_operator::metrics::*;
