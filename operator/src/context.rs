@@ -42,7 +42,7 @@ impl Default for Settings {
             coalesce_window: Duration::ZERO,
             per_object_metrics: false,
             instance: None,
-            lease_renew_fraction: crate::externalsecret::leases::DEFAULT_RENEW_FRACTION,
+            lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
         }
     }
 }
