@@ -6,8 +6,8 @@ mod support;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, yaml};
+use kuvert_core::api::ExternalSecret;
+use support::{Backend, Cluster, Operator, create, eventually, fake_store, yaml};
 
 fn external_secret(name: &str) -> ExternalSecret {
     yaml(&format!(
@@ -17,13 +17,7 @@ fn external_secret(name: &str) -> ExternalSecret {
 
 async fn one_replica_leads_and_the_other_takes_over_when_it_dies(backend: Backend) {
     let cluster = Cluster::start_on(backend).await;
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &yaml("apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec: {provider: {fake: {data: [{key: k, value: v}]}}}\n"),
-        )
-        .await
-        .unwrap();
+    create(&cluster.client, &fake_store("default", &[("k", "v")])).await;
     let flags = |id: &'static str| {
         [
             "--leader-election",

@@ -7,20 +7,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, secret_data, yaml};
+use support::{Backend, Cluster, Operator, eventually, fake_store, secret_data, yaml};
 
-const STORE: &str = r#"
-apiVersion: kuvert.io/v1alpha1
-kind: SecretStore
-metadata: {name: demo, namespace: default}
-spec:
-  provider:
-    fake:
-      data:
-        - key: app/db
-          value: '{"username":"app","password":"pw-1"}'
-          version: "1"
-"#;
+/// The store: `app/db` holds the app's credentials as JSON.
+fn store() -> SecretStore {
+    fake_store(
+        "default",
+        &[("app/db", r#"{"username":"app","password":"pw-1"}"#)],
+    )
+}
 
 const EXTERNAL_SECRET: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -56,7 +51,7 @@ async fn external_secret_syncs_and_follows_changes_and_drift(backend: Backend) {
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &store())
         .await
         .unwrap();
     ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
@@ -144,7 +139,7 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backen
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &store())
         .await
         .unwrap();
     ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
@@ -239,7 +234,7 @@ async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh(backe
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &store())
         .await
         .unwrap();
     let orphan = EXTERNAL_SECRET.replace(

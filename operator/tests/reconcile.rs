@@ -23,23 +23,14 @@ use kuvert_operator::externalsecret::priority::BackgroundSlots;
 use kuvert_operator::externalsecret::stores::StoreCaches;
 use kuvert_operator::externalsecret::target::TargetCache;
 use kuvert_operator::externalsecret::{Error, State, reconcile};
+use support::yaml;
 
-/// A store of the fake provider, holding `password`.
+mod support;
+
+/// The store, `app/db` holding `password`.
 fn store(password: &str) -> SecretStore {
-    yaml(&format!(
-        r#"
-apiVersion: kuvert.io/v1alpha1
-kind: SecretStore
-metadata: {{name: demo, namespace: default}}
-spec:
-  provider:
-    fake:
-      data:
-        - key: app/db
-          value: '{{"username":"app","password":"{password}"}}'
-          version: "1"
-"#
-    ))
+    let credentials = format!(r#"{{"username":"app","password":"{password}"}}"#);
+    support::fake_store("default", &[("app/db", &credentials)])
 }
 
 /// An ExternalSecret reading the whole of `app/db` into `app-secret`, refreshed hourly.
@@ -54,10 +45,6 @@ spec:
   dataFrom:
     - extract: {key: app/db}
 "#;
-
-fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
-    serde_saphyr::from_str(text).unwrap()
-}
 
 /// An in-process devcluster with kuvert's CRDs, and the ExternalSecret controller's state
 /// around a test [`Context`]: the fake provider, a clock the test sets, seeded randomness.

@@ -56,7 +56,7 @@ pub enum Applied {
         /// When the sync started.
         started: std::time::Instant,
         /// The engine's outcome, its status showing the leases held.
-        outcome: SyncOutcome,
+        outcome: Box<SyncOutcome>,
         /// The target Secret's `resourceVersion` as written.
         written: Option<String>,
         /// How long until the next lease needs anything.
@@ -84,13 +84,14 @@ pub async fn apply(
                 wait: min(wait, lease_wait),
             })
         }
-        Synced::Built(Built {
-            why,
-            started,
-            fetched,
-            mut outcome,
-            generators,
-        }) => {
+        Synced::Built(built) => {
+            let Built {
+                why,
+                started,
+                fetched,
+                mut outcome,
+                generators,
+            } = *built;
             let (mut held, changed) = generators.into_state();
             let mut companion = observed.companion.take();
             if changed || held != observed.kept {
@@ -125,7 +126,7 @@ pub async fn apply(
             Ok(Applied::Synced {
                 why,
                 started,
-                outcome,
+                outcome: Box::new(outcome),
                 written,
                 lease_wait: held.next_lease_action((state.ctx.clock)(), fraction),
             })

@@ -42,6 +42,7 @@ pub async fn report(
             lease_wait,
         } => {
             metrics::sync(KIND, started.elapsed(), None);
+            let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
             let mut status = outcome.status;
             status.synced_resource_version = written;
             write(ctx, es, status).await?;
@@ -51,7 +52,6 @@ pub async fn report(
             let key = ObjectKey::of(es);
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
-            let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
             Ok(min(refresh, lease_wait).map_or_else(Action::await_change, Action::requeue))
         }
     }

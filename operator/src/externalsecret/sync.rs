@@ -42,7 +42,7 @@ pub enum Synced<'a> {
         wait: Option<Duration>,
     },
     /// The desired Secret was built.
-    Built(Built<'a>),
+    Built(Box<Built<'a>>),
 }
 
 /// A built Secret and what it was built from.
@@ -111,13 +111,13 @@ pub async fn sync<'a>(
     }
     .await;
     match built {
-        Ok((fetched, outcome)) => Ok(Synced::Built(Built {
+        Ok((fetched, outcome)) => Ok(Synced::Built(Box::new(Built {
             why,
             started,
             fetched,
             outcome,
             generators,
-        })),
+        }))),
         Err(error) => {
             generators.revoke_fresh().await;
             Err(error)

@@ -624,3 +624,43 @@ pub async fn vault_dynamic_secret(
         .await
         .unwrap();
 }
+
+/// The SecretStore `demo` of `namespace`, of the fake provider, holding `entries` (key, value),
+/// each at version "1": what most scenarios read from.
+pub fn fake_store(namespace: &str, entries: &[(&str, &str)]) -> kuvert_core::api::SecretStore {
+    let data: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(key, value)| serde_json::json!({"key": key, "value": value, "version": "1"}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "kuvert.io/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": "demo", "namespace": namespace},
+        "spec": {"provider": {"fake": {"data": data}}},
+    }))
+    .unwrap()
+}
+
+/// The ExternalSecret `name` of `namespace` copying key `k` of the store `store_ref` (YAML,
+/// e.g. `{name: demo}`) into the Secret `name`.
+pub fn reading_k(namespace: &str, name: &str, store_ref: &str) -> kuvert_core::api::ExternalSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  secretStoreRef: {store_ref}\n  data: [{{secretKey: k, remoteRef: {{key: k}}}}]\n"
+    ))
+}
+
+/// Creates `object` in its namespace.
+pub async fn create<K>(client: &kube::Client, object: &K) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    Api::<K>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), object)
+        .await
+        .unwrap()
+}
