@@ -187,7 +187,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
-    let (es_controller, targets) = externalsecret::controller(
+    let (es_controller, targets) = externalsecret::controller::controller(
         ctx.clone(),
         args.namespace.as_deref(),
         args.watches_cluster_stores(),
@@ -205,7 +205,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
-    let objects = tokio::spawn(externalsecret::report_objects(
+    let objects = tokio::spawn(externalsecret::controller::report_objects(
         es_cache,
         caches.clone(),
         ctx.clone(),
@@ -225,7 +225,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
                 store::run_controller(controller, ctx.clone(), args.concurrency).await;
             }
         },
-        externalsecret::run(es_controller, state, args.concurrency),
+        externalsecret::controller::run(es_controller, state, args.concurrency),
     );
     objects.abort();
     sweeper.abort();

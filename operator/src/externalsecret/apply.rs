@@ -16,9 +16,9 @@ use kuvert_core::generated::GeneratedState;
 use super::calls;
 use super::companion;
 use super::observe::{Observed, read_target};
+use super::state::{KubeCall, State};
 use super::sync::{self, Built, SyncFailure, Synced};
 use super::target::Known;
-use super::{KubeCall, State};
 
 /// Why applying failed.
 #[derive(Debug, thiserror::Error)]

@@ -17,9 +17,10 @@ use kuvert_core::api::{
 };
 use kuvert_core::store_key::StoreKey;
 
+use super::state::{KIND, State};
 use super::stores::{self, StoreCaches};
 use super::target::TargetCache;
-use super::{KIND, State, error_policy, reconcile};
+use super::{error_policy, reconcile};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;
@@ -157,7 +158,9 @@ pub async fn report_objects(
 ) {
     loop {
         let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+        let mut uids = std::collections::HashSet::new();
         for es in cache.state() {
+            uids.extend(es.uid());
             let status = es.status.as_ref();
             let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
             match condition.map(|c| c.status.as_str()) {
@@ -168,6 +171,7 @@ pub async fn report_objects(
         }
         metrics::objects(KIND, ready, not_ready, unknown);
         ctx.index.retain(|es| cache.get(es).is_some());
+        ctx.statuses.retain(|uid| uids.contains(uid));
         let live = |key: &ObjectKey| match key.kind.as_str() {
             KIND => cache
                 .get(&ObjectRef::new(&key.name).within(&key.namespace))

@@ -17,7 +17,7 @@
 //! [`calls`] and [`companion`] are the generators' I/O (calls to generators, and the Secret
 //! keeping their state); [`target`] is what the cache of managed Secrets proves of a target;
 //! [`priority`] lets refreshes step back when they would take the last free reconciles;
-//! [`controller`] wires the watches.
+//! [`controller`] wires the watches; [`state`] is what every step shares.
 
 pub mod apply;
 pub mod calls;
@@ -26,6 +26,7 @@ pub mod controller;
 pub mod observe;
 pub mod priority;
 pub mod report;
+pub mod state;
 pub mod stores;
 pub mod sync;
 pub mod target;
@@ -42,38 +43,14 @@ use kuvert_core::engine::{self, SyncError};
 use kuvert_core::generator::GeneratorError;
 use kuvert_core::store_key::{StoreKey, store_refs, stores_of};
 
-pub use controller::{controller, report_objects, run};
+pub use state::{KubeCall, State};
 
 use crate::backoff::ObjectKey;
-use crate::context::Context;
 use crate::metrics;
 use apply::ApplyError;
 use observe::ObserveError;
-use stores::StoreCaches;
+use state::KIND;
 use sync::SyncFailure;
-use target::TargetCache;
-
-/// Metric label of this kind.
-const KIND: &str = "ExternalSecret";
-
-/// A Kubernetes API call that failed, and what it was for.
-#[derive(Debug, thiserror::Error)]
-#[error("{action}: {source}")]
-pub struct KubeCall {
-    /// What was being done.
-    pub action: String,
-    /// The API error.
-    #[source]
-    pub source: kube::Error,
-}
-
-impl KubeCall {
-    /// Wraps an API error of `action`.
-    pub fn doing(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeCall {
-        let action = action.into();
-        move |source| KubeCall { action, source }
-    }
-}
 
 /// Why an ExternalSecret reconcile failed: one variant per step.
 #[derive(Debug, thiserror::Error)]
@@ -126,18 +103,6 @@ impl Error {
             _ => self.sync_error().is_none_or(SyncError::is_transient),
         }
     }
-}
-
-/// What the ExternalSecret controller shares beyond [`Context`].
-pub struct State {
-    /// The operator-wide dependencies.
-    pub ctx: Arc<Context>,
-    /// Store objects, from the store controllers' caches.
-    pub caches: StoreCaches,
-    /// The managed Secrets' metadata, from this controller's watch.
-    pub targets: TargetCache,
-    /// The reconciles refreshes may take.
-    pub background: priority::BackgroundSlots,
 }
 
 /// One reconcile of an ExternalSecret.

@@ -13,9 +13,9 @@ use kuvert_core::generated::{self, GeneratedState, LeaseNeeds};
 use kuvert_core::generator::GeneratorError;
 
 use super::companion;
+use super::state::{KubeCall, State};
 use super::stores::{StoreGenerations, stores_of};
 use super::target::Known;
-use super::{KubeCall, State};
 
 /// Why observing failed.
 #[derive(Debug, thiserror::Error)]

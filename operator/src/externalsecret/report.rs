@@ -14,7 +14,7 @@ use kuvert_core::engine::{SyncError, failed_status};
 
 use super::apply::{Applied, min};
 use super::observe::Observed;
-use super::{KIND, KubeCall, State};
+use super::state::{KIND, KubeCall, State};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;

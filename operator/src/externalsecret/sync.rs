@@ -17,9 +17,9 @@ use kuvert_core::generated::{self, GeneratedState, Regenerate};
 use super::calls::{self, ClusterGenerators};
 use super::companion;
 use super::observe::{Observed, read_target};
+use super::state::{KubeCall, State};
 use super::stores::Resolver;
 use super::target::Known;
-use super::{KubeCall, State};
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
