@@ -501,6 +501,17 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_that_failed_replaces_the_credentials_unless_a_sync_is_due_anyway() {
+        let wait = Decision::Wait(Some(Duration::from_secs(60)));
+        assert_eq!(
+            wait.after_failed_renewals(COALESCE),
+            sync(5, SyncReason::LeaseExpiring)
+        );
+        let refresh = sync(3600, SyncReason::Refresh);
+        assert_eq!(refresh.after_failed_renewals(COALESCE), refresh);
+    }
+
+    #[test]
     fn a_wait_ends_when_the_next_lease_needs_renewing() {
         let es = synced_es("1h");
         let observed = Observed {

@@ -428,6 +428,37 @@ mod tests {
     }
 
     #[test]
+    fn lease_needs_sort_leases_into_renew_replace_and_the_next_wait() {
+        let at = |secs| jiff::Timestamp::from_second(secs).unwrap();
+        let lease = |id: &str, renewable| HeldLease {
+            id: id.to_owned(),
+            duration_seconds: 60,
+            renewable,
+            renewed_at: at(1000),
+            truncated: false,
+        };
+        let mut state = GeneratedState::default();
+        for (field, held) in [
+            ("spec.data[0]", Some(lease("renew-me", true))),
+            ("spec.data[1]", Some(lease("replace-me", false))),
+            ("spec.data[2]", None),
+        ] {
+            let mut e = entry("Password/ns/pw", None);
+            e.lease = held;
+            state.entries.insert(field.to_owned(), e);
+        }
+        let due = state.lease_needs(at(2000), 0.5);
+        assert_eq!(due.renew, ["spec.data[0]".to_owned()].into());
+        assert_eq!(due.replace, ["spec.data[1]".to_owned()].into());
+        assert_eq!(due.next, None);
+        assert!(due.summary().replace);
+        let early = state.lease_needs(at(1001), 0.5);
+        assert!(early.renew.is_empty() && early.replace.is_empty());
+        assert!(early.next.is_some_and(|d| d <= Duration::from_secs(30)));
+        assert_eq!(state.next_lease_action(at(1001), 0.5), early.next);
+    }
+
+    #[test]
     fn the_kept_state_never_shows_its_values_in_debug_output() {
         let state = GeneratedState {
             entries: [(

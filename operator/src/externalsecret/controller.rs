@@ -176,12 +176,12 @@ pub async fn report_objects(
             KIND => cache
                 .get(&ObjectRef::new(&key.name).within(&key.namespace))
                 .is_some(),
-            "SecretStore" | "ClusterSecretStore" => stores.get(&key.store()).is_some(),
+            "SecretStore" | "ClusterSecretStore" => stores.contains(&key.store()),
             _ => true,
         };
         ctx.backoff.retain(live);
         ctx.retry.retain(live);
-        ctx.clients.retain(|store| stores.get(store).is_some());
+        ctx.clients.retain(|store| stores.contains(store));
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kuvert_core::api::ExternalSecret;
 use kuvert_core::decide::Decision;
 use kuvert_core::engine::{self, SyncError};
@@ -110,6 +111,10 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     let _queued = metrics::InQueue::enter(KIND);
     let ctx = &state.ctx;
     let es = ctx.statuses.latest(&es).map_or(es, Arc::new);
+    // Recorded even for an object this instance does not serve: a change of its store (to
+    // this instance's class) must wake it.
+    ctx.index
+        .record(&ObjectRef::from_obj(es.as_ref()), stores_of(&es));
     if !serves(&state, &es) {
         return Ok(Action::await_change());
     }
@@ -185,8 +190,8 @@ fn serves(state: &State, es: &ExternalSecret) -> bool {
         return state.ctx.settings.serves(None);
     };
     let key = StoreKey::of(&es.namespace().unwrap_or_default(), store_ref);
-    match state.caches.get(&key) {
-        Some(store) => state.ctx.settings.serves(store.spec.controller.as_deref()),
+    match state.caches.class(&key) {
+        Some(class) => state.ctx.settings.serves(class.as_deref()),
         None => true,
     }
 }

@@ -14,7 +14,7 @@ use kuvert_core::generator::GeneratorError;
 
 use super::companion;
 use super::state::{KubeCall, State};
-use super::stores::{StoreGenerations, stores_of};
+use super::stores::StoreGenerations;
 use super::target::Known;
 
 /// Why observing failed.
@@ -74,8 +74,8 @@ impl Observed {
     }
 }
 
-/// Observes `es` at `now`. Besides the reads, the in-process index learns which stores and
-/// target Secret the object uses (so their changes requeue it): bookkeeping, no API write.
+/// Observes `es` at `now`. Besides the reads, the in-process index learns which target Secret
+/// the object writes (so its changes requeue it): bookkeeping, no API write.
 pub async fn observe(
     state: &State,
     es: &ExternalSecret,
@@ -84,7 +84,6 @@ pub async fn observe(
     let ctx = &state.ctx;
     let namespace = es.namespace().unwrap_or_default();
     let es_ref = ObjectRef::new(&es.name_any()).within(&namespace);
-    ctx.index.record(&es_ref, stores_of(es));
     let generations = state.caches.generations(es);
     let store_changed = ctx.index.stores_changed(&es_ref, &generations);
 

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 use kuvert_core::api::{
-    ClusterSecretStore, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
+    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
+    SecretStoreRef, SecretStoreSpec,
 };
 use kuvert_core::engine::{ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::provider::{ProviderError, SecretsClient};
@@ -192,37 +193,76 @@ impl StoreCaches {
         stores_of(es)
             .into_iter()
             .map(|key| {
-                let generation = self.get(&key).map(|found| found.generation);
+                let generation = self.cached(&key).map(|store| store.generation());
                 (key, generation)
             })
             .collect()
     }
 
+    /// Whether the store `key` names is cached.
+    pub fn contains(&self, key: &StoreKey) -> bool {
+        self.cached(key).is_some()
+    }
+
+    /// The controller class of the store `key` names; `None` when it is not cached.
+    pub fn class(&self, key: &StoreKey) -> Option<Option<String>> {
+        self.cached(key)
+            .map(|store| store.spec().controller.clone())
+    }
+
     /// The store `key` names, as cached; `None` when there is none (or none is watched).
     pub fn get(&self, key: &StoreKey) -> Option<FoundStore> {
+        let store = self.cached(key)?;
+        Some(FoundStore {
+            spec: store.spec().clone(),
+            conditions: store.conditions().to_vec(),
+            generation: store.generation(),
+        })
+    }
+
+    /// The cached object itself (shared, not copied: every reconcile looks its stores up).
+    fn cached(&self, key: &StoreKey) -> Option<CachedStore> {
         match key.kind {
-            SecretStoreKind::SecretStore => {
-                let store = self
-                    .stores
-                    .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
-                Some(FoundStore {
-                    spec: store.spec.clone(),
-                    conditions: Vec::new(),
-                    generation: store.meta().generation.unwrap_or_default(),
-                })
-            }
-            SecretStoreKind::ClusterSecretStore => {
-                let store = self
-                    .cluster_stores
-                    .as_ref()?
-                    .get(&ObjectRef::new(&key.name))?;
-                Some(FoundStore {
-                    spec: store.spec.store.clone(),
-                    conditions: store.spec.conditions.clone(),
-                    generation: store.meta().generation.unwrap_or_default(),
-                })
-            }
+            SecretStoreKind::SecretStore => self
+                .stores
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                .map(CachedStore::Namespaced),
+            SecretStoreKind::ClusterSecretStore => self
+                .cluster_stores
+                .as_ref()?
+                .get(&ObjectRef::new(&key.name))
+                .map(CachedStore::Cluster),
         }
+    }
+}
+
+/// A store object from a controller's cache.
+enum CachedStore {
+    Namespaced(Arc<SecretStore>),
+    Cluster(Arc<ClusterSecretStore>),
+}
+
+impl CachedStore {
+    fn spec(&self) -> &SecretStoreSpec {
+        match self {
+            CachedStore::Namespaced(store) => &store.spec,
+            CachedStore::Cluster(store) => &store.spec.store,
+        }
+    }
+
+    fn conditions(&self) -> &[ClusterSecretStoreCondition] {
+        match self {
+            CachedStore::Namespaced(_) => &[],
+            CachedStore::Cluster(store) => &store.spec.conditions,
+        }
+    }
+
+    fn generation(&self) -> i64 {
+        let meta = match self {
+            CachedStore::Namespaced(store) => store.meta(),
+            CachedStore::Cluster(store) => store.meta(),
+        };
+        meta.generation.unwrap_or_default()
     }
 }
 
