@@ -151,10 +151,7 @@ impl Harness {
     }
 
     async fn ready(&self) -> Option<(String, String)> {
-        let es = self.external_secrets().get("app").await.unwrap();
-        let status = es.status?;
-        let ready = kuvert_core::conditions::find_ready(&status.conditions)?;
-        Some((ready.status.clone(), ready.reason.clone()))
+        support::ready(&self.external_secrets(), "app").await
     }
 
     async fn events(&self) -> Vec<(String, String)> {

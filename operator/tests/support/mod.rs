@@ -664,3 +664,13 @@ where
         .await
         .unwrap()
 }
+
+/// The `Ready` condition of the ExternalSecret `name`: its status and reason.
+pub async fn ready(
+    api: &Api<kuvert_core::api::ExternalSecret>,
+    name: &str,
+) -> Option<(String, String)> {
+    let status = api.get(name).await.unwrap().status?;
+    let c = kuvert_core::conditions::find_ready(&status.conditions)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
