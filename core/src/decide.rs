@@ -53,6 +53,18 @@ pub enum SyncReason {
 }
 
 impl SyncReason {
+    /// Every reason.
+    pub const ALL: [SyncReason; 8] = [
+        SyncReason::FirstSync,
+        SyncReason::ForceSync,
+        SyncReason::SpecChanged,
+        SyncReason::StoreChanged,
+        SyncReason::Retry,
+        SyncReason::Drift,
+        SyncReason::Refresh,
+        SyncReason::LeaseExpiring,
+    ];
+
     /// The name, for logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -535,16 +547,7 @@ mod tests {
     #[test]
     fn only_first_syncs_refreshes_and_force_syncs_regenerate_and_only_refreshes_yield() {
         use SyncReason::*;
-        let all = [
-            FirstSync,
-            ForceSync,
-            SpecChanged,
-            StoreChanged,
-            Retry,
-            Drift,
-            Refresh,
-            LeaseExpiring,
-        ];
+        let all = SyncReason::ALL;
         let regenerating: Vec<_> = all.into_iter().filter(|r| r.regenerates_all()).collect();
         assert_eq!(regenerating, [FirstSync, ForceSync, Refresh]);
         let background: Vec<_> = all.into_iter().filter(|r| r.is_background()).collect();

@@ -7,30 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, fake_store, secret_data, yaml};
-
-/// The store: `app/db` holds the app's credentials as JSON.
-fn store() -> SecretStore {
-    fake_store(
-        "default",
-        &[("app/db", r#"{"username":"app","password":"pw-1"}"#)],
-    )
-}
-
-const EXTERNAL_SECRET: &str = r#"
-apiVersion: kuvert.io/v1alpha1
-kind: ExternalSecret
-metadata: {name: app, namespace: default}
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {name: demo}
-  target: {name: app-secret}
-  data:
-    - secretKey: password
-      remoteRef: {key: app/db, property: password}
-  dataFrom:
-    - extract: {key: app/db}
-"#;
+use support::{
+    APP_EXTERNAL_SECRET, Backend, Cluster, Operator, app_store, eventually, secret_data, yaml,
+};
 
 fn text(secret: &Secret, key: &str) -> String {
     String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
@@ -51,10 +30,10 @@ async fn external_secret_syncs_and_follows_changes_and_drift(backend: Backend) {
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &store())
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+    ess.create(&PostParams::default(), &yaml(APP_EXTERNAL_SECRET))
         .await
         .unwrap();
 
@@ -139,10 +118,10 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backen
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &store())
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+    ess.create(&PostParams::default(), &yaml(APP_EXTERNAL_SECRET))
         .await
         .unwrap();
     eventually("the Secret to appear", || async {
@@ -234,10 +213,10 @@ async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh(backe
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &store())
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    let orphan = EXTERNAL_SECRET.replace(
+    let orphan = APP_EXTERNAL_SECRET.replace(
         "target: {name: app-secret}",
         "target: {name: app-secret, creationPolicy: Orphan}",
     );

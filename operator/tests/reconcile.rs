@@ -23,28 +23,9 @@ use kuvert_operator::externalsecret::priority::BackgroundSlots;
 use kuvert_operator::externalsecret::stores::StoreCaches;
 use kuvert_operator::externalsecret::target::TargetCache;
 use kuvert_operator::externalsecret::{Error, State, reconcile};
-use support::yaml;
+use support::{APP_EXTERNAL_SECRET, app_store, yaml};
 
 mod support;
-
-/// The store, `app/db` holding `password`.
-fn store(password: &str) -> SecretStore {
-    let credentials = format!(r#"{{"username":"app","password":"{password}"}}"#);
-    support::fake_store("default", &[("app/db", &credentials)])
-}
-
-/// An ExternalSecret reading the whole of `app/db` into `app-secret`, refreshed hourly.
-const EXTERNAL_SECRET: &str = r#"
-apiVersion: kuvert.io/v1alpha1
-kind: ExternalSecret
-metadata: {name: app, namespace: default}
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {name: demo}
-  target: {name: app-secret}
-  dataFrom:
-    - extract: {key: app/db}
-"#;
 
 /// An in-process devcluster with kuvert's CRDs, and the ExternalSecret controller's state
 /// around a test [`Context`]: the fake provider, a clock the test sets, seeded randomness.
@@ -98,8 +79,8 @@ impl Harness {
     /// A harness with the store and the ExternalSecret created, not yet reconciled.
     async fn with_external_secret() -> Harness {
         let mut harness = Harness::start().await;
-        harness.put_store(store("pw-1")).await;
-        harness.create(EXTERNAL_SECRET).await;
+        harness.put_store(app_store("pw-1")).await;
+        harness.create(APP_EXTERNAL_SECRET).await;
         harness
     }
 
@@ -220,7 +201,7 @@ async fn nothing_is_synced_before_the_refresh_is_due_and_a_changed_store_is_foll
     assert!(refreshed_at > synced_at, "refreshed once due");
 
     // A changed store is followed at once by the ExternalSecrets that use it.
-    harness.put_store(store("pw-2")).await;
+    harness.put_store(app_store("pw-2")).await;
     harness.advance(Duration::from_secs(1));
     harness.reconcile().await.unwrap();
     assert_eq!(harness.password().await.as_deref(), Some("pw-2"));
@@ -331,11 +312,11 @@ async fn a_secret_kuvert_does_not_own_is_refused_and_left_as_it_was() {
 #[tokio::test]
 async fn a_missing_store_fails_and_the_sync_succeeds_once_it_exists() {
     let mut harness = Harness::start().await;
-    harness.create(EXTERNAL_SECRET).await;
+    harness.create(APP_EXTERNAL_SECRET).await;
     let error = harness.reconcile().await.unwrap_err();
     assert_eq!(error.reason(), error.sync_error().unwrap().reason());
     assert_eq!(harness.ready().await.unwrap().0, "False");
-    harness.put_store(store("pw-1")).await;
+    harness.put_store(app_store("pw-1")).await;
     harness.advance(Duration::from_secs(1));
     harness.reconcile().await.unwrap();
     assert_eq!(harness.password().await.as_deref(), Some("pw-1"));

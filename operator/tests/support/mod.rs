@@ -674,3 +674,26 @@ pub async fn ready(
     let c = kuvert_core::conditions::find_ready(&status.conditions)?;
     Some((c.status.clone(), c.reason.clone()))
 }
+
+/// The store most scenarios start from: `app/db` holds the app's credentials as JSON.
+pub fn app_store(password: &str) -> kuvert_core::api::SecretStore {
+    let credentials = format!(r#"{{"username":"app","password":"{password}"}}"#);
+    fake_store("default", &[("app/db", &credentials)])
+}
+
+/// The ExternalSecret most scenarios start from: `app` copies `app/db` of [`app_store`] (the
+/// whole JSON, and its `password` again) into the Secret `app-secret`, refreshed hourly.
+pub const APP_EXTERNAL_SECRET: &str = r#"
+apiVersion: kuvert.io/v1alpha1
+kind: ExternalSecret
+metadata: {name: app, namespace: default}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {name: demo}
+  target: {name: app-secret}
+  data:
+    - secretKey: password
+      remoteRef: {key: app/db, property: password}
+  dataFrom:
+    - extract: {key: app/db}
+"#;
