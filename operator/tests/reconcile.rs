@@ -322,3 +322,58 @@ async fn a_missing_store_fails_and_the_sync_succeeds_once_it_exists() {
     assert_eq!(harness.password().await.as_deref(), Some("pw-1"));
     assert_eq!(harness.ready().await.unwrap().0, "True");
 }
+
+#[tokio::test]
+async fn a_generated_password_is_kept_through_drift_repair_and_made_anew_on_force_sync() {
+    let harness = Harness::start().await;
+    let generator: kuvert_core::api::Password = yaml(
+        "apiVersion: generators.kuvert.io/v1alpha1\nkind: Password\nmetadata: {name: pw, namespace: default}\nspec: {length: 32}\n",
+    );
+    Api::<kuvert_core::api::Password>::namespaced(harness.client.clone(), "default")
+        .create(&PostParams::default(), &generator)
+        .await
+        .unwrap();
+    harness
+        .create("apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: app, namespace: default}\nspec:\n  refreshInterval: 1h\n  target: {name: app-secret}\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: Password, name: pw}}\n")
+        .await;
+    harness.reconcile().await.unwrap();
+    let first = harness.password().await.expect("a generated password");
+    assert_eq!(first.len(), 32);
+    let es = harness.external_secrets().get("app").await.unwrap();
+    assert!(
+        es.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"kuvert.io/generator-leases".to_owned()),
+        "the finalizer is in place before anything is generated"
+    );
+    let kept = harness.secrets().get_opt("app.kuvert-generated").await;
+    assert!(
+        kept.unwrap().is_some(),
+        "the companion Secret keeps the value"
+    );
+
+    let edit = serde_json::json!({"data": {"password": "ZWRpdGVk"}});
+    harness
+        .secrets()
+        .patch("app-secret", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(1));
+    harness.reconcile().await.unwrap();
+    assert_eq!(
+        harness.password().await,
+        Some(first.clone()),
+        "restored, not regenerated"
+    );
+
+    let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
+    harness
+        .external_secrets()
+        .patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    harness.reconcile().await.unwrap();
+    let second = harness.password().await.unwrap();
+    assert_ne!(second, first, "a force-sync generates anew");
+}
