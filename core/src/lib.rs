@@ -1,15 +1,25 @@
-//! kuvert-core: the kuvert.io API types, the provider and generator traits, and the sync engine.
+//! kuvert-core: the kuvert.io API types, the provider and generator traits, the sync engine
+//! and the pure rules around it.
 //!
 //! Nothing in this crate talks to Kubernetes: the operator feeds it objects and applies what it
-//! computes, so almost all behaviour is testable without a server.
+//! computes, so almost all behaviour is testable without a server. Beside the [`engine`]:
+//! [`decide`] (whether to sync), [`lease`] (when a lease is renewed or replaced), [`generated`]
+//! (what is kept of generated values and leases), [`admission`] (which namespaces a
+//! ClusterSecretStore admits), [`store_key`] (a store reference's identity and display name).
 
+pub mod admission;
 pub mod api;
 pub mod conditions;
 pub mod crds;
+pub mod decide;
 pub mod engine;
+pub mod generated;
 pub mod generator;
+pub mod jitter;
+pub mod lease;
 pub mod manifest;
 pub mod memory;
 pub mod provider;
 pub mod secret;
+pub mod store_key;
 pub mod template;

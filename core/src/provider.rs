@@ -62,14 +62,8 @@ impl StoreContext<'_> {
 
     /// `Kind/name` of the store, as it appears in messages and status.
     pub fn display_name(&self) -> String {
-        match self.kind {
-            SecretStoreKind::SecretStore => format!(
-                "SecretStore/{}/{}",
-                self.namespace.unwrap_or_default(),
-                self.name
-            ),
-            SecretStoreKind::ClusterSecretStore => format!("ClusterSecretStore/{}", self.name),
-        }
+        crate::store_key::StoreKey::new(self.kind, self.namespace.unwrap_or_default(), self.name)
+            .display()
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kuvert_core::generator::RandomSource;
 
 use crate::backoff::Backoff;
 use crate::externalsecret::stores::{ClientCache, StoreIndex};
@@ -42,7 +43,7 @@ impl Default for Settings {
             coalesce_window: Duration::ZERO,
             per_object_metrics: false,
             instance: None,
-            lease_renew_fraction: crate::externalsecret::leases::DEFAULT_RENEW_FRACTION,
+            lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
         }
     }
 }
@@ -87,8 +88,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the built-in providers and the system clock.
+    /// A context with the built-in providers, the system clock and the operating system's
+    /// randomness.
     pub fn new(client: Client, settings: Settings) -> Arc<Self> {
+        let random = Arc::new(kuvert_generator_random::OsRandom::default());
+        Self::with(client, settings, Arc::new(jiff::Timestamp::now), random)
+    }
+
+    /// A context with the built-in providers, reading time from `clock` and drawing generated
+    /// values from `random`: tests pass a settable clock and a seeded source.
+    pub fn with(
+        client: Client,
+        settings: Settings,
+        clock: Clock,
+        random: Arc<dyn RandomSource>,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "kuvert".to_owned(),
             instance: settings.instance.clone(),
@@ -98,7 +112,7 @@ impl Context {
             kube: ClusterAccess::new(client.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            generators: Generators::system(registry.vault_cache().clone()),
+            generators: Generators::builtin(random, registry.vault_cache().clone()),
             registry,
             reads: ReadCache::new(),
             clients: ClientCache::default(),
@@ -106,7 +120,7 @@ impl Context {
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
-            clock: Arc::new(jiff::Timestamp::now),
+            clock,
             settings,
         })
     }

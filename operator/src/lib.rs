@@ -17,7 +17,7 @@ pub mod providers;
 pub mod ratelimit;
 pub mod reads;
 pub mod render;
+pub mod resolve;
 pub mod run;
-pub mod selectors;
 pub mod startup;
 pub mod store;

@@ -24,21 +24,21 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kuvert_core::api::{
-    ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
-    SecretStoreRef,
+    ClusterSecretStore, ExternalSecret, SecretStore, SecretStoreKind, SecretStoreRef,
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::generator::{
-    GeneratedValues, GeneratorContext, GeneratorError, GeneratorResolver, GeneratorSpec,
-    checked_kind,
+    GeneratedValues, GeneratorError, GeneratorResolver, GeneratorSpec, checked_kind,
 };
 use kuvert_core::manifest::Manifest;
 use kuvert_core::memory::MemoryKube;
-use kuvert_core::provider::StoreContext;
+use kuvert_core::provider::ProviderError;
+use kuvert_core::store_key::StoreKey;
 use serde::Serialize;
 
 use crate::generators::Generators;
 use crate::providers::Registry;
+use crate::resolve::{self, FoundStore, GeneratorObjects, StoreObjects};
 
 /// What a render produced: the YAML for stdout and one line per failure for stderr.
 #[derive(Debug, Default)]
@@ -247,6 +247,24 @@ struct ManifestGenerators<'a> {
 }
 
 #[async_trait]
+impl GeneratorObjects for ManifestGenerators<'_> {
+    async fn spec(
+        &self,
+        namespace: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<Option<GeneratorSpec>, ProviderError> {
+        let key = (namespace.to_owned(), kind.to_owned(), name.to_owned());
+        Ok(self.specs.get(&key).cloned())
+    }
+
+    /// Offline, every generator is served.
+    fn check_serves(&self, _spec: &GeneratorSpec) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl GeneratorResolver for ManifestGenerators<'_> {
     async fn generate(
         &self,
@@ -255,36 +273,22 @@ impl GeneratorResolver for ManifestGenerators<'_> {
         generator_ref: &kuvert_core::api::GeneratorRef,
     ) -> Result<GeneratedValues, GeneratorError> {
         let kind = checked_kind(generator_ref)?;
-        let generator = kuvert_core::generator::display_name(kind, namespace, &generator_ref.name);
-        let key = (
-            namespace.to_owned(),
-            kind.to_owned(),
-            generator_ref.name.clone(),
-        );
-        let spec = self
-            .specs
-            .get(&key)
-            .ok_or_else(|| GeneratorError::NotFound {
-                generator: generator.clone(),
-            })?;
-        let fail = |source| GeneratorError::Generator {
-            generator: generator.clone(),
-            source,
-        };
-        let implementation = self.kinds.kind(kind).map_err(fail)?;
-        let context = GeneratorContext {
-            name: &generator_ref.name,
+        let (generator, implementation) = resolve::generator(
+            self.kinds,
+            self,
+            self.kube,
             namespace,
-            spec,
-        };
-        implementation.validate(&context).map_err(fail)?;
+            kind,
+            &generator_ref.name,
+        )
+        .await?;
         let made = implementation
-            .generator(&context, self.kube)
-            .await
-            .map_err(fail)?
             .generate()
             .await
-            .map_err(fail)?;
+            .map_err(|source| GeneratorError::Generator {
+                generator: generator.clone(),
+                source,
+            })?;
         if let Some(lease) = &made.lease {
             // Nothing renews or revokes offline; the lease runs out by itself.
             tracing::info!(%generator, lease_id = %lease.id, "kuvert render generated leased credentials");
@@ -310,79 +314,54 @@ struct Stores<'a> {
 }
 
 #[async_trait]
+impl StoreObjects for Stores<'_> {
+    fn store(&self, key: &StoreKey) -> Result<Option<FoundStore>, StoreError> {
+        Ok(match key.kind {
+            SecretStoreKind::SecretStore => self
+                .secret_stores
+                .get(&(key.namespace.clone(), key.name.clone()))
+                .map(|store| FoundStore {
+                    spec: store.spec.clone(),
+                    conditions: Vec::new(),
+                    generation: 0,
+                }),
+            SecretStoreKind::ClusterSecretStore => {
+                self.cluster_stores.get(&key.name).map(|store| FoundStore {
+                    spec: store.spec.store.clone(),
+                    conditions: store.spec.conditions.clone(),
+                    generation: 0,
+                })
+            }
+        })
+    }
+
+    /// Offline there are no Namespace objects: a namespace has no labels.
+    async fn namespace_labels(
+        &self,
+        _namespace: &str,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(BTreeMap::new())
+    }
+}
+
+#[async_trait]
 impl StoreResolver for Stores<'_> {
     async fn resolve(
         &self,
         namespace: &str,
         store_ref: &SecretStoreRef,
     ) -> Result<ResolvedStore, StoreError> {
-        let (context, display) = match store_ref.kind.unwrap_or_default() {
-            SecretStoreKind::SecretStore => {
-                let display = format!("SecretStore/{namespace}/{}", store_ref.name);
-                let store = self
-                    .secret_stores
-                    .get(&(namespace.to_owned(), store_ref.name.clone()))
-                    .ok_or(StoreError::NotFound {
-                        store: display.clone(),
-                    })?;
-                let context = StoreContext {
-                    kind: SecretStoreKind::SecretStore,
-                    name: &store_ref.name,
-                    namespace: Some(namespace),
-                    spec: &store.spec.provider,
-                };
-                (context, display)
-            }
-            SecretStoreKind::ClusterSecretStore => {
-                let display = format!("ClusterSecretStore/{}", store_ref.name);
-                let store =
-                    self.cluster_stores
-                        .get(&store_ref.name)
-                        .ok_or(StoreError::NotFound {
-                            store: display.clone(),
-                        })?;
-                // Offline there are no Namespace objects: a namespace has no labels.
-                let admitted = store.spec.conditions.is_empty()
-                    || store.spec.conditions.iter().any(|c| admits(c, namespace));
-                if !admitted {
-                    return Err(StoreError::NotAllowed {
-                        store: display,
-                        namespace: namespace.to_owned(),
-                    });
-                }
-                let context = StoreContext {
-                    kind: SecretStoreKind::ClusterSecretStore,
-                    name: &store_ref.name,
-                    namespace: None,
-                    spec: &store.spec.store.provider,
-                };
-                (context, display)
-            }
-        };
-        let provider_error = |source| StoreError::Provider {
-            store: display.clone(),
-            source,
-        };
-        let provider = self
-            .registry
-            .provider(context.spec)
-            .map_err(provider_error)?;
-        provider.validate(&context).map_err(provider_error)?;
-        let client = provider
-            .client(&context, Some(namespace), self.kube)
-            .await
-            .map_err(provider_error)?;
-        Ok(ResolvedStore {
-            client,
-            name: display,
-        })
+        let (key, found) = resolve::lookup(self, namespace, store_ref).await?;
+        let name = key.display();
+        let (_, client) =
+            resolve::connect(self.registry, self.kube, &key, &found.spec, Some(namespace))
+                .await
+                .map_err(|source| StoreError::Provider {
+                    store: name.clone(),
+                    source,
+                })?;
+        Ok(ResolvedStore { client, name })
     }
-}
-
-/// Whether a ClusterSecretStore condition admits a namespace, offline: there are no Namespace
-/// objects, so the namespace has no labels.
-fn admits(condition: &ClusterSecretStoreCondition, namespace: &str) -> bool {
-    crate::selectors::condition_admits(condition, namespace, &BTreeMap::new())
 }
 
 /// A Secret as YAML, keys in the order people read them.
@@ -448,42 +427,4 @@ struct OutMeta {
     annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     owner_references: Vec<OwnerReference>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn condition(yaml: &str) -> ClusterSecretStoreCondition {
-        serde_saphyr::from_str(yaml).unwrap()
-    }
-
-    #[test]
-    fn cluster_store_conditions_match_names_and_whole_regexes() {
-        let by_name = condition("namespaces: [team-a]");
-        assert!(admits(&by_name, "team-a"));
-        assert!(!admits(&by_name, "team-ab"));
-        let by_regex = condition("namespaceRegexes: ['team-.*']");
-        assert!(admits(&by_regex, "team-b"));
-        assert!(!admits(&by_regex, "x-team-b"), "anchored");
-        let bad_regex = condition("namespaceRegexes: ['(']");
-        assert!(
-            !admits(&bad_regex, "("),
-            "an invalid expression admits nothing"
-        );
-    }
-
-    #[test]
-    fn offline_namespaces_have_no_labels() {
-        assert!(!admits(
-            &condition("namespaceSelector: {matchLabels: {env: prod}}"),
-            "a"
-        ));
-        assert!(admits(
-            &condition(
-                "namespaceSelector: {matchExpressions: [{key: env, operator: DoesNotExist}]}"
-            ),
-            "a"
-        ));
-    }
 }

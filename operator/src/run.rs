@@ -80,7 +80,7 @@ pub struct RunArgs {
     pub leader_election_lease_duration: Duration,
     /// Fraction of a generated credential's lease (VaultDynamicSecret) after which it is renewed
     /// or, if it cannot be renewed, replaced; jittered per lease by up to a tenth earlier.
-    #[arg(long, default_value = "0.667", value_parser = crate::externalsecret::leases::parse_fraction)]
+    #[arg(long, default_value = "0.667", value_parser = kuvert_core::lease::parse_fraction)]
     pub lease_renew_fraction: f64,
 }
 
@@ -242,7 +242,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
-    let (es_controller, targets) = externalsecret::controller(
+    let (es_controller, targets) = externalsecret::controller::controller(
         ctx.clone(),
         args.namespace.as_deref(),
         args.watches_cluster_stores(),
@@ -260,7 +260,11 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
-    let objects = tokio::spawn(externalsecret::report_objects(es_cache, ctx.index.clone()));
+    let objects = tokio::spawn(externalsecret::controller::report_objects(
+        es_cache,
+        caches.clone(),
+        ctx.clone(),
+    ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
@@ -276,7 +280,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
                 store::run_controller(controller, ctx.clone(), args.concurrency).await;
             }
         },
-        externalsecret::run(es_controller, state, args.concurrency),
+        externalsecret::controller::run(es_controller, state, args.concurrency),
     );
     objects.abort();
     sweeper.abort();

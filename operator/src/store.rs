@@ -18,10 +18,12 @@ use kuvert_core::api::{
     StoreCapabilities,
 };
 use kuvert_core::conditions;
-use kuvert_core::provider::{ProviderError, StoreContext};
+use kuvert_core::provider::ProviderError;
+use kuvert_core::store_key::StoreKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;
 
@@ -122,17 +124,9 @@ pub async fn reconcile<S: StoreObject>(
     if !ctx.settings.serves(spec.controller.as_deref()) {
         return Ok(Action::await_change());
     }
-    let name = store.name_any();
-    let namespace = store.namespace();
-    let store_ctx = StoreContext {
-        kind: S::KIND,
-        name: &name,
-        namespace: namespace.as_deref(),
-        spec: &spec.provider,
-    };
-    let display = store_ctx.display_name();
+    let display = store_key(store.as_ref()).display();
     let started = Instant::now();
-    let outcome = check(&store_ctx, &ctx).await;
+    let outcome = check(store.as_ref(), &ctx).await;
     metrics::sync(
         S::METRIC_KIND,
         started.elapsed(),
@@ -171,8 +165,9 @@ pub async fn reconcile<S: StoreObject>(
     }
     match outcome {
         Ok(_) => {
-            ctx.backoff.reset(&display);
-            ctx.retry.reset(&display);
+            let key = ObjectKey::of(store.as_ref());
+            ctx.backoff.reset(&key);
+            ctx.retry.reset(&key);
             Ok(match spec.refresh_interval {
                 Some(secs) if secs > 0 => Action::requeue(Duration::from_secs(secs as u64)),
                 _ => Action::await_change(),
@@ -185,14 +180,27 @@ pub async fn reconcile<S: StoreObject>(
     }
 }
 
-async fn check(
-    store: &StoreContext<'_>,
+fn store_key<S: StoreObject>(store: &S) -> StoreKey {
+    StoreKey::new(
+        S::KIND,
+        &store.namespace().unwrap_or_default(),
+        &store.name_any(),
+    )
+}
+
+async fn check<S: StoreObject>(
+    store: &S,
     ctx: &Context,
 ) -> Result<StoreCapabilities, ProviderError> {
-    let provider = ctx.registry.provider(store.spec)?;
-    provider.validate(store)?;
-    let client = provider.client(store, store.namespace, &ctx.kube).await?;
-    metrics::InstrumentedClient::wrap(provider.name(), client)
+    let (provider, client) = crate::resolve::connect(
+        &ctx.registry,
+        &ctx.kube,
+        &store_key(store),
+        store.store_spec(),
+        store.namespace().as_deref(),
+    )
+    .await?;
+    metrics::InstrumentedClient::wrap(provider, client)
         .validate()
         .await
 }
@@ -238,22 +246,14 @@ async fn publish<S: StoreObject>(
 
 /// Transient failures back off with jitter from 1 s; a refused spec or login is checked again
 /// from 10 s up to 10 minutes (the credential it names may be fixed without touching the
-/// store). Keyed by the same display name a success resets.
+/// store). Keyed by the object, as a success resets it.
 pub fn error_policy<S: StoreObject>(
     store: Arc<S>,
     error: &StoreError,
     ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(reason = error.reason(), error = %error, "store check failed");
-    let name = store.name_any();
-    let namespace = store.namespace();
-    let key = StoreContext {
-        kind: S::KIND,
-        name: &name,
-        namespace: namespace.as_deref(),
-        spec: &store.store_spec().provider,
-    }
-    .display_name();
+    let key = ObjectKey::of(store.as_ref());
     Action::requeue(if error.is_transient() {
         ctx.backoff.next(&key)
     } else {

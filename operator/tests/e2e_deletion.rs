@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, map, secret_data, yaml};
+use support::{Backend, Cluster, Operator, eventually, map, ready, secret_data, yaml};
 
 const STORE: &str = r#"
 apiVersion: kuvert.io/v1alpha1
@@ -47,13 +47,6 @@ async fn set_store_keys(stores: &Api<SecretStore>, keys: &[(&str, &str)]) {
         .patch("demo", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-}
-
-async fn ready(ess: &Api<ExternalSecret>, name: &str) -> Option<(String, String)> {
-    let es = ess.get(name).await.unwrap();
-    let status = es.status?;
-    let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status, c.reason))
 }
 
 async fn deletion_policy_delete_removes_the_secret_once_every_remote_secret_is_gone(

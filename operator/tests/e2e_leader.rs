@@ -8,8 +8,8 @@ mod support;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, yaml};
+use kuvert_core::api::ExternalSecret;
+use support::{Backend, Cluster, Operator, create, eventually, fake_store, yaml};
 
 fn external_secret(name: &str) -> ExternalSecret {
     yaml(&format!(
@@ -34,13 +34,7 @@ async fn a_leader_shutting_down_hands_over_at_once(backend: Backend) {
 
 async fn failover(backend: Backend, exit: Exit) {
     let cluster = Cluster::start_on(backend).await;
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &yaml("apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {name: demo, namespace: default}\nspec: {provider: {fake: {data: [{key: k, value: v}]}}}\n"),
-        )
-        .await
-        .unwrap();
+    create(&cluster.client, &fake_store("default", &[("k", "v")])).await;
     // A SIGTERM must hand over without waiting for expiry: the lease then outlasts the test.
     let duration = match exit {
         Exit::Killed => "3s",

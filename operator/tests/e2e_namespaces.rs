@@ -7,9 +7,9 @@ mod support;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore, VaultDynamicSecret};
+use kuvert_core::api::{ExternalSecret, VaultDynamicSecret};
 use kuvert_testkit::{OpenBao, Postgres, string_secret};
-use support::{Backend, Cluster, Operator, eventually, map, secret_data, yaml};
+use support::{Backend, Cluster, Operator, create, eventually, fake_store, map, secret_data, yaml};
 
 const NS: &str = "doomed";
 
@@ -45,13 +45,7 @@ async fn a_deleted_namespace_goes_away_with_its_external_secrets_and_leases(back
         .create(&PostParams::default(), &generator)
         .await
         .unwrap();
-    let store: SecretStore = yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: demo, namespace: {NS}}}\nspec: {{provider: {{fake: {{data: [{{key: k, value: v}}]}}}}}}\n"
-    ));
-    Api::<SecretStore>::namespaced(cluster.client.clone(), NS)
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    create(&cluster.client, &fake_store(NS, &[("k", "v")])).await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), NS);
     for es in [
         format!(
@@ -92,17 +86,7 @@ async fn a_deleted_namespace_goes_away_with_its_external_secrets_and_leases(back
     .await;
 
     // The operator still serves the rest of the cluster.
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &yaml(
-                &serde_json::to_string(&store)
-                    .unwrap()
-                    .replace(NS, "default"),
-            ),
-        )
-        .await
-        .unwrap();
+    create(&cluster.client, &fake_store("default", &[("k", "v")])).await;
     Api::<ExternalSecret>::namespaced(cluster.client.clone(), "default")
         .create(
             &PostParams::default(),

@@ -8,19 +8,9 @@ mod support;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, map, secret_data, yaml};
-
-fn store(namespace: &str) -> SecretStore {
-    yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: demo, namespace: {namespace}}}\nspec: {{provider: {{fake: {{data: [{{key: k, value: v}}]}}}}}}\n"
-    ))
-}
-
-fn external_secret(namespace: &str, name: &str, store_ref: &str) -> ExternalSecret {
-    yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  secretStoreRef: {store_ref}\n  data: [{{secretKey: k, remoteRef: {{key: k}}}}]\n"
-    ))
-}
+use support::{
+    Backend, Cluster, Operator, eventually, fake_store, map, reading_k, secret_data, yaml,
+};
 
 async fn ready(api: &Api<ExternalSecret>, name: &str) -> Option<(String, String, String)> {
     let status = api.get(name).await.unwrap().status?;
@@ -40,13 +30,16 @@ async fn a_namespace_scoped_install_serves_its_namespace_only(backend: Backend) 
 
     for namespace in ["team-a", "team-b"] {
         Api::<SecretStore>::namespaced(cluster.client.clone(), namespace)
-            .create(&PostParams::default(), &store(namespace))
+            .create(
+                &PostParams::default(),
+                &fake_store(namespace, &[("k", "v")]),
+            )
             .await
             .unwrap();
         Api::<ExternalSecret>::namespaced(cluster.client.clone(), namespace)
             .create(
                 &PostParams::default(),
-                &external_secret(namespace, "app", "{name: demo}"),
+                &reading_k(namespace, "app", "{name: demo}"),
             )
             .await
             .unwrap();
@@ -55,7 +48,7 @@ async fn a_namespace_scoped_install_serves_its_namespace_only(backend: Backend) 
     team_a
         .create(
             &PostParams::default(),
-            &external_secret(
+            &reading_k(
                 "team-a",
                 "uses-cluster-store",
                 "{name: shared, kind: ClusterSecretStore}",

@@ -7,35 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
-use support::{Backend, Cluster, Operator, eventually, secret_data, yaml};
-
-const STORE: &str = r#"
-apiVersion: kuvert.io/v1alpha1
-kind: SecretStore
-metadata: {name: demo, namespace: default}
-spec:
-  provider:
-    fake:
-      data:
-        - key: app/db
-          value: '{"username":"app","password":"pw-1"}'
-          version: "1"
-"#;
-
-const EXTERNAL_SECRET: &str = r#"
-apiVersion: kuvert.io/v1alpha1
-kind: ExternalSecret
-metadata: {name: app, namespace: default}
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {name: demo}
-  target: {name: app-secret}
-  data:
-    - secretKey: password
-      remoteRef: {key: app/db, property: password}
-  dataFrom:
-    - extract: {key: app/db}
-"#;
+use support::{
+    APP_EXTERNAL_SECRET, Backend, Cluster, Operator, app_store, eventually, secret_data, yaml,
+};
 
 fn text(secret: &Secret, key: &str) -> String {
     String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
@@ -56,10 +30,10 @@ async fn external_secret_syncs_and_follows_changes_and_drift(backend: Backend) {
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+    ess.create(&PostParams::default(), &yaml(APP_EXTERNAL_SECRET))
         .await
         .unwrap();
 
@@ -144,10 +118,10 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backen
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    ess.create(&PostParams::default(), &yaml(EXTERNAL_SECRET))
+    ess.create(&PostParams::default(), &yaml(APP_EXTERNAL_SECRET))
         .await
         .unwrap();
     eventually("the Secret to appear", || async {
@@ -262,10 +236,10 @@ async fn an_edited_orphan_secret_is_repaired_without_waiting_for_a_refresh(backe
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     stores
-        .create(&PostParams::default(), &yaml(STORE))
+        .create(&PostParams::default(), &app_store("pw-1"))
         .await
         .unwrap();
-    let orphan = EXTERNAL_SECRET.replace(
+    let orphan = APP_EXTERNAL_SECRET.replace(
         "target: {name: app-secret}",
         "target: {name: app-secret, creationPolicy: Orphan}",
     );

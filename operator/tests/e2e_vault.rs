@@ -12,18 +12,12 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::json;
-use support::{Backend, Cluster, Operator, eventually, yaml};
+use support::{Backend, Cluster, Operator, eventually, ready, yaml};
 
 async fn password(secrets: &Api<Secret>, name: &str) -> Option<String> {
     let secret = secrets.get_opt(name).await.unwrap()?;
     let value = secret.data?.remove("password")?;
     Some(String::from_utf8(value.0).unwrap())
-}
-
-async fn ready_of(ess: &Api<ExternalSecret>, name: &str) -> Option<(String, String)> {
-    let status = ess.get(name).await.unwrap().status?;
-    let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status, c.reason))
 }
 
 fn vault_store(bao: &OpenBao, auth: &str) -> SecretStore {
@@ -125,7 +119,7 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
     // OpenBao goes away: the refreshing ExternalSecret fails as Unavailable, its Secret stays.
     bao.stop().await;
     eventually("Ready=False while OpenBao is down", || async {
-        ready_of(&ess, "fast").await == Some(("False".into(), "Unavailable".into()))
+        ready(&ess, "fast").await == Some(("False".into(), "Unavailable".into()))
     })
     .await;
     assert_eq!(password(&secrets, "fast").await.as_deref(), Some("v2"));
@@ -136,7 +130,7 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
     bao.kv2_put("secret", "app", json!({"password": "v3"}))
         .await;
     eventually("recovery after OpenBao is back", || async {
-        ready_of(&ess, "fast").await == Some(("True".into(), "SecretSynced".into()))
+        ready(&ess, "fast").await == Some(("True".into(), "SecretSynced".into()))
             && password(&secrets, "fast").await.as_deref() == Some("v3")
     })
     .await;
@@ -192,7 +186,7 @@ async fn a_forbidden_read_recovers_by_itself_once_the_policy_is_restored(backend
         .await
         .unwrap();
     eventually("Ready=False Forbidden", || async {
-        ready_of(&ess, "app").await == Some(("False".into(), "Forbidden".into()))
+        ready(&ess, "app").await == Some(("False".into(), "Forbidden".into()))
     })
     .await;
     assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
@@ -200,7 +194,7 @@ async fn a_forbidden_read_recovers_by_itself_once_the_policy_is_restored(backend
     // The policy is restored; nothing in the cluster changes.
     bao.policy("read-app", read_app).await;
     eventually("recovery without a touch", || async {
-        ready_of(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+        ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
             && password(&secrets, "app").await.as_deref() == Some("v2")
     })
     .await;

@@ -5,22 +5,17 @@
 //! (thousands of objects, a short interval, a slow store or API server), every slot goes to
 //! overdue refreshes, and a spec change, a force-sync or a new ExternalSecret waits behind all
 //! of them: minutes, and without end once the backlog grows. So background syncs (a due
-//! refresh, a store that changed) take one of fewer slots, which leaves a quarter of the
-//! reconciles (at least one) to everything else. A background sync that finds its slots taken
-//! steps back: it is requeued a moment later, behind what became due meanwhile, having cost no
-//! request.
+//! refresh, a store that changed: `SyncReason::is_background`) take one of fewer slots, which
+//! leaves a quarter of the reconciles (at least one) to everything else. A background sync that
+//! finds its slots taken steps back: it is requeued a moment later, behind what became due
+//! meanwhile, having cost no request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::backoff::jitter;
-
-/// Why a sync may wait for other work (the `why` of [`super::decide::Decision::Sync`]).
-pub fn is_background(why: &str) -> bool {
-    matches!(why, "Refresh" | "StoreChanged")
-}
+use crate::backoff::{ObjectKey, jitter};
 
 /// The slots background syncs may take.
 pub struct BackgroundSlots(Arc<Semaphore>);
@@ -42,8 +37,8 @@ impl BackgroundSlots {
 
 /// How long a background sync of `key` steps back: one to three seconds, spread over objects
 /// (and over attempts, by `attempt`) so they do not return together.
-pub fn step_back(key: &str, attempt: u64) -> Duration {
-    Duration::from_secs_f64(jitter(key, attempt, 1.0, 3.0))
+pub fn step_back(key: &ObjectKey, attempt: u64) -> Duration {
+    Duration::from_secs_f64(jitter(&key.to_string(), attempt, 1.0, 3.0))
 }
 
 #[cfg(test)]
@@ -72,29 +67,18 @@ mod tests {
     }
 
     #[test]
-    fn only_due_refreshes_and_store_changes_are_background_work() {
-        for why in ["Refresh", "StoreChanged"] {
-            assert!(is_background(why), "{why}");
-        }
-        for why in [
-            "FirstSync",
-            "SpecChanged",
-            "ForceSync",
-            "Drift",
-            "Retry",
-            "LeaseExpiring",
-        ] {
-            assert!(!is_background(why), "{why}");
-        }
-    }
-
-    #[test]
     fn steps_back_last_one_to_three_seconds_and_differ_between_objects() {
+        let key = |name: String| ObjectKey {
+            kind: "ExternalSecret".to_owned(),
+            namespace: "ns".to_owned(),
+            name,
+        };
         let delays: Vec<Duration> = (0..50)
-            .map(|i| step_back(&format!("ns/es-{i}"), 0))
+            .map(|i| step_back(&key(format!("es-{i}")), 0))
             .collect();
         assert!(delays.iter().all(|d| (1.0..3.0).contains(&d.as_secs_f64())));
         assert!(delays.windows(2).any(|w| w[0] != w[1]));
-        assert_ne!(step_back("ns/a", 0), step_back("ns/a", 1));
+        let a = key("a".to_owned());
+        assert_ne!(step_back(&a, 0), step_back(&a, 1));
     }
 }

@@ -1,53 +1,84 @@
-//! The ExternalSecret's status, and Events on transitions only (no event per refresh).
+//! Report: what a reconcile did, told — the status, an Event on transitions only (no event per
+//! refresh), the metrics — and when to look again.
+
+use std::time::Instant;
 
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
 use kuvert_core::conditions;
+use kuvert_core::decide::spread_interval;
 use kuvert_core::engine::{SyncError, failed_status};
 
-use super::{Error, kube_error};
+use super::apply::{Applied, min};
+use super::observe::Observed;
+use super::state::{KIND, KubeCall, State};
+use crate::backoff::ObjectKey;
 use crate::context::Context;
+use crate::metrics;
 
-/// Records a successful sync: the engine's status plus the written Secret's resourceVersion.
-pub async fn synced(
-    ctx: &Context,
+/// Reports what was applied; returns when to reconcile again.
+pub async fn report(
+    state: &State,
     es: &ExternalSecret,
-    mut status: ExternalSecretStatus,
-    written: Option<String>,
-) -> Result<(), Error> {
-    status.synced_resource_version = written;
-    write(ctx, es, status).await
+    observed: &Observed,
+    applied: Applied,
+) -> Result<Action, KubeCall> {
+    let ctx = &state.ctx;
+    match applied {
+        Applied::Renewed { leases, wait } => {
+            let mut status = es.status.clone().unwrap_or_default();
+            status.leases = leases;
+            write(ctx, es, status).await?;
+            Ok(wait.map_or_else(Action::await_change, Action::requeue))
+        }
+        Applied::Synced {
+            why,
+            started,
+            outcome,
+            written,
+            lease_wait,
+        } => {
+            metrics::sync(KIND, started.elapsed(), None);
+            let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
+            let mut status = outcome.status;
+            status.synced_resource_version = written;
+            write(ctx, es, status).await?;
+            tracing::debug!(namespace = ?observed.es_ref.namespace, name = %observed.es_ref.name, why = why.as_str(), "synced");
+            ctx.index
+                .mark_synced(&observed.es_ref, &observed.generations);
+            let key = ObjectKey::of(es);
+            ctx.backoff.reset(&key);
+            ctx.retry.reset(&key);
+            Ok(min(refresh, lease_wait).map_or_else(Action::await_change, Action::requeue))
+        }
+    }
 }
 
-/// Records a failed sync: Ready false with the error's reason and message; the rest of the
-/// status (what was last synced) stays.
+/// Reports a failed reconcile: counted by reason; a sync failure also sets Ready false with
+/// its reason and message (the rest of the status, what was last synced, stays).
 pub async fn failed(
     ctx: &Context,
     es: &ExternalSecret,
-    error: &SyncError,
+    reason: &'static str,
+    sync_error: Option<&SyncError>,
+    started: Instant,
     now: jiff::Timestamp,
-) -> Result<(), Error> {
-    write(ctx, es, failed_status(es, error, now)).await
-}
-
-/// Records renewed leases (nothing else changed).
-pub async fn leases(
-    ctx: &Context,
-    es: &ExternalSecret,
-    leases: Vec<kuvert_core::api::GeneratorLease>,
-) -> Result<(), Error> {
-    let mut status = es.status.clone().unwrap_or_default();
-    status.leases = leases;
-    write(ctx, es, status).await
+) -> Result<(), KubeCall> {
+    metrics::sync(KIND, started.elapsed(), Some(reason));
+    match sync_error {
+        Some(error) => write(ctx, es, failed_status(es, error, now)).await,
+        None => Ok(()),
+    }
 }
 
 async fn write(
     ctx: &Context,
     es: &ExternalSecret,
     status: ExternalSecretStatus,
-) -> Result<(), Error> {
+) -> Result<(), KubeCall> {
     let status = super::written::as_stored(status);
     let previous = es.status.clone().unwrap_or_default();
     if status == previous {
@@ -59,13 +90,13 @@ async fn write(
     let patch = serde_json::json!({ "status": status });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(kube_error(format!(
+        .map_err(KubeCall::doing(format!(
             "writing status of ExternalSecret {namespace}/{name}"
         )))?;
     ctx.statuses.wrote(es, &status);
     if ctx.settings.per_object_metrics {
         let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
-        crate::metrics::object_ready("ExternalSecret", &namespace, &name, ready);
+        metrics::object_ready(KIND, &namespace, &name, ready);
     }
 
     let before = conditions::find_ready(&previous.conditions);

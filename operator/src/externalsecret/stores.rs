@@ -9,15 +9,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use kuvert_core::api::{
     ClusterSecretStore, ClusterSecretStoreCondition, ExternalSecret, SecretStore, SecretStoreKind,
     SecretStoreRef, SecretStoreSpec,
 };
 use kuvert_core::engine::{ResolvedStore, StoreError, StoreResolver};
-use kuvert_core::provider::{ProviderError, SecretsClient, StoreContext};
+use kuvert_core::provider::{ProviderError, SecretsClient};
+pub use kuvert_core::store_key::{StoreKey, stores_of};
 
-use crate::context::Context;
+use crate::kube_access::ClusterAccess;
+use crate::providers::Registry;
+use crate::reads::ReadCache;
+use crate::resolve::{self, FoundStore, StoreObjects};
 
 /// The cached store objects, as the store controllers see them.
 #[derive(Clone)]
@@ -26,39 +30,6 @@ pub struct StoreCaches {
     pub stores: Store<SecretStore>,
     /// ClusterSecretStores; `None` where this instance watches none (`--namespace`).
     pub cluster_stores: Option<Store<ClusterSecretStore>>,
-}
-
-/// Identity of a store reference: what the index and the client cache are keyed by.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey {
-    /// Kind of the store.
-    pub kind: SecretStoreKind,
-    /// Namespace of a SecretStore; empty for a ClusterSecretStore.
-    pub namespace: String,
-    /// Name of the store.
-    pub name: String,
-}
-
-impl StoreKey {
-    /// The key of `store_ref` used from `namespace`.
-    pub fn of(namespace: &str, store_ref: &SecretStoreRef) -> Self {
-        let kind = store_ref.kind.unwrap_or_default();
-        StoreKey {
-            kind,
-            namespace: match kind {
-                SecretStoreKind::SecretStore => namespace.to_owned(),
-                SecretStoreKind::ClusterSecretStore => String::new(),
-            },
-            name: store_ref.name.clone(),
-        }
-    }
-
-    fn display(&self) -> String {
-        match self.kind {
-            SecretStoreKind::SecretStore => format!("SecretStore/{}/{}", self.namespace, self.name),
-            SecretStoreKind::ClusterSecretStore => format!("ClusterSecretStore/{}", self.name),
-        }
-    }
 }
 
 /// Which ExternalSecrets use which store, so a store change requeues exactly those. Filled as
@@ -216,47 +187,82 @@ impl StoreIndex {
     }
 }
 
-/// Every store an ExternalSecret refers to.
-pub fn stores_of(es: &ExternalSecret) -> Vec<StoreKey> {
-    let namespace = es.namespace().unwrap_or_default();
-    let refs = es.spec.secret_store_ref.iter().chain(
-        es.spec
-            .data
-            .iter()
-            .filter_map(|d| d.source_ref.as_ref()?.store_ref.as_ref())
-            .chain(
-                es.spec
-                    .data_from
-                    .iter()
-                    .filter_map(|d| d.source_ref.as_ref()?.store_ref.as_ref()),
-            ),
-    );
-    let mut keys: Vec<StoreKey> = refs.map(|r| StoreKey::of(&namespace, r)).collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 impl StoreCaches {
     /// The current generation of each store an ExternalSecret uses.
     pub fn generations(&self, es: &ExternalSecret) -> StoreGenerations {
         stores_of(es)
             .into_iter()
             .map(|key| {
-                let generation = match key.kind {
-                    SecretStoreKind::SecretStore => self
-                        .stores
-                        .get(&ObjectRef::new(&key.name).within(&key.namespace))
-                        .map(|s| s.meta().generation.unwrap_or_default()),
-                    SecretStoreKind::ClusterSecretStore => self
-                        .cluster_stores
-                        .as_ref()
-                        .and_then(|stores| stores.get(&ObjectRef::new(&key.name)))
-                        .map(|s| s.meta().generation.unwrap_or_default()),
-                };
+                let generation = self.cached(&key).map(|store| store.generation());
                 (key, generation)
             })
             .collect()
+    }
+
+    /// Whether the store `key` names is cached.
+    pub fn contains(&self, key: &StoreKey) -> bool {
+        self.cached(key).is_some()
+    }
+
+    /// The controller class of the store `key` names; `None` when it is not cached.
+    pub fn class(&self, key: &StoreKey) -> Option<Option<String>> {
+        self.cached(key)
+            .map(|store| store.spec().controller.clone())
+    }
+
+    /// The store `key` names, as cached; `None` when there is none (or none is watched).
+    pub fn get(&self, key: &StoreKey) -> Option<FoundStore> {
+        let store = self.cached(key)?;
+        Some(FoundStore {
+            spec: store.spec().clone(),
+            conditions: store.conditions().to_vec(),
+            generation: store.generation(),
+        })
+    }
+
+    /// The cached object itself (shared, not copied: every reconcile looks its stores up).
+    fn cached(&self, key: &StoreKey) -> Option<CachedStore> {
+        match key.kind {
+            SecretStoreKind::SecretStore => self
+                .stores
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                .map(CachedStore::Namespaced),
+            SecretStoreKind::ClusterSecretStore => self
+                .cluster_stores
+                .as_ref()?
+                .get(&ObjectRef::new(&key.name))
+                .map(CachedStore::Cluster),
+        }
+    }
+}
+
+/// A store object from a controller's cache.
+enum CachedStore {
+    Namespaced(Arc<SecretStore>),
+    Cluster(Arc<ClusterSecretStore>),
+}
+
+impl CachedStore {
+    fn spec(&self) -> &SecretStoreSpec {
+        match self {
+            CachedStore::Namespaced(store) => &store.spec,
+            CachedStore::Cluster(store) => &store.spec.store,
+        }
+    }
+
+    fn conditions(&self) -> &[ClusterSecretStoreCondition] {
+        match self {
+            CachedStore::Namespaced(_) => &[],
+            CachedStore::Cluster(store) => &store.spec.conditions,
+        }
+    }
+
+    fn generation(&self) -> i64 {
+        let meta = match self {
+            CachedStore::Namespaced(store) => store.meta(),
+            CachedStore::Cluster(store) => store.meta(),
+        };
+        meta.generation.unwrap_or_default()
     }
 }
 
@@ -290,6 +296,14 @@ impl ClientCache {
             .insert(key, (generation, client));
     }
 
+    /// Keeps only the clients of stores `live` says exist.
+    pub fn retain(&self, live: impl Fn(&StoreKey) -> bool) {
+        self.clients
+            .lock()
+            .expect("client cache lock")
+            .retain(|(k, _), _| live(k));
+    }
+
     /// Drops a store's clients (after its credentials were refused, or it was deleted).
     pub fn invalidate(&self, store: &StoreKey) {
         self.clients
@@ -299,88 +313,51 @@ impl ClientCache {
     }
 }
 
-/// The [`StoreResolver`] of one sync: `max_age` is how old a coalesced read it accepts.
+/// The [`StoreResolver`] of one sync: stores from the controllers' caches, clients from the
+/// [`ClientCache`], every read through the coalescing [`ReadCache`].
 pub struct Resolver<'a> {
-    /// The operator's context.
-    pub ctx: &'a Context,
     /// Store objects.
     pub caches: &'a StoreCaches,
+    /// Reads namespace labels (ClusterSecretStore conditions).
+    pub client: &'a kube::Client,
+    /// The providers.
+    pub registry: &'a Registry,
+    /// What providers read from the cluster.
+    pub kube: &'a ClusterAccess,
+    /// Logged-in clients.
+    pub clients: &'a ClientCache,
+    /// Coalesced reads.
+    pub reads: &'a Arc<ReadCache>,
     /// How old a shared read this sync accepts.
     pub max_age: Duration,
 }
 
-impl Resolver<'_> {
-    /// The store object a reference names, with its spec and generation; also checks a
-    /// ClusterSecretStore admits the namespace.
-    pub async fn lookup(
-        &self,
-        namespace: &str,
-        store_ref: &SecretStoreRef,
-    ) -> Result<(StoreKey, SecretStoreSpec, i64), StoreError> {
-        let key = StoreKey::of(namespace, store_ref);
-        match key.kind {
-            SecretStoreKind::SecretStore => {
-                let store = self
-                    .caches
-                    .stores
-                    .get(&ObjectRef::new(&key.name).within(namespace))
-                    .ok_or_else(|| StoreError::NotFound {
-                        store: key.display(),
-                    })?;
-                let generation = store.meta().generation.unwrap_or_default();
-                Ok((key, store.spec.clone(), generation))
-            }
-            SecretStoreKind::ClusterSecretStore => {
-                let stores = self.caches.cluster_stores.as_ref().ok_or_else(|| {
-                    StoreError::ClusterStoresOff {
-                        store: key.display(),
-                    }
-                })?;
-                let store =
-                    stores
-                        .get(&ObjectRef::new(&key.name))
-                        .ok_or_else(|| StoreError::NotFound {
-                            store: key.display(),
-                        })?;
-                if !self.admits(&store.spec.conditions, namespace).await? {
-                    return Err(StoreError::NotAllowed {
-                        store: key.display(),
-                        namespace: namespace.to_owned(),
-                    });
-                }
-                let generation = store.meta().generation.unwrap_or_default();
-                Ok((key, store.spec.store.clone(), generation))
-            }
+#[async_trait]
+impl StoreObjects for Resolver<'_> {
+    fn store(&self, key: &StoreKey) -> Result<Option<FoundStore>, StoreError> {
+        if key.kind == SecretStoreKind::ClusterSecretStore && self.caches.cluster_stores.is_none() {
+            return Err(StoreError::ClusterStoresOff {
+                store: key.display(),
+            });
         }
+        Ok(self.caches.get(key))
     }
 
-    async fn admits(
+    async fn namespace_labels(
         &self,
-        conditions: &[ClusterSecretStoreCondition],
         namespace: &str,
-    ) -> Result<bool, StoreError> {
-        if conditions.is_empty() {
-            return Ok(true);
-        }
-        let needs_labels = conditions.iter().any(|c| c.namespace_selector.is_some());
-        let labels = if needs_labels {
-            let ns = Api::<Namespace>::all(self.ctx.client.clone())
-                .get_metadata(namespace)
-                .await
-                .map_err(|e| StoreError::Provider {
-                    store: format!("Namespace {namespace}"),
-                    source: ProviderError::Unavailable {
-                        message: "reading the namespace's labels".to_owned(),
-                        source: Some(Box::new(e)),
-                    },
-                })?;
-            ns.metadata.labels.unwrap_or_default()
-        } else {
-            BTreeMap::new()
-        };
-        Ok(conditions
-            .iter()
-            .any(|c| crate::selectors::condition_admits(c, namespace, &labels)))
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let ns = Api::<Namespace>::all(self.client.clone())
+            .get_metadata(namespace)
+            .await
+            .map_err(|e| StoreError::Provider {
+                store: format!("Namespace {namespace}"),
+                source: ProviderError::Unavailable {
+                    message: "reading the namespace's labels".to_owned(),
+                    source: Some(Box::new(e)),
+                },
+            })?;
+        Ok(ns.metadata.labels.unwrap_or_default())
     }
 }
 
@@ -391,51 +368,41 @@ impl StoreResolver for Resolver<'_> {
         namespace: &str,
         store_ref: &SecretStoreRef,
     ) -> Result<ResolvedStore, StoreError> {
-        let (key, spec, generation) = self.lookup(namespace, store_ref).await?;
+        let (key, found) = resolve::lookup(self, namespace, store_ref).await?;
         let display = key.display();
-        let provider_error = |source| StoreError::Provider {
-            store: display.clone(),
-            source,
-        };
         // A ClusterSecretStore's references without a namespace resolve to the namespace of
         // the ExternalSecret, so its clients are per namespace.
         let using = match key.kind {
             SecretStoreKind::SecretStore => String::new(),
             SecretStoreKind::ClusterSecretStore => namespace.to_owned(),
         };
-        let cache_key = (key.clone(), using);
-        let client = match self.ctx.clients.get(&cache_key, generation) {
+        let cache_key = (key, using);
+        let client = match self.clients.get(&cache_key, found.generation) {
             Some(client) => client,
             None => {
-                let provider = self
-                    .ctx
-                    .registry
-                    .provider(&spec.provider)
-                    .map_err(provider_error)?;
-                let store_ctx = StoreContext {
-                    kind: key.kind,
-                    name: &key.name,
-                    namespace: (key.kind == SecretStoreKind::SecretStore)
-                        .then_some(key.namespace.as_str()),
-                    spec: &spec.provider,
-                };
-                provider.validate(&store_ctx).map_err(provider_error)?;
-                let client = provider
-                    .client(&store_ctx, Some(namespace), &self.ctx.kube)
-                    .await
-                    .map_err(provider_error)?;
-                let client = crate::metrics::InstrumentedClient::wrap(provider.name(), client);
-                self.ctx
-                    .clients
-                    .put(cache_key.clone(), generation, client.clone());
+                let (provider, client) = resolve::connect(
+                    self.registry,
+                    self.kube,
+                    &cache_key.0,
+                    &found.spec,
+                    Some(namespace),
+                )
+                .await
+                .map_err(|source| StoreError::Provider {
+                    store: display.clone(),
+                    source,
+                })?;
+                let client = crate::metrics::InstrumentedClient::wrap(provider, client);
+                self.clients
+                    .put(cache_key.clone(), found.generation, client.clone());
                 client
             }
         };
         // Reads are shared only between syncs that use the same credentials: per namespace for
         // a ClusterSecretStore, whose references may resolve to each ExternalSecret's namespace.
-        let read_key = format!("{display}@{generation}#{}", cache_key.1);
+        let read_key = format!("{display}@{}#{}", found.generation, cache_key.1);
         Ok(ResolvedStore {
-            client: self.ctx.reads.client(read_key, client, self.max_age),
+            client: self.reads.client(read_key, client, self.max_age),
             name: display,
         })
     }

@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kuvert_core::api::{CreationPolicy, ExternalSecret};
 use kuvert_core::engine::target::metadata_digest;
 
-use super::decide::{TargetState, target_state};
+use kuvert_core::decide::{TargetState, target_state};
 
 /// What the cache keeps of a managed Secret: enough to know it is as kuvert wrote it, in about
 /// a hundred bytes (its metadata would take over a kilobyte).
@@ -112,7 +112,7 @@ pub enum Known {
 }
 
 impl Known {
-    /// The target's state for [`super::decide::decide`].
+    /// The target's state for [`kuvert_core::decide::decide`].
     pub fn state(&self, es: &ExternalSecret) -> TargetState {
         match self {
             Known::Read(secret) => target_state(es, secret.as_deref()),

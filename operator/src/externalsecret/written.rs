@@ -43,6 +43,15 @@ impl WrittenStatuses {
         }
     }
 
+    /// Forgets the records of objects whose uid `live` does not know (deleted before the cache
+    /// showed their last status).
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.0
+            .lock()
+            .expect("statuses lock")
+            .retain(|uid, _| live(uid));
+    }
+
     /// The object with the newest status known: its own once the cache has caught up.
     pub fn latest(&self, es: &ExternalSecret) -> Option<ExternalSecret> {
         let uid = es.uid()?;
@@ -89,6 +98,15 @@ mod tests {
         let current = es(Some("1"));
         assert!(written.latest(&current).is_none());
         assert!(written.latest(&stale).is_none(), "forgotten once seen");
+    }
+
+    #[test]
+    fn a_deleted_objects_record_is_dropped() {
+        let written = WrittenStatuses::default();
+        let stale = es(None);
+        written.wrote(&stale, &es(Some("1")).status.unwrap());
+        written.retain(|uid| uid != "u1");
+        assert!(written.latest(&stale).is_none());
     }
 
     #[test]

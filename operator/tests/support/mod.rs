@@ -658,3 +658,76 @@ pub async fn vault_dynamic_secret(
         .await
         .unwrap();
 }
+
+/// The SecretStore `demo` of `namespace`, of the fake provider, holding `entries` (key, value),
+/// each at version "1": what most scenarios read from.
+pub fn fake_store(namespace: &str, entries: &[(&str, &str)]) -> kuvert_core::api::SecretStore {
+    let data: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(key, value)| serde_json::json!({"key": key, "value": value, "version": "1"}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "kuvert.io/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": "demo", "namespace": namespace},
+        "spec": {"provider": {"fake": {"data": data}}},
+    }))
+    .unwrap()
+}
+
+/// The ExternalSecret `name` of `namespace` copying key `k` of the store `store_ref` (YAML,
+/// e.g. `{name: demo}`) into the Secret `name`.
+pub fn reading_k(namespace: &str, name: &str, store_ref: &str) -> kuvert_core::api::ExternalSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  secretStoreRef: {store_ref}\n  data: [{{secretKey: k, remoteRef: {{key: k}}}}]\n"
+    ))
+}
+
+/// Creates `object` in its namespace.
+pub async fn create<K>(client: &kube::Client, object: &K) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    Api::<K>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), object)
+        .await
+        .unwrap()
+}
+
+/// The `Ready` condition of the ExternalSecret `name`: its status and reason.
+pub async fn ready(
+    api: &Api<kuvert_core::api::ExternalSecret>,
+    name: &str,
+) -> Option<(String, String)> {
+    let status = api.get(name).await.unwrap().status?;
+    let c = kuvert_core::conditions::find_ready(&status.conditions)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// The store most scenarios start from: `app/db` holds the app's credentials as JSON.
+pub fn app_store(password: &str) -> kuvert_core::api::SecretStore {
+    let credentials = format!(r#"{{"username":"app","password":"{password}"}}"#);
+    fake_store("default", &[("app/db", &credentials)])
+}
+
+/// The ExternalSecret most scenarios start from: `app` copies `app/db` of [`app_store`] (the
+/// whole JSON, and its `password` again) into the Secret `app-secret`, refreshed hourly.
+pub const APP_EXTERNAL_SECRET: &str = r#"
+apiVersion: kuvert.io/v1alpha1
+kind: ExternalSecret
+metadata: {name: app, namespace: default}
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {name: demo}
+  target: {name: app-secret}
+  data:
+    - secretKey: password
+      remoteRef: {key: app/db, property: password}
+  dataFrom:
+    - extract: {key: app/db}
+"#;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::jitter;
+use crate::jitter::jitter;
 
 /// The default fraction of a lease's duration after which it is renewed.
 pub const DEFAULT_RENEW_FRACTION: f64 = 2.0 / 3.0;
@@ -49,7 +49,7 @@ pub enum LeaseAction {
 
 impl HeldLease {
     /// A lease just issued (or renewed) at `now`.
-    pub fn issued(lease: &kuvert_core::generator::Lease, now: jiff::Timestamp) -> Self {
+    pub fn issued(lease: &crate::generator::Lease, now: jiff::Timestamp) -> Self {
         HeldLease {
             id: lease.id.clone(),
             duration_seconds: lease.duration.as_secs(),
@@ -95,7 +95,7 @@ impl HeldLease {
     /// is then replaced instead of renewed again.
     pub fn renewed(
         &self,
-        granted: &kuvert_core::generator::Lease,
+        granted: &crate::generator::Lease,
         asked: Duration,
         now: jiff::Timestamp,
     ) -> Self {
@@ -117,10 +117,7 @@ fn add(at: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
 
 /// How long until the earliest lease in `es`'s status needs renewing or replacing (zero if
 /// overdue); `None` without leases.
-pub fn next_in_status(
-    es: &kuvert_core::api::ExternalSecret,
-    now: jiff::Timestamp,
-) -> Option<Duration> {
+pub fn next_in_status(es: &crate::api::ExternalSecret, now: jiff::Timestamp) -> Option<Duration> {
     es.status
         .as_ref()?
         .leases
@@ -144,7 +141,7 @@ pub fn parse_fraction(text: &str) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use kuvert_core::generator::Lease;
+    use crate::generator::Lease;
 
     use super::*;
 
@@ -270,8 +267,8 @@ mod tests {
 
     #[test]
     fn a_failing_object_is_woken_for_its_earliest_lease() {
+        use crate::api::{ExternalSecret, ExternalSecretStatus, GeneratorLease};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        use kuvert_core::api::{ExternalSecret, ExternalSecretStatus, GeneratorLease};
         let mut es = ExternalSecret::new("app", Default::default());
         assert_eq!(next_in_status(&es, at(1000)), None);
         let lease = |t| GeneratorLease {

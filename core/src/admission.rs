@@ -3,8 +3,26 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::ClusterSecretStoreCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kuvert_core::api::ClusterSecretStoreCondition;
+
+/// Whether a ClusterSecretStore with `conditions` admits `namespace` (with `labels`): one
+/// with no conditions admits every namespace, otherwise any one condition must admit it.
+pub fn admits(
+    conditions: &[ClusterSecretStoreCondition],
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    conditions.is_empty()
+        || conditions
+            .iter()
+            .any(|c| condition_admits(c, namespace, labels))
+}
+
+/// Whether any condition selects by namespace labels (only then are they read).
+pub fn needs_labels(conditions: &[ClusterSecretStoreCondition]) -> bool {
+    conditions.iter().any(|c| c.namespace_selector.is_some())
+}
 
 /// Whether one condition admits `namespace` (with `labels`): every part it sets must match.
 pub fn condition_admits(
@@ -129,5 +147,31 @@ mod tests {
         assert!(condition_admits(&c, "a", &labels(&[("ok", "yes")])));
         assert!(!condition_admits(&c, "a", &labels(&[])));
         assert!(!condition_admits(&c, "b", &labels(&[("ok", "yes")])));
+    }
+
+    fn condition(yaml: &str) -> ClusterSecretStoreCondition {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn an_invalid_expression_admits_nothing_and_no_condition_admits_all() {
+        let none = labels(&[]);
+        assert!(!admits(&[condition("namespaceRegexes: ['(']")], "(", &none));
+        assert!(admits(&[], "anything", &none));
+        let two = [condition("namespaces: [a]"), condition("namespaces: [b]")];
+        assert!(admits(&two, "b", &none));
+        assert!(!needs_labels(&two));
+    }
+
+    #[test]
+    fn without_labels_only_selectors_that_require_none_admit() {
+        let none = labels(&[]);
+        let prod = condition("namespaceSelector: {matchLabels: {env: prod}}");
+        assert!(needs_labels(std::slice::from_ref(&prod)));
+        assert!(!admits(&[prod], "a", &none));
+        let absent = condition(
+            "namespaceSelector: {matchExpressions: [{key: env, operator: DoesNotExist}]}",
+        );
+        assert!(admits(&[absent], "a", &none));
     }
 }

@@ -1,5 +1,6 @@
-//! Generated values: kept so that they stay stable, and their leases, kept so that they are
-//! renewed and revoked — across restarts.
+//! The generated-state model: values of `sourceRef.generatorRef` entries, kept so that they
+//! stay stable, and their leases, kept so that they are renewed and revoked — across restarts.
+//! Pure; the operator reads and writes the companion Secret and calls the generators.
 //!
 //! A generator runs only when its values are due to change: when the ExternalSecret is first
 //! synced, refreshed (refresh interval or policy), force-synced, when its entry is new or names
@@ -14,26 +15,21 @@
 //! revoked. The status shows the leases (ids and times only, never values).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::{Resource, ResourceExt};
-use kuvert_core::api::{ExternalSecret, GeneratorLease, GeneratorRef, MANAGED_LABEL};
-use kuvert_core::generator::{
-    GeneratedValues, Generator, GeneratorContext, GeneratorError, GeneratorResolver, GeneratorSpec,
-    checked_kind,
-};
-use kuvert_core::provider::ProviderError;
-use kuvert_core::secret::SecretBytes;
 use serde::{Deserialize, Serialize};
 
-use super::leases::HeldLease;
-use crate::context::Context;
+use crate::api::{ExternalSecret, GeneratorLease, MANAGED_LABEL};
+use crate::decide::{LeaseSummary, SyncReason};
+use crate::generator::{GeneratedValues, GeneratorError};
+use crate::lease::{HeldLease, LeaseAction};
+use crate::provider::ProviderError;
+use crate::secret::SecretBytes;
 
 /// The key of the companion Secret holding the state.
 const STATE_KEY: &str = "state.json";
@@ -171,11 +167,85 @@ impl GeneratedState {
             })
             .collect()
     }
+
+    /// What the held leases need at `now` (renewed after `fraction` of their duration).
+    pub fn lease_needs(&self, now: jiff::Timestamp, fraction: f64) -> LeaseNeeds {
+        let mut needs = LeaseNeeds::default();
+        for (field, entry) in &self.entries {
+            let Some(lease) = &entry.lease else { continue };
+            match lease.action(now, fraction) {
+                LeaseAction::Renew => {
+                    needs.renew.insert(field.clone());
+                }
+                LeaseAction::Regenerate => {
+                    needs.replace.insert(field.clone());
+                }
+                LeaseAction::Wait(wait) => {
+                    needs.next = Some(needs.next.map_or(wait, |n| n.min(wait)));
+                }
+            }
+        }
+        needs
+    }
+
+    /// How long until the next held lease needs anything (zero if overdue).
+    pub fn next_lease_action(&self, now: jiff::Timestamp, fraction: f64) -> Option<Duration> {
+        self.entries
+            .values()
+            .filter_map(|e| e.lease.as_ref())
+            .map(|l| {
+                now.duration_until(l.next_action_at(fraction))
+                    .try_into()
+                    .unwrap_or(Duration::ZERO)
+            })
+            .min()
+    }
+
+    /// The companion Secret holding this state for `es`: replacing `existing` carries its
+    /// `resourceVersion`, so concurrent writers conflict rather than lose a lease.
+    pub fn companion_secret(&self, es: &ExternalSecret, existing: Option<&Secret>) -> Secret {
+        let json = serde_json::to_vec(self).expect("generated state serializes");
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(companion_name(es)),
+                namespace: es.namespace(),
+                labels: Some([(MANAGED_LABEL.to_owned(), "true".to_owned())].into()),
+                owner_references: es.controller_owner_ref(&()).map(|r| vec![r]),
+                resource_version: existing.and_then(|s| s.metadata.resource_version.clone()),
+                ..ObjectMeta::default()
+            },
+            data: Some([(STATE_KEY.to_owned(), ByteString(json))].into()),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        }
+    }
+}
+
+/// What the held leases of one object need now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseNeeds {
+    /// Entries whose lease is renewed now.
+    pub renew: BTreeSet<String>,
+    /// Entries whose credentials are replaced now (their lease cannot be renewed further).
+    pub replace: BTreeSet<String>,
+    /// How long until the next other lease needs anything.
+    pub next: Option<Duration>,
+}
+
+impl LeaseNeeds {
+    /// What the decision needs to know.
+    pub fn summary(&self) -> LeaseSummary {
+        LeaseSummary {
+            replace: !self.replace.is_empty(),
+            // Renewals due now are made right after the decision, whatever it is.
+            next: self.next,
+        }
+    }
 }
 
 /// The fields of `es`'s generator entries.
 pub fn generator_fields(es: &ExternalSecret) -> BTreeSet<String> {
-    let has = |s: &Option<kuvert_core::api::StoreGeneratorSourceRef>| {
+    let has = |s: &Option<crate::api::StoreGeneratorSourceRef>| {
         s.as_ref().is_some_and(|s| s.generator_ref.is_some())
     };
     let data_from = es
@@ -195,106 +265,6 @@ pub fn generator_fields(es: &ExternalSecret) -> BTreeSet<String> {
     data_from.chain(data).collect()
 }
 
-/// Reads the companion Secret; `None` if there is none.
-pub async fn read_companion(
-    ctx: &Context,
-    es: &ExternalSecret,
-) -> Result<Option<Secret>, kube::Error> {
-    let namespace = es.namespace().unwrap_or_default();
-    Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&companion_name(es))
-        .await
-}
-
-/// Writes `state` to the companion Secret (creating it, or replacing `existing` with its
-/// `resourceVersion`, so concurrent writers conflict rather than lose a lease). Returns the
-/// Secret as written.
-pub async fn write_companion(
-    ctx: &Context,
-    es: &ExternalSecret,
-    existing: Option<&Secret>,
-    state: &GeneratedState,
-) -> Result<Secret, kube::Error> {
-    let namespace = es.namespace().unwrap_or_default();
-    let api = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
-    let json = serde_json::to_vec(state).expect("generated state serializes");
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(companion_name(es)),
-            namespace: Some(namespace.clone()),
-            labels: Some([(MANAGED_LABEL.to_owned(), "true".to_owned())].into()),
-            owner_references: es.controller_owner_ref(&()).map(|r| vec![r]),
-            resource_version: existing.and_then(|s| s.metadata.resource_version.clone()),
-            ..ObjectMeta::default()
-        },
-        data: Some([(STATE_KEY.to_owned(), ByteString(json))].into()),
-        type_: Some("Opaque".to_owned()),
-        ..Secret::default()
-    };
-    match existing {
-        Some(_) => {
-            api.replace(&companion_name(es), &PostParams::default(), &secret)
-                .await
-        }
-        None => api.create(&PostParams::default(), &secret).await,
-    }
-}
-
-/// The generator object a reference names, built by its kind.
-pub async fn generator_for(
-    ctx: &Context,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
-    let display = kuvert_core::generator::display_name(kind, namespace, name);
-    let fail = |source| GeneratorError::Generator {
-        generator: display.clone(),
-        source,
-    };
-    let resource = ApiResource {
-        group: kuvert_core::api::GENERATORS_GROUP.to_owned(),
-        version: "v1alpha1".to_owned(),
-        api_version: kuvert_core::generator::GENERATORS_API_VERSION.to_owned(),
-        kind: kind.to_owned(),
-        plural: format!("{}s", kind.to_lowercase()),
-    };
-    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &resource);
-    let object = api.get_opt(name).await.map_err(|e| {
-        fail(ProviderError::Unavailable {
-            message: format!("reading {display}: the Kubernetes API call failed"),
-            source: Some(Box::new(e)),
-        })
-    })?;
-    let Some(object) = object else {
-        return Err(GeneratorError::NotFound { generator: display });
-    };
-    let spec_json = object.data.get("spec").cloned().unwrap_or_default();
-    let spec = GeneratorSpec::from_json(kind, spec_json).map_err(fail)?;
-    if !ctx.settings.serves(spec.controller()) {
-        return Err(fail(ProviderError::InvalidSpec {
-            field: "spec.controller".to_owned(),
-            message: format!(
-                "the generator belongs to controller class {:?}, and this kuvert serves {:?}",
-                spec.controller().unwrap_or_default(),
-                ctx.settings.controller_class.as_deref().unwrap_or_default()
-            ),
-        }));
-    }
-    let implementation = ctx.generators.kind(kind).map_err(fail)?;
-    let context = GeneratorContext {
-        name,
-        namespace,
-        spec: &spec,
-    };
-    implementation.validate(&context).map_err(fail)?;
-    let generator = implementation
-        .generator(&context, &ctx.kube)
-        .await
-        .map_err(fail)?;
-    Ok((display, generator))
-}
-
 /// Which entries a sync regenerates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Regenerate {
@@ -305,15 +275,17 @@ pub enum Regenerate {
 }
 
 impl Regenerate {
-    /// What a sync for reason `why` (see `decide`) regenerates, besides `leases`.
-    pub fn for_sync(why: &str, leases: BTreeSet<String>) -> Self {
-        match why {
-            "FirstSync" | "Refresh" | "ForceSync" => Regenerate::All,
-            _ => Regenerate::Fields(leases),
+    /// What a sync for reason `why` regenerates, besides `leases`.
+    pub fn for_sync(why: SyncReason, leases: BTreeSet<String>) -> Self {
+        if why.regenerates_all() {
+            Regenerate::All
+        } else {
+            Regenerate::Fields(leases)
         }
     }
 
-    fn includes(&self, field: &str) -> bool {
+    /// Whether the entry at `field` is regenerated.
+    pub fn includes(&self, field: &str) -> bool {
         match self {
             Regenerate::All => true,
             Regenerate::Fields(fields) => fields.contains(field),
@@ -321,112 +293,8 @@ impl Regenerate {
     }
 }
 
-/// The operator's [`GeneratorResolver`]: runs a generator when its entry is due to regenerate
-/// (or has nothing kept), and otherwise returns the values kept in the state.
-pub struct ClusterGenerators<'a> {
-    ctx: &'a Context,
-    regenerate: Regenerate,
-    state: Mutex<GeneratedState>,
-    changed: Mutex<bool>,
-    /// Leases made in this sync: revoked if the sync fails (nothing uses them then).
-    fresh: Mutex<Vec<(String, String, String)>>,
-}
-
-impl<'a> ClusterGenerators<'a> {
-    /// A resolver over `state`.
-    pub fn new(ctx: &'a Context, state: GeneratedState, regenerate: Regenerate) -> Self {
-        ClusterGenerators {
-            ctx,
-            regenerate,
-            state: Mutex::new(state),
-            changed: Mutex::new(false),
-            fresh: Mutex::default(),
-        }
-    }
-
-    /// The state after the sync, and whether it changed.
-    pub fn into_state(self) -> (GeneratedState, bool) {
-        let changed = *self.changed.lock().expect("lock");
-        (self.state.into_inner().expect("lock"), changed)
-    }
-
-    /// Revokes the leases made in this sync (it failed, so no Secret holds them).
-    pub async fn revoke_fresh(&self) {
-        let fresh = std::mem::take(&mut *self.fresh.lock().expect("lock"));
-        for (namespace, generator, lease_id) in fresh {
-            super::lifecycle::revoke(self.ctx, &namespace, &generator, &lease_id)
-                .await
-                .ok();
-        }
-    }
-}
-
-#[async_trait]
-impl GeneratorResolver for ClusterGenerators<'_> {
-    async fn generate(
-        &self,
-        namespace: &str,
-        field: &str,
-        generator_ref: &GeneratorRef,
-    ) -> Result<GeneratedValues, GeneratorError> {
-        let kind = checked_kind(generator_ref)?;
-        let display = kuvert_core::generator::display_name(kind, namespace, &generator_ref.name);
-        if !self.regenerate.includes(field) {
-            let state = self.state.lock().expect("lock");
-            if let Some(kept) = state.entries.get(field).filter(|e| e.generator == display) {
-                return decode_values(&display, kept);
-            }
-        }
-        let (display, generator) =
-            generator_for(self.ctx, namespace, kind, &generator_ref.name).await?;
-        let generated =
-            counted(kind, "generate", generator.generate().await).map_err(|source| {
-                GeneratorError::Generator {
-                    generator: display.clone(),
-                    source,
-                }
-            })?;
-        let now = (self.ctx.clock)();
-        let lease = generated.lease.as_ref().map(|l| HeldLease::issued(l, now));
-        if let Some(lease) = &lease {
-            self.fresh.lock().expect("lock").push((
-                namespace.to_owned(),
-                display.clone(),
-                lease.id.clone(),
-            ));
-        }
-        let entry = EntryState {
-            generator: display.clone(),
-            values: generated
-                .values
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        base64::engine::general_purpose::STANDARD.encode(v.expose()),
-                    )
-                })
-                .collect(),
-            lease,
-        };
-        let mut state = self.state.lock().expect("lock");
-        if let Some(old) = state.entries.insert(field.to_owned(), entry)
-            && let Some(old_lease) = old.lease
-        {
-            state.revoke.push(PendingRevoke {
-                generator: old.generator,
-                lease_id: old_lease.id,
-            });
-        }
-        *self.changed.lock().expect("lock") = true;
-        Ok(GeneratedValues {
-            generator: display,
-            values: generated.values,
-        })
-    }
-}
-
-fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, GeneratorError> {
+/// The values kept for an entry, decoded; a value that is not base64 names its key.
+pub fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, GeneratorError> {
     let values = kept
         .values
         .iter()
@@ -449,17 +317,6 @@ fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, Ge
     })
 }
 
-/// Counts a generator call in the metrics, by outcome.
-pub(super) fn counted<T>(
-    kind: &'static str,
-    operation: &'static str,
-    result: Result<T, ProviderError>,
-) -> Result<T, ProviderError> {
-    let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
-    crate::metrics::generator_request(kind, operation, outcome);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,16 +337,11 @@ mod tests {
 
     #[test]
     fn only_first_syncs_refreshes_and_force_syncs_regenerate_everything() {
-        for why in ["FirstSync", "Refresh", "ForceSync"] {
+        use SyncReason::*;
+        for why in [FirstSync, Refresh, ForceSync] {
             assert_eq!(Regenerate::for_sync(why, BTreeSet::new()), Regenerate::All);
         }
-        for why in [
-            "Drift",
-            "SpecChanged",
-            "StoreChanged",
-            "Retry",
-            "LeaseExpiring",
-        ] {
+        for why in [Drift, SpecChanged, StoreChanged, Retry, LeaseExpiring] {
             let r = Regenerate::for_sync(why, ["spec.data[1]".to_owned()].into());
             assert!(!r.includes("spec.data[0]"), "{why}");
             assert!(r.includes("spec.data[1]"), "{why}");
@@ -573,6 +425,37 @@ mod tests {
         assert_eq!(leases[0].field, "spec.dataFrom[0]");
         let shown = serde_json::to_string(&leases).unwrap();
         assert!(!shown.contains("cHc="), "{shown}");
+    }
+
+    #[test]
+    fn lease_needs_sort_leases_into_renew_replace_and_the_next_wait() {
+        let at = |secs| jiff::Timestamp::from_second(secs).unwrap();
+        let lease = |id: &str, renewable| HeldLease {
+            id: id.to_owned(),
+            duration_seconds: 60,
+            renewable,
+            renewed_at: at(1000),
+            truncated: false,
+        };
+        let mut state = GeneratedState::default();
+        for (field, held) in [
+            ("spec.data[0]", Some(lease("renew-me", true))),
+            ("spec.data[1]", Some(lease("replace-me", false))),
+            ("spec.data[2]", None),
+        ] {
+            let mut e = entry("Password/ns/pw", None);
+            e.lease = held;
+            state.entries.insert(field.to_owned(), e);
+        }
+        let due = state.lease_needs(at(2000), 0.5);
+        assert_eq!(due.renew, ["spec.data[0]".to_owned()].into());
+        assert_eq!(due.replace, ["spec.data[1]".to_owned()].into());
+        assert_eq!(due.next, None);
+        assert!(due.summary().replace);
+        let early = state.lease_needs(at(1001), 0.5);
+        assert!(early.renew.is_empty() && early.replace.is_empty());
+        assert!(early.next.is_some_and(|d| d <= Duration::from_secs(30)));
+        assert_eq!(state.next_lease_action(at(1001), 0.5), early.next);
     }
 
     #[test]

@@ -1,19 +1,18 @@
 //! Whether an ExternalSecret must sync now, and how fresh its remote values must be.
 //!
-//! Pure: a function of the object, the state of its target Secret and the time, so every rule
-//! (refresh policies, force-sync, drift, restarts) is unit-tested without a server.
+//! Pure: a function of the object, what the operator observed (its target Secret, its stores,
+//! its leases) and the time, so every rule (refresh policies, force-sync, drift, restarts,
+//! leases to replace) is unit-tested without a server.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kuvert_core::api::{CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret, MANAGED_LABEL};
-use kuvert_core::conditions;
-use kuvert_core::engine::{
-    SyncError, refresh_interval, status::force_sync_value, target::data_hash,
-};
 
-use crate::backoff::jitter;
+use crate::api::{CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret, MANAGED_LABEL};
+use crate::conditions;
+use crate::engine::{SyncError, refresh_interval, status::force_sync_value, target::data_hash};
+use crate::jitter::jitter;
 
 /// What to do with an ExternalSecret now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,11 +21,84 @@ pub enum Decision {
     Sync {
         /// How old a coalesced read may be.
         max_age: Duration,
-        /// Why (a log field).
-        why: &'static str,
+        /// Why: it decides what else the sync does (which generators run, whether it yields
+        /// to other work).
+        why: SyncReason,
     },
     /// Nothing to do until `Some(delay)` passes, or (`None`) until something changes.
     Wait(Option<Duration>),
+}
+
+/// Why an ExternalSecret syncs. An enum, not a string: the generators and the scheduler act
+/// on it, and a misspelt reason must not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncReason {
+    /// Never synced.
+    FirstSync,
+    /// The force-sync annotation has a new value.
+    ForceSync,
+    /// The spec changed since the last sync.
+    SpecChanged,
+    /// A store it uses changed since this process last synced it.
+    StoreChanged,
+    /// The last sync failed.
+    Retry,
+    /// The target Secret was edited or deleted.
+    Drift,
+    /// The refresh interval passed.
+    Refresh,
+    /// Generated credentials whose lease cannot be renewed (further) are replaced before they
+    /// expire.
+    LeaseExpiring,
+}
+
+impl SyncReason {
+    /// Every reason.
+    pub const ALL: [SyncReason; 8] = [
+        SyncReason::FirstSync,
+        SyncReason::ForceSync,
+        SyncReason::SpecChanged,
+        SyncReason::StoreChanged,
+        SyncReason::Retry,
+        SyncReason::Drift,
+        SyncReason::Refresh,
+        SyncReason::LeaseExpiring,
+    ];
+
+    /// The name, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncReason::FirstSync => "FirstSync",
+            SyncReason::ForceSync => "ForceSync",
+            SyncReason::SpecChanged => "SpecChanged",
+            SyncReason::StoreChanged => "StoreChanged",
+            SyncReason::Retry => "Retry",
+            SyncReason::Drift => "Drift",
+            SyncReason::Refresh => "Refresh",
+            SyncReason::LeaseExpiring => "LeaseExpiring",
+        }
+    }
+
+    /// Whether the sync is background work that may wait for others: a due refresh or a store
+    /// change (see the operator's `priority`), never what a user is waiting for.
+    pub fn is_background(self) -> bool {
+        matches!(self, SyncReason::Refresh | SyncReason::StoreChanged)
+    }
+
+    /// Whether every generator runs again: only when values are due to change (first sync,
+    /// refresh, force-sync); every other sync reuses what was generated last.
+    pub fn regenerates_all(self) -> bool {
+        matches!(
+            self,
+            SyncReason::FirstSync | SyncReason::Refresh | SyncReason::ForceSync
+        )
+    }
+}
+
+impl std::fmt::Display for SyncReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The target Secret as found.
@@ -73,10 +145,57 @@ pub struct Observed {
     pub target: TargetState,
     /// A store the object uses changed since it was last synced.
     pub store_changed: bool,
+    /// What its leases need (see [`crate::generated::GeneratedState::lease_needs`]).
+    pub leases: LeaseSummary,
+}
+
+/// What an object's leases need, as far as the decision goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseSummary {
+    /// Some credentials must be replaced now (their lease cannot be renewed further).
+    pub replace: bool,
+    /// How long until the next lease needs anything.
+    pub next: Option<Duration>,
 }
 
 /// Decides for `es` at `now`. `coalesce` is how old a shared read a first sync accepts.
+/// Credentials whose lease cannot be renewed are replaced even when nothing else is due, and
+/// a wait never outlasts the next lease's renewal.
 pub fn decide(
+    es: &ExternalSecret,
+    observed: Observed,
+    now: jiff::Timestamp,
+    coalesce: Duration,
+) -> Result<Decision, SyncError> {
+    Ok(match decide_spec(es, observed, now, coalesce)? {
+        Decision::Wait(_) if observed.leases.replace => Decision::Sync {
+            max_age: coalesce,
+            why: SyncReason::LeaseExpiring,
+        },
+        Decision::Wait(delay) => Decision::Wait(match (delay, observed.leases.next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }),
+        sync => sync,
+    })
+}
+
+impl Decision {
+    /// The decision once renewals made after it failed: credentials whose lease could not be
+    /// renewed are replaced now, as if their lease could not be renewed at all.
+    pub fn after_failed_renewals(self, coalesce: Duration) -> Decision {
+        match self {
+            Decision::Wait(_) => Decision::Sync {
+                max_age: coalesce,
+                why: SyncReason::LeaseExpiring,
+            },
+            sync => sync,
+        }
+    }
+}
+
+/// The decision from the object, its target and its stores alone.
+fn decide_spec(
     es: &ExternalSecret,
     observed: Observed,
     now: jiff::Timestamp,
@@ -89,42 +208,42 @@ pub fn decide(
     if forced.is_some() && forced != status.force_sync {
         return Ok(Decision::Sync {
             max_age: Duration::ZERO,
-            why: "ForceSync",
+            why: SyncReason::ForceSync,
         });
     }
     let Some(last) = status.refresh_time.as_ref().map(|t| t.0) else {
         return Ok(Decision::Sync {
             max_age: coalesce,
-            why: "FirstSync",
+            why: SyncReason::FirstSync,
         });
     };
     if es.metadata.generation != status.observed_generation {
         return Ok(Decision::Sync {
             max_age: coalesce,
-            why: "SpecChanged",
+            why: SyncReason::SpecChanged,
         });
     }
     if observed.store_changed {
         return Ok(Decision::Sync {
             max_age: coalesce,
-            why: "StoreChanged",
+            why: SyncReason::StoreChanged,
         });
     }
     let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
     if !ready {
         return Ok(Decision::Sync {
             max_age: coalesce,
-            why: "Retry",
+            why: SyncReason::Retry,
         });
     }
     // `deletionPolicy: Delete` removed the Secret on purpose: its absence is no drift.
     let deleted = conditions::find_ready(&status.conditions)
-        .is_some_and(|c| c.reason == kuvert_core::engine::status::DELETED);
+        .is_some_and(|c| c.reason == crate::engine::status::DELETED);
     if target != TargetState::InSync && !(deleted && target == TargetState::Missing) {
         // Restoring what kuvert wrote: values as fresh as a refresh would read are enough.
         return Ok(Decision::Sync {
             max_age: interval.unwrap_or(coalesce),
-            why: "Drift",
+            why: SyncReason::Drift,
         });
     }
     let Some(interval) = interval else {
@@ -138,7 +257,7 @@ pub fn decide(
     if since >= due {
         Ok(Decision::Sync {
             max_age: interval,
-            why: "Refresh",
+            why: SyncReason::Refresh,
         })
     } else {
         Ok(Decision::Wait(Some(due - since)))
@@ -149,11 +268,11 @@ pub fn decide(
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::ByteString;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use kuvert_core::api::{
+    use crate::api::{
         ExternalSecretSpec, ExternalSecretStatus, ExternalSecretTarget, RefreshPolicy,
     };
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
 
@@ -195,10 +314,11 @@ mod tests {
         Observed {
             target,
             store_changed: false,
+            leases: LeaseSummary::default(),
         }
     }
 
-    fn sync(max_age: u64, why: &'static str) -> Decision {
+    fn sync(max_age: u64, why: SyncReason) -> Decision {
         Decision::Sync {
             max_age: Duration::from_secs(max_age),
             why,
@@ -211,7 +331,7 @@ mod tests {
         es.status = None;
         assert_eq!(
             decide(&es, seen(TargetState::Missing), at(0), COALESCE).unwrap(),
-            sync(5, "FirstSync")
+            sync(5, SyncReason::FirstSync)
         );
     }
 
@@ -229,7 +349,7 @@ mod tests {
         }
         assert_eq!(
             decide(&es, seen(TargetState::InSync), at(1000 + 3600), COALESCE).unwrap(),
-            sync(3600, "Refresh")
+            sync(3600, SyncReason::Refresh)
         );
     }
 
@@ -261,7 +381,7 @@ mod tests {
             Some(BTreeMap::from([("force-sync".into(), "1700000000".into())]));
         assert_eq!(
             decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
-            sync(0, "ForceSync")
+            sync(0, SyncReason::ForceSync)
         );
         // Once acted on (recorded in status), the same value does nothing.
         es.status.as_mut().unwrap().force_sync = Some("1700000000".into());
@@ -277,7 +397,7 @@ mod tests {
         )]));
         assert_eq!(
             decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
-            sync(0, "ForceSync")
+            sync(0, SyncReason::ForceSync)
         );
     }
 
@@ -287,7 +407,7 @@ mod tests {
         es.metadata.generation = Some(2);
         assert_eq!(
             decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
-            sync(5, "SpecChanged")
+            sync(5, SyncReason::SpecChanged)
         );
     }
 
@@ -295,12 +415,12 @@ mod tests {
     fn a_changed_store_syncs_its_users() {
         let es = synced_es("1h");
         let observed = Observed {
-            target: TargetState::InSync,
             store_changed: true,
+            ..seen(TargetState::InSync)
         };
         assert_eq!(
             decide(&es, observed, at(1001), COALESCE).unwrap(),
-            sync(5, "StoreChanged")
+            sync(5, SyncReason::StoreChanged)
         );
     }
 
@@ -317,7 +437,7 @@ mod tests {
         )];
         assert_eq!(
             decide(&es, seen(TargetState::InSync), at(1001), COALESCE).unwrap(),
-            sync(5, "Retry")
+            sync(5, SyncReason::Retry)
         );
     }
 
@@ -326,11 +446,11 @@ mod tests {
         let es = synced_es("1h");
         assert_eq!(
             decide(&es, seen(TargetState::Drifted), at(1001), COALESCE).unwrap(),
-            sync(3600, "Drift")
+            sync(3600, SyncReason::Drift)
         );
         assert_eq!(
             decide(&es, seen(TargetState::Missing), at(1001), COALESCE).unwrap(),
-            sync(3600, "Drift")
+            sync(3600, SyncReason::Drift)
         );
     }
 
@@ -352,11 +472,11 @@ mod tests {
         ));
         assert_eq!(
             decide(&es, seen(TargetState::Drifted), at(1001), COALESCE).unwrap(),
-            sync(3600, "Drift")
+            sync(3600, SyncReason::Drift)
         );
         assert_eq!(
             decide(&es, seen(TargetState::Missing), at(1000 + 3600), COALESCE).unwrap(),
-            sync(3600, "Refresh"),
+            sync(3600, SyncReason::Refresh),
             "the refresh still looks for the remote secrets"
         );
     }
@@ -369,6 +489,70 @@ mod tests {
             decide(&es, seen(TargetState::InSync), at(1060), COALESCE).unwrap(),
             Decision::Wait(Some(_))
         ));
+    }
+
+    #[test]
+    fn credentials_to_replace_sync_when_nothing_else_is_due() {
+        let es = synced_es("1h");
+        let observed = Observed {
+            leases: LeaseSummary {
+                replace: true,
+                next: None,
+            },
+            ..seen(TargetState::InSync)
+        };
+        assert_eq!(
+            decide(&es, observed, at(1001), COALESCE).unwrap(),
+            sync(5, SyncReason::LeaseExpiring)
+        );
+        // Anything else due wins: its reason says more (a refresh regenerates everything).
+        assert_eq!(
+            decide(&es, observed, at(1000 + 3600), COALESCE).unwrap(),
+            sync(3600, SyncReason::Refresh)
+        );
+    }
+
+    #[test]
+    fn a_renewal_that_failed_replaces_the_credentials_unless_a_sync_is_due_anyway() {
+        let wait = Decision::Wait(Some(Duration::from_secs(60)));
+        assert_eq!(
+            wait.after_failed_renewals(COALESCE),
+            sync(5, SyncReason::LeaseExpiring)
+        );
+        let refresh = sync(3600, SyncReason::Refresh);
+        assert_eq!(refresh.after_failed_renewals(COALESCE), refresh);
+    }
+
+    #[test]
+    fn a_wait_ends_when_the_next_lease_needs_renewing() {
+        let es = synced_es("1h");
+        let observed = Observed {
+            leases: LeaseSummary {
+                replace: false,
+                next: Some(Duration::from_secs(60)),
+            },
+            ..seen(TargetState::InSync)
+        };
+        assert_eq!(
+            decide(&es, observed, at(1001), COALESCE).unwrap(),
+            Decision::Wait(Some(Duration::from_secs(60)))
+        );
+        let once = synced_es("0");
+        assert_eq!(
+            decide(&once, observed, at(1001), COALESCE).unwrap(),
+            Decision::Wait(Some(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn only_first_syncs_refreshes_and_force_syncs_regenerate_and_only_refreshes_yield() {
+        use SyncReason::*;
+        let all = SyncReason::ALL;
+        let regenerating: Vec<_> = all.into_iter().filter(|r| r.regenerates_all()).collect();
+        assert_eq!(regenerating, [FirstSync, ForceSync, Refresh]);
+        let background: Vec<_> = all.into_iter().filter(|r| r.is_background()).collect();
+        assert_eq!(background, [StoreChanged, Refresh]);
+        assert_eq!(LeaseExpiring.to_string(), "LeaseExpiring");
     }
 
     #[test]

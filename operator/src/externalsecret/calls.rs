@@ -1,0 +1,309 @@
+//! Generator calls: finding a generator object, generating (or reusing what was kept),
+//! renewing and revoking leases — each counted in the metrics by outcome.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kuvert_core::api::GeneratorRef;
+use kuvert_core::generated::{
+    EntryState, GeneratedState, PendingRevoke, Regenerate, decode_values,
+};
+use kuvert_core::generator::{
+    GeneratedValues, Generator, GeneratorError, GeneratorResolver, GeneratorSpec, checked_kind,
+};
+use kuvert_core::lease::HeldLease;
+use kuvert_core::provider::ProviderError;
+
+use crate::context::Context;
+use crate::resolve::{self, GeneratorObjects};
+
+/// Generator objects as the API server holds them.
+struct ClusterGeneratorObjects<'a>(&'a Context);
+
+#[async_trait]
+impl GeneratorObjects for ClusterGeneratorObjects<'_> {
+    async fn spec(
+        &self,
+        namespace: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<Option<GeneratorSpec>, ProviderError> {
+        let resource = ApiResource {
+            group: kuvert_core::api::GENERATORS_GROUP.to_owned(),
+            version: "v1alpha1".to_owned(),
+            api_version: kuvert_core::generator::GENERATORS_API_VERSION.to_owned(),
+            kind: kind.to_owned(),
+            plural: format!("{}s", kind.to_lowercase()),
+        };
+        let api =
+            Api::<DynamicObject>::namespaced_with(self.0.client.clone(), namespace, &resource);
+        let display = kuvert_core::generator::display_name(kind, namespace, name);
+        let object = api
+            .get_opt(name)
+            .await
+            .map_err(|e| ProviderError::Unavailable {
+                message: format!("reading {display}: the Kubernetes API call failed"),
+                source: Some(Box::new(e)),
+            })?;
+        let Some(object) = object else {
+            return Ok(None);
+        };
+        let spec_json = object.data.get("spec").cloned().unwrap_or_default();
+        GeneratorSpec::from_json(kind, spec_json).map(Some)
+    }
+
+    fn check_serves(&self, spec: &GeneratorSpec) -> Result<(), ProviderError> {
+        let settings = &self.0.settings;
+        if settings.serves(spec.controller()) {
+            return Ok(());
+        }
+        Err(ProviderError::InvalidSpec {
+            field: "spec.controller".to_owned(),
+            message: format!(
+                "the generator belongs to controller class {:?}, and this kuvert serves {:?}",
+                spec.controller().unwrap_or_default(),
+                settings.controller_class.as_deref().unwrap_or_default()
+            ),
+        })
+    }
+}
+
+/// The generator object a reference names, built by its kind.
+pub async fn generator_for(
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+    name: &str,
+) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
+    let objects = ClusterGeneratorObjects(ctx);
+    resolve::generator(&ctx.generators, &objects, &ctx.kube, namespace, kind, name).await
+}
+
+/// The kind (as a known kind) and name of `Kind/namespace/name`.
+fn parse_display(generator: &str) -> Option<(&'static str, &str)> {
+    let mut parts = generator.splitn(3, '/');
+    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+    let kind = kuvert_core::generator::GENERATOR_KINDS
+        .iter()
+        .find(|k| **k == kind)?;
+    Some((kind, name))
+}
+
+/// The generator a kept entry or lease names (`Kind/namespace/name`). A generator object
+/// that is gone is `NotFound` (the caller decides whether to give up on its lease).
+async fn generator_named(
+    ctx: &Context,
+    namespace: &str,
+    generator: &str,
+) -> Result<(&'static str, String, Arc<dyn Generator>), GeneratorError> {
+    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
+        generator: generator.to_owned(),
+    })?;
+    let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
+    Ok((kind, display, implementation))
+}
+
+/// Revokes one lease through its generator.
+pub async fn revoke(
+    ctx: &Context,
+    namespace: &str,
+    generator: &str,
+    lease_id: &str,
+) -> Result<(), GeneratorError> {
+    let (kind, display, implementation) = generator_named(ctx, namespace, generator).await?;
+    counted(kind, "revoke", implementation.revoke(lease_id).await).map_err(|source| {
+        GeneratorError::Generator {
+            generator: display,
+            source,
+        }
+    })?;
+    tracing::info!(%namespace, %generator, %lease_id, "lease revoked");
+    Ok(())
+}
+
+/// Renews one lease through its generator.
+async fn renew(
+    ctx: &Context,
+    namespace: &str,
+    generator: &str,
+    lease: &HeldLease,
+) -> Result<HeldLease, GeneratorError> {
+    let (kind, display, implementation) = generator_named(ctx, namespace, generator).await?;
+    let asked = lease.duration();
+    let granted =
+        counted(kind, "renew", implementation.renew(&lease.id, asked).await).map_err(|source| {
+            GeneratorError::Generator {
+                generator: display,
+                source,
+            }
+        })?;
+    let now = (ctx.clock)();
+    tracing::info!(%namespace, %generator, lease_id = %lease.id, granted = granted.duration.as_secs(), "lease renewed");
+    Ok(lease.renewed(&granted, asked, now))
+}
+
+/// Renews the leases of the entries `fields` (the state updated in place). Returns the
+/// entries whose renewal failed: their credentials are replaced instead.
+pub async fn renew_leases(
+    ctx: &Context,
+    namespace: &str,
+    state: &mut GeneratedState,
+    fields: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut failed = BTreeSet::new();
+    for field in fields {
+        let Some(entry) = state.entries.get_mut(field) else {
+            continue;
+        };
+        let Some(lease) = &entry.lease else { continue };
+        match renew(ctx, namespace, &entry.generator, lease).await {
+            Ok(fresh) => entry.lease = Some(fresh),
+            Err(e) => {
+                tracing::warn!(%namespace, %field, error = %e, "renewing a lease failed; new credentials are generated");
+                failed.insert(field.clone());
+            }
+        }
+    }
+    failed
+}
+
+/// Revokes the leases waiting in `state.revoke`; those revoked (or whose generator is gone)
+/// leave the list. Returns whether the list changed.
+pub async fn revoke_pending(ctx: &Context, namespace: &str, state: &mut GeneratedState) -> bool {
+    let before = state.revoke.len();
+    let mut kept = Vec::new();
+    for pending in std::mem::take(&mut state.revoke) {
+        match revoke(ctx, namespace, &pending.generator, &pending.lease_id).await {
+            Ok(()) => {}
+            Err(GeneratorError::NotFound { .. }) => {
+                tracing::warn!(%namespace, generator = %pending.generator, lease_id = %pending.lease_id,
+                    "the generator is gone: its lease cannot be revoked and expires by itself");
+            }
+            Err(e) => {
+                tracing::warn!(%namespace, error = %e, lease_id = %pending.lease_id, "revoking a lease failed; retried later");
+                kept.push(pending);
+            }
+        }
+    }
+    state.revoke = kept;
+    state.revoke.len() != before
+}
+
+/// The operator's [`GeneratorResolver`]: runs a generator when its entry is due to regenerate
+/// (or has nothing kept), and otherwise returns the values kept in the state.
+pub struct ClusterGenerators<'a> {
+    ctx: &'a Context,
+    regenerate: Regenerate,
+    state: Mutex<GeneratedState>,
+    changed: Mutex<bool>,
+    /// Leases made in this sync: revoked if the sync fails (nothing uses them then).
+    fresh: Mutex<Vec<(String, String, String)>>,
+}
+
+impl<'a> ClusterGenerators<'a> {
+    /// A resolver over `state`.
+    pub fn new(ctx: &'a Context, state: GeneratedState, regenerate: Regenerate) -> Self {
+        ClusterGenerators {
+            ctx,
+            regenerate,
+            state: Mutex::new(state),
+            changed: Mutex::new(false),
+            fresh: Mutex::default(),
+        }
+    }
+
+    /// The state after the sync, and whether it changed.
+    pub fn into_state(self) -> (GeneratedState, bool) {
+        let changed = *self.changed.lock().expect("lock");
+        (self.state.into_inner().expect("lock"), changed)
+    }
+
+    /// Revokes the leases made in this sync (it failed, so no Secret holds them).
+    pub async fn revoke_fresh(&self) {
+        let fresh = std::mem::take(&mut *self.fresh.lock().expect("lock"));
+        for (namespace, generator, lease_id) in fresh {
+            revoke(self.ctx, &namespace, &generator, &lease_id)
+                .await
+                .ok();
+        }
+    }
+}
+
+#[async_trait]
+impl GeneratorResolver for ClusterGenerators<'_> {
+    async fn generate(
+        &self,
+        namespace: &str,
+        field: &str,
+        generator_ref: &GeneratorRef,
+    ) -> Result<GeneratedValues, GeneratorError> {
+        let kind = checked_kind(generator_ref)?;
+        let display = kuvert_core::generator::display_name(kind, namespace, &generator_ref.name);
+        if !self.regenerate.includes(field) {
+            let state = self.state.lock().expect("lock");
+            if let Some(kept) = state.entries.get(field).filter(|e| e.generator == display) {
+                return decode_values(&display, kept);
+            }
+        }
+        let (display, generator) =
+            generator_for(self.ctx, namespace, kind, &generator_ref.name).await?;
+        let generated =
+            counted(kind, "generate", generator.generate().await).map_err(|source| {
+                GeneratorError::Generator {
+                    generator: display.clone(),
+                    source,
+                }
+            })?;
+        let now = (self.ctx.clock)();
+        let lease = generated.lease.as_ref().map(|l| HeldLease::issued(l, now));
+        if let Some(lease) = &lease {
+            self.fresh.lock().expect("lock").push((
+                namespace.to_owned(),
+                display.clone(),
+                lease.id.clone(),
+            ));
+        }
+        let entry = EntryState {
+            generator: display.clone(),
+            values: generated
+                .values
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        base64::engine::general_purpose::STANDARD.encode(v.expose()),
+                    )
+                })
+                .collect(),
+            lease,
+        };
+        let mut state = self.state.lock().expect("lock");
+        if let Some(old) = state.entries.insert(field.to_owned(), entry)
+            && let Some(old_lease) = old.lease
+        {
+            state.revoke.push(PendingRevoke {
+                generator: old.generator,
+                lease_id: old_lease.id,
+            });
+        }
+        *self.changed.lock().expect("lock") = true;
+        Ok(GeneratedValues {
+            generator: display,
+            values: generated.values,
+        })
+    }
+}
+
+/// Counts a generator call in the metrics, by outcome.
+fn counted<T>(
+    kind: &'static str,
+    operation: &'static str,
+    result: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
+    crate::metrics::generator_request(kind, operation, outcome);
+    result
+}
