@@ -30,6 +30,7 @@ mod delimiters;
 mod error;
 mod filters;
 mod output;
+mod sprig;
 
 #[cfg(test)]
 mod crypto_tests;
@@ -105,6 +106,9 @@ fn build_environment(syntax: minijinja::syntax::SyntaxConfig) -> minijinja::Envi
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_formatter(output::formatter);
+    // sprig's and ESO's functions first: kuvert's filters of the same name (`b64enc`) win.
+    sprig::register(&mut env);
+    filters::eso::register(&mut env);
     filters::register(&mut env);
     env
 }

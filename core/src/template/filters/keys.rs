@@ -256,17 +256,7 @@ pub(super) fn rsa_decrypt(
             .map_err(|_| filter_error(F, "a string input must be base64 ciphertext"))?,
         _ => input_bytes(F, &value)?.into_owned(),
     };
-    let text = input_text(F, &key_pem)?;
-    let blocks = parse_blocks(F, &text)?;
-    let key = blocks
-        .iter()
-        .find_map(|b| match b.tag() {
-            "PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs8_der(b.contents()).ok()),
-            "RSA PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs1_der(b.contents()).ok()),
-            _ => None,
-        })
-        .ok_or_else(|| filter_error(F, "the key argument holds no PEM private key"))?
-        .ok_or_else(|| filter_error(F, "the private key is not a valid RSA key"))?;
+    let key = rsa_key(F, &key_pem)?;
     let scheme = scheme.as_deref().unwrap_or("RSA-OAEP-256");
     let plaintext = match scheme {
         "RSA-OAEP-256" | "RSA-OAEP-SHA256" => key.oaep_decrypt::<rsa::sha2::Sha256>(&ciphertext),
@@ -280,5 +270,46 @@ pub(super) fn rsa_decrypt(
         }
     }
     .map_err(|_| filter_error(F, "decryption failed (wrong key, scheme or ciphertext)"))?;
+    Ok(bytes_value(plaintext))
+}
+
+fn rsa_key(filter: &'static str, key_pem: &Value) -> Result<RsaPrivateKey, Error> {
+    let text = input_text(filter, key_pem)?;
+    let blocks = parse_blocks(filter, &text)?;
+    blocks
+        .iter()
+        .find_map(|b| match b.tag() {
+            "PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs8_der(b.contents()).ok()),
+            "RSA PRIVATE KEY" => Some(RsaPrivateKey::from_pkcs1_der(b.contents()).ok()),
+            _ => None,
+        })
+        .ok_or_else(|| filter_error(filter, "the key argument holds no PEM private key"))?
+        .ok_or_else(|| filter_error(filter, "the private key is not a valid RSA key"))
+}
+
+/// ESO's `rsaDecrypt SCHEME HASH CIPHERTEXT KEY`: `SCHEME` is `None` (the ciphertext is returned
+/// as it is) or `RSA-OAEP` with `HASH` `SHA1`, `SHA256` (also for `None`) or `SHA512`. The
+/// ciphertext is binary (ESO users decode base64 first with `b64dec`).
+pub(super) fn rsa_decrypt_eso(
+    scheme: &str,
+    hash: &str,
+    ciphertext: &Value,
+    key_pem: &Value,
+) -> Result<Value, Error> {
+    const F: &str = "rsaDecrypt";
+    let ciphertext = input_bytes(F, ciphertext)?;
+    match scheme {
+        "None" => return Ok(bytes_value(ciphertext.into_owned())),
+        "RSA-OAEP" => {}
+        _ => return Err(filter_error(F, "unsupported scheme (None or RSA-OAEP)")),
+    }
+    let key = rsa_key(F, key_pem)?;
+    let plaintext = match hash {
+        "None" | "SHA256" => key.oaep_decrypt::<rsa::sha2::Sha256>(&ciphertext),
+        "SHA1" => key.oaep_decrypt::<sha1::Sha1>(&ciphertext),
+        "SHA512" => key.oaep_decrypt::<rsa::sha2::Sha512>(&ciphertext),
+        _ => return Err(filter_error(F, "unsupported hash (SHA1, SHA256 or SHA512)")),
+    }
+    .map_err(|_| filter_error(F, "decryption failed (wrong key, hash or ciphertext)"))?;
     Ok(bytes_value(plaintext))
 }

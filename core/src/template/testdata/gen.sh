@@ -77,3 +77,14 @@ ec = {"kty": "EC", "crv": "P-256", "x": base64.urlsafe_b64encode(pub[1:33]).rstr
 json.dump(ec, open("int.jwk.json", "w"))
 PY
 rm -f ext.cnf int.csr leaf.csr root.srl int.srl plain.txt root.key
+# pkcs12_cert order (issue 18): ESO keeps the keystore's order when a certificate belongs to no
+# chain, and orders leaf -> root otherwise (as ESO's own multibag/disjunct fixtures).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout disjunct.key \
+  -subj "/CN=kuvert test disjunct root" -days $days -out disjunct.crt \
+  -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+rm disjunct.key
+cat root.crt int.crt disjunct.crt > dchain.pem
+openssl pkcs12 -export -in leaf.crt -certfile dchain.pem -inkey leaf.key -out disjunct.p12 -password pass:
+cat root.crt int.crt > ichain.pem
+openssl pkcs12 -export -in leaf.crt -certfile ichain.pem -inkey leaf.key -out multibag.p12 -password pass:
+rm dchain.pem ichain.pem
