@@ -31,11 +31,12 @@ pub struct Shaped {
     pub type_: Option<String>,
 }
 
-/// Applies the template (if any) to the fetched keys.
+/// Applies the template (if any) to the fetched keys; `now` is what the template's `now()` returns.
 pub fn apply(
     template: Option<&ExternalSecretTemplate>,
     fetched: &Entries,
     sources: &[FetchedTemplateSource],
+    now: jiff::Timestamp,
 ) -> Result<Shaped, SyncError> {
     let Some(template) = template else {
         return Ok(Shaped {
@@ -48,7 +49,7 @@ pub fn apply(
         .map(|(k, e)| (k.clone(), e.value.clone()))
         .collect();
     let renderer = Renderer {
-        ctx: TemplateContext::from_data(&values),
+        ctx: TemplateContext::from_data(&values).with_now(now),
         template,
     };
     let mut out = Shaped {

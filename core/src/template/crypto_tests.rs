@@ -398,6 +398,7 @@ fn jwk_errors_name_the_problem() {
         ("pub_only", br#"{"kty":"EC","crv":"P-256","x":"MhYknl4z_MeMlhEq16GpW9eM_ZLoEdOa0sVNEGXo0g4","y":"0F2lYG0ziM6XPxbjT0jayQxG3WOZryZeXSZ-DPNPbiA"}"#),
         ("p384", br#"{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}"#),
         ("okp", br#"{"kty":"OKP","crv":"Ed25519","x":"AA"}"#),
+        ("oct", br#"{"kty":"oct","k":"AA"}"#),
         ("bad_n", br#"{"kty":"RSA","n":"***","e":"AQAB"}"#),
         ("not_json", b"nope"),
     ]);
@@ -408,11 +409,15 @@ fn jwk_errors_name_the_problem() {
         ),
         (
             "{{ p384 | jwk_public_key_pem }}",
-            "filter `jwk_public_key_pem` failed at line 1: unsupported EC curve (only P-256)",
+            "filter `jwk_public_key_pem` failed at line 1: the JWK coordinates do not have the curve's size",
         ),
         (
             "{{ okp | jwk_public_key_pem }}",
-            "filter `jwk_public_key_pem` failed at line 1: unsupported JWK key type (RSA and EC are)",
+            "filter `jwk_public_key_pem` failed at line 1: the JWK `x` is not 32 bytes (Ed25519)",
+        ),
+        (
+            "{{ oct | jwk_public_key_pem }}",
+            "filter `jwk_public_key_pem` failed at line 1: unsupported JWK key type (RSA, EC and OKP are)",
         ),
         (
             "{{ bad_n | jwk_public_key_pem }}",
@@ -602,5 +607,62 @@ fn pkcs12_cert_keeps_esos_order() {
     assert_eq!(
         render_str("{{ pkcs12cert(disjunct) }}", &c),
         format!("{LEAF}{ROOT}{INT}{DISJUNCT}")
+    );
+}
+
+/// ESO reads RSA, EC P-256/P-384/P-521 and Ed25519 JWKs (lestrrat-go/jwx, then Go's x509
+/// marshalling). The expected PEMs are OpenSSL's for the same keys (testdata/gen.sh), whose
+/// PKCS#8 layout is Go's: the curve in the algorithm, the public point in the ECPrivateKey.
+#[test]
+fn jwk_filters_read_p384_p521_and_ed25519() {
+    let cases = [
+        (
+            include_str!("testdata/p384.jwk.json"),
+            include_str!("testdata/p384.pub"),
+            include_str!("testdata/p384.key"),
+        ),
+        (
+            include_str!("testdata/p521.jwk.json"),
+            include_str!("testdata/p521.pub"),
+            include_str!("testdata/p521.key"),
+        ),
+        (
+            include_str!("testdata/ed25519.jwk.json"),
+            include_str!("testdata/ed25519.pub"),
+            include_str!("testdata/ed25519.key"),
+        ),
+    ];
+    for (jwk, public, private) in cases {
+        let c = ctx(&[("jwk", jwk.as_bytes())]);
+        assert_eq!(render_str("{{ jwk | jwk_public_key_pem }}", &c), public);
+        assert_eq!(render_str("{{ jwkPublicKeyPem(jwk) }}", &c), public);
+        assert_eq!(render_str("{{ jwk | jwk_private_key_pem }}", &c), private);
+        assert_eq!(render_str("{{ jwk | jwkPrivateKeyPem }}", &c), private);
+    }
+}
+
+#[test]
+fn jwk_private_keys_must_match_their_public_half() {
+    let mut p384: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/p384.jwk.json")).unwrap();
+    let mut ed: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/ed25519.jwk.json")).unwrap();
+    // Another key's private half.
+    p384["d"] =
+        serde_json::Value::from("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB");
+    ed["d"] = serde_json::Value::from("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE");
+    for jwk in [p384.to_string(), ed.to_string()] {
+        let c = ctx(&[("jwk", jwk.as_bytes())]);
+        let text = render_err("{{ jwk | jwk_private_key_pem }}", &c).to_string();
+        assert!(text.contains("does not match"), "{text}");
+    }
+    let c = ctx(&[(
+        "jwk",
+        br#"{"kty":"EC","crv":"P-192","x":"AA","y":"AA"}"#.as_slice(),
+    )]);
+    assert!(
+        render_err("{{ jwk | jwk_public_key_pem }}", &c)
+            .to_string()
+            .contains("P-256, P-384 and P-521 are")
     );
 }

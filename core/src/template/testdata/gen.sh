@@ -88,3 +88,22 @@ openssl pkcs12 -export -in leaf.crt -certfile dchain.pem -inkey leaf.key -out di
 cat root.crt int.crt > ichain.pem
 openssl pkcs12 -export -in leaf.crt -certfile ichain.pem -inkey leaf.key -out multibag.p12 -password pass:
 rm dchain.pem ichain.pem
+# JWKs beyond P-256 (issue 18): OpenSSL's keys and PEMs; the JWK members taken from their DER.
+for c in P-384 P-521; do
+  n=$(echo $c | tr -d - | tr P p)
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:$c -out $n.key
+  openssl pkey -in $n.key -pubout -out $n.pub
+done
+openssl genpkey -algorithm ED25519 -out ed25519.key
+openssl pkey -in ed25519.key -pubout -out ed25519.pub
+python3 - <<'PY'
+import base64, json, subprocess
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+der = lambda *a: subprocess.run(["openssl", "pkey", *a, "-outform", "DER"], capture_output=True).stdout
+for n, crv, size in (("p384", "P-384", 48), ("p521", "P-521", 66)):
+    d = der("-in", n + ".key"); i = d.index(bytes([4, size])); pub = d[-(2 * size + 1):]
+    json.dump({"kty": "EC", "crv": crv, "x": b(pub[1:1 + size]), "y": b(pub[1 + size:]),
+               "d": b(d[i + 2:i + 2 + size])}, open(n + ".jwk.json", "w"))
+json.dump({"kty": "OKP", "crv": "Ed25519", "x": b(der("-in", "ed25519.key", "-pubout")[-32:]),
+           "d": b(der("-in", "ed25519.key")[-32:])}, open("ed25519.jwk.json", "w"))
+PY
