@@ -248,6 +248,10 @@ pub struct TemplateFrom {
     pub literal: Option<String>,
     /// What the rendered output becomes. Default: `Data`.
     pub target: Option<TemplateTarget>,
+    /// How each rendered value is decoded before it is stored (ESO's field): `None` (default),
+    /// `Base64`, `Base64URL` or `Auto`. Keys are never decoded. Lets a template pick base64
+    /// text out of structured data and store its bytes, without raw bytes passing through YAML.
+    pub values_decoding_strategy: Option<DecodingStrategy>,
 }
 
 /// Keys of a ConfigMap or Secret used as templates.

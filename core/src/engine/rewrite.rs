@@ -4,8 +4,9 @@
 //!   where `$1` and `${name}` refer to capture groups (Go's and ESO's syntax).
 //! - `transform {template}` renders each key through a Jinja template in which it is `value`.
 //! - `merge` combines the values (each a JSON object) into one map: with strategy `Extract`
-//!   one key per field, with `JSON` the map as JSON under `into`. Values merge in name order,
-//!   then the `priority` keys from lowest to highest, so `priority[0]` wins. A field defined
+//!   one key per field, with `JSON` the map as JSON under `into`, next to the input keys.
+//!   Values merge in name order, then the `priority` keys from lowest to highest, so
+//!   `priority[0]` wins. A field defined
 //!   twice is an error with `conflictPolicy: Error` (the default); with `Ignore` the later value
 //!   wins.
 //!
@@ -155,7 +156,11 @@ fn merge(
                     message: "strategy JSON needs the key to write the merged map into".to_owned(),
                 })?;
             let json = Value::Object(merged).to_string();
-            Ok(BTreeMap::from([(into.to_owned(), SecretBytes::from(json))]))
+            // ESO keeps the input keys next to the merged one, so a later merge can still
+            // read them (chained merges give ESO's result).
+            let mut out = map.clone();
+            out.insert(into.to_owned(), SecretBytes::from(json));
+            Ok(out)
         }
     }
 }
@@ -334,10 +339,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             shown(&out),
-            [(
-                "config.json".into(),
-                r#"{"m":"v","n":{"deep":true}}"#.into()
-            )]
+            [
+                ("a".into(), r#"{"n":{"deep":true}}"#.into()),
+                ("b".into(), r#"{"m":"v"}"#.into()),
+                (
+                    "config.json".into(),
+                    r#"{"m":"v","n":{"deep":true}}"#.into()
+                ),
+            ],
+            "the input keys stay, as ESO keeps them"
         );
         let m = RewriteMerge {
             strategy: Some(MergeStrategy::Json),

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::api::{
-    ExternalSecretTemplate, TemplateMergePolicy, TemplateRef, TemplateScope, TemplateTarget,
+    DecodingStrategy, ExternalSecretTemplate, TemplateMergePolicy, TemplateRef, TemplateScope,
+    TemplateTarget,
 };
 use crate::secret::SecretBytes;
 
@@ -63,7 +64,10 @@ pub fn apply(
     }
     for (i, source) in template.template_from.iter().enumerate() {
         let field = format!("spec.target.template.templateFrom[{i}]");
-        let target = source.target.unwrap_or_default();
+        let target = Output {
+            target: source.target.unwrap_or_default(),
+            decoding: source.values_decoding_strategy,
+        };
         match (
             &source.config_map,
             &source.secret,
@@ -163,7 +167,7 @@ impl Renderer<'_> {
         reference: &TemplateRef,
         object: &str,
         data: &BTreeMap<String, SecretBytes>,
-        target: TemplateTarget,
+        target: Output,
     ) -> Result<(), SyncError> {
         for (j, item) in reference.items.iter().enumerate() {
             let item_field = format!("{field}.items[{j}]");
@@ -188,15 +192,33 @@ impl Renderer<'_> {
     }
 }
 
-/// Puts one rendered key into the Secret's data, labels or annotations.
+/// Where a `templateFrom` entry's output goes, and how its values are decoded.
+#[derive(Clone, Copy)]
+struct Output {
+    target: TemplateTarget,
+    decoding: Option<DecodingStrategy>,
+}
+
+/// Puts one rendered key into the Secret's data, labels or annotations, its value decoded with
+/// `valuesDecodingStrategy` first (as ESO does, for every target).
 fn put(
     out: &mut Shaped,
-    target: TemplateTarget,
+    output: Output,
     field: &str,
     key: String,
     value: SecretBytes,
 ) -> Result<(), SyncError> {
-    match target {
+    let value = match output.decoding {
+        None | Some(DecodingStrategy::None) => value,
+        Some(strategy) => super::decode::decode(strategy, value.expose())
+            .map(SecretBytes::new)
+            .map_err(|()| SyncError::Decode {
+                field: format!("{field}.valuesDecodingStrategy"),
+                key: key.clone(),
+                strategy: super::decode::name(strategy),
+            })?,
+    };
+    match output.target {
         TemplateTarget::Data => {
             out.data.insert(
                 key,

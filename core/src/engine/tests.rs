@@ -992,6 +992,7 @@ data:
 }
 
 mod deletion;
+mod eso;
 mod generators;
 mod unchanged;
 

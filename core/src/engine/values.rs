@@ -33,7 +33,7 @@ pub fn shape_data(
                     key: got.key.clone(),
                     property: path.clone(),
                 })?;
-            property::leaf_bytes(selected)
+            property::leaf_bytes(&selected)
         }
         None => got.secret.value.expose().to_vec(),
     };
@@ -76,9 +76,9 @@ pub fn expand_data_from(
                         key: value.key.clone(),
                         property: path.clone(),
                     })?,
-                None => &json,
+                None => std::borrow::Cow::Borrowed(&json),
             };
-            let Value::Object(object) = object else {
+            let Value::Object(object) = &*object else {
                 return Err(SyncError::NotJson {
                     field: format!("{field}.extract"),
                     key: value.key.clone(),
