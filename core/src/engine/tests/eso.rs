@@ -48,3 +48,54 @@ data:
     // now() is 1_800_000_000 s after the epoch: 2027-01-15.
     assert_eq!(data(&out), pairs(&[("stamp", "2027-01-15")]));
 }
+
+#[test]
+fn owner_adopts_a_secret_with_no_controller_as_eso_does() {
+    let unowned = existing("app", &[], None);
+    let out = run_with(&es(ONE_KEY), &MemoryKube::new(), Some(&unowned)).unwrap();
+    assert_eq!(out.action, TargetAction::Update);
+    assert_eq!(data(&out), pairs(&[("pw", "hunter2")]));
+    let refs = out.secret.unwrap().metadata.owner_references.unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(
+        (refs[0].kind.as_str(), refs[0].uid.as_str()),
+        ("ExternalSecret", "uid-1")
+    );
+    let message = &out.status.conditions[0].message;
+    assert!(
+        message.contains("adopted the existing Secret ns/app: it had no controller"),
+        "{message}"
+    );
+}
+
+#[test]
+fn owner_adopts_the_secret_of_esos_external_secret_of_the_same_name() {
+    let mut esos = existing("app", &[], Some("uid-ESO"));
+    esos.metadata.owner_references.as_mut().unwrap()[0].api_version =
+        "external-secrets.io/v1".into();
+    let out = run_with(&es(ONE_KEY), &MemoryKube::new(), Some(&esos)).unwrap();
+    let secret = out.secret.unwrap();
+    // ESO's reference goes: deleting ESO's object must not delete the Secret.
+    let refs = secret.metadata.owner_references.unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].api_version, "kuvert.io/v1alpha1");
+    assert_eq!(refs[0].uid, "uid-1");
+    assert!(out.status.conditions[0].message.contains("it was ESO's"));
+
+    // ESO's ExternalSecret of another name still owns its Secret.
+    let mut other = esos_named("other");
+    other.metadata.owner_references.as_mut().unwrap()[0].api_version =
+        "external-secrets.io/v1beta1".into();
+    assert_eq!(
+        run_with(&es(ONE_KEY), &MemoryKube::new(), Some(&other))
+            .unwrap_err()
+            .reason(),
+        "NotOwned"
+    );
+}
+
+fn esos_named(name: &str) -> Secret {
+    let mut s = existing("app", &[], Some("uid-ESO"));
+    s.metadata.owner_references.as_mut().unwrap()[0].name = name.into();
+    s
+}
