@@ -12,6 +12,7 @@ pub mod health;
 pub mod kube_access;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod providers;
 pub mod ratelimit;
 pub mod reads;

@@ -86,6 +86,22 @@ pub fn render(
     Ok(SecretBytes::new(bytes))
 }
 
+/// Parses `template` without rendering it: what `kuvert migrate --check` runs on every
+/// translated template.
+pub fn check(template: &str, delimiters: Option<&TemplateDelimiters>) -> Result<(), TemplateError> {
+    let env = environment(delimiters)?;
+    output::check_source(template)?;
+    env.template_from_str(template)
+        .map(drop)
+        .map_err(|err| error::from_minijinja(&err, template))
+}
+
+/// Whether templates can call a function of this name (sprig's, Go's and ESO's, in Go's
+/// argument order; `kuvert migrate` maps a Go template's calls onto them).
+pub fn has_function(name: &str) -> bool {
+    environment(None).is_ok_and(|env| env.globals().any(|(n, _)| n == name))
+}
+
 /// The environment for a delimiter set, built once and shared.
 fn environment(
     delimiters: Option<&TemplateDelimiters>,

@@ -70,6 +70,7 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("concat", concat),
     ("until", until),
     ("dict", dict),
+    ("range_pairs", range_pairs),
     ("get", get),
     ("set", set),
     ("unset", unset),
@@ -274,6 +275,33 @@ fn until(_: &State, args: &[Value]) -> Result<Value, Error> {
         (n + 1..=0).rev().map(Value::from).collect()
     };
     Ok(Value::from(list))
+}
+
+/// What Go's `range` walks, as `[key, value]` pairs: a map's entries in key order, a list's
+/// `[index, item]`, an integer n's `[i, i]` for i < n (Go 1.22). `kuvert migrate` writes
+/// `{% for k, v in range_pairs(x) %}` for `{{ range $k, $v := x }}`, since a Jinja loop over a
+/// map yields its keys where Go's yields its values.
+fn range_pairs(_: &State, args: &[Value]) -> Result<Value, Error> {
+    arity("range_pairs", args, 1, 1)?;
+    let v = &args[0];
+    let pairs: Vec<Value> = match v.kind() {
+        ValueKind::Map => map_entries("range_pairs", v)?
+            .into_iter()
+            .map(|(k, item)| Value::from(vec![Value::from(k), item]))
+            .collect(),
+        ValueKind::Number if v.is_integer() => {
+            let n = int_of(v).clamp(0, 100_000);
+            (0..n)
+                .map(|i| Value::from(vec![Value::from(i), Value::from(i)]))
+                .collect()
+        }
+        _ => items("range_pairs", v)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| Value::from(vec![Value::from(i), item]))
+            .collect(),
+    };
+    Ok(Value::from(pairs))
 }
 
 /// `dict K1 V1 K2 V2 ...` (keys as strings; a missing last value is ""), and Jinja's

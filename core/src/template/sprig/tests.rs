@@ -497,3 +497,28 @@ fn eso_helpers_take_gos_argument_order() {
         .contains("unsupported scheme")
     );
 }
+
+#[test]
+fn range_pairs_walks_as_gos_range() {
+    assert_eq!(
+        run(r#"{% for k, v in range_pairs(dict("b", 2, "a", 1)) %}{{ k }}={{ v }};{% endfor %}"#),
+        "a=1;b=2;"
+    );
+    assert_eq!(
+        run(r#"{% for i, v in range_pairs(list("x", "y")) %}{{ i }}{{ v }}{% endfor %}"#),
+        "0x1y"
+    );
+    assert_eq!(
+        run(r#"{% for i, _ in range_pairs(3) %}{{ i }}{% endfor %}"#),
+        "012"
+    );
+}
+
+#[test]
+fn the_function_registry_answers_for_migrate() {
+    assert!(crate::template::has_function("trimPrefix"));
+    assert!(crate::template::has_function("pkcs12keyPass"));
+    assert!(!crate::template::has_function("env"));
+    assert!(crate::template::check("{{ x | upper }}", None).is_ok());
+    assert!(crate::template::check("{{ x | }}", None).is_err());
+}
