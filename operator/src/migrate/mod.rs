@@ -13,6 +13,7 @@
 //! `--check` does everything but write, for a CI gate.
 
 mod gotemplate;
+mod lex;
 mod objects;
 
 use std::path::{Path, PathBuf};
