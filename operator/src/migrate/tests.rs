@@ -339,3 +339,47 @@ fn problems_mean_nothing_is_written() {
     assert!(written.contains("kind: ExternalSecret"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// ESO's own template test vectors (runtime/template/v2/template_test.go): the template, the
+/// data and ESO's expected output.
+#[test]
+fn esos_template_test_vectors_render_the_same() {
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("{{ .secret | b64dec }}", &[("secret", "MTIzNA==")], "1234"),
+        (
+            "{{ $var := .secret | fromJson }}{{ $var.foo }}",
+            &[("secret", r#"{"foo": "bar"}"#)],
+            "bar",
+        ),
+        (
+            "{{ $var := .secret | fromJson }}{{ $var.foo | toJson }}",
+            &[("secret", r#"{"foo": {"baz":"bang"}}"#)],
+            r#"{"baz":"bang"}"#,
+        ),
+        (
+            "{{ $var := .secret | fromJson | toYaml }}{{ $var }}",
+            &[("secret", r#"{"foo": "bar"}"#)],
+            "foo: bar",
+        ),
+        (
+            "{{ $var := .secret | fromYaml | toJson }}{{ $var }}",
+            &[("secret", "foo: bar")],
+            r#"{"foo":"bar"}"#,
+        ),
+        ("{{ .path | ext }}", &[("path", "foo/bar/baz.exe")], ".exe"),
+        (
+            r#"{{ .conn | replace "postgres://" "db+postgresql://"}}"#,
+            &[("conn", "postgres://user:pass@db.host:5432/dbname")],
+            "db+postgresql://user:pass@db.host:5432/dbname",
+        ),
+        ("{{ .value | upper }}", &[("value", "username")], "USERNAME"),
+        (
+            r#"{{ "123412341234" | b64enc | b64dec }}"#,
+            &[],
+            "123412341234",
+        ),
+    ];
+    for (go, data, expected) in cases {
+        assert_eq!(rendered(go, data), *expected, "{go}");
+    }
+}
