@@ -344,7 +344,8 @@ fn problems_mean_nothing_is_written() {
 /// data and ESO's expected output.
 #[test]
 fn esos_template_test_vectors_render_the_same() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("{{ .secret | b64dec }}", &[("secret", "MTIzNA==")], "1234"),
         (
             "{{ $var := .secret | fromJson }}{{ $var.foo }}",
