@@ -9,7 +9,7 @@
 //!   bytes otherwise) and `data` maps every key (`{{ data["tls.crt"] }}`). In a rewrite template
 //!   the key being rewritten is `value`.
 //! - **Binary values pass through**: a bytes value printed with `{{ }}` is written as its raw
-//!   bytes, so a PKCS#12 keystore can be produced by `{{ cert | pem_to_pkcs12(key) }}`.
+//!   bytes, so a PKCS#12 keystore can be produced by `{{ cert | pem_to_pkcs12(key) | b64dec }}`.
 //! - **Sandboxed**: no loader (no `include`/`import` from disk), no network, no environment access;
 //!   every render has a fuel budget (bounds loops and work), a recursion limit, and its output is
 //!   capped at [`MAX_OUTPUT_BYTES`].
