@@ -482,15 +482,29 @@ pub struct RewriteMerge {
     /// The key the merged map is written under, as JSON. Required with strategy `JSON`;
     /// ignored with `Extract` (as in ESO).
     pub into: Option<String>,
-    /// Keys whose values win conflicts, highest first; the other keys merge before them, in
-    /// name order.
+    /// Keys merged last, in this order (so the last one listed wins a conflict, as in ESO);
+    /// the other keys merge before them, in name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub priority: Vec<String>,
+    /// What a `priority` key missing from the merged keys is: `Strict` (default, an error) or
+    /// `IgnoreNotFound`.
+    pub priority_policy: Option<MergePriorityPolicy>,
     /// What a field defined by two values is. Default: `Error`.
     pub conflict_policy: Option<MergeConflictPolicy>,
     /// Values (JSON objects) are merged field by field; `Extract` writes one key per field,
     /// `JSON` the merged map as one JSON value under `into`. Default: `Extract`.
     pub strategy: Option<MergeStrategy>,
+}
+
+/// What a `priority` key that is not among the merged keys is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum MergePriorityPolicy {
+    /// An error naming the key.
+    #[default]
+    Strict,
+    /// The key is skipped.
+    IgnoreNotFound,
 }
 
 /// What a conflicting field in a merge is.
