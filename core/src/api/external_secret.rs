@@ -336,6 +336,20 @@ pub struct ExternalSecretDataRemoteRef {
     pub conversion_strategy: Option<ConversionStrategy>,
     /// How the value is decoded before it is written. Default: `None`.
     pub decoding_strategy: Option<DecodingStrategy>,
+    /// `Fail` refuses a value holding NUL bytes once decoded (text expected); `Ignore`
+    /// (default) keeps binary data.
+    pub null_byte_policy: Option<NullBytePolicy>,
+}
+
+/// What a fetched value holding NUL bytes is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum NullBytePolicy {
+    /// Kept (binary data).
+    #[default]
+    Ignore,
+    /// An error naming the key.
+    Fail,
 }
 
 /// Whether the value or the metadata of a remote secret is read.
@@ -436,6 +450,8 @@ pub struct ExternalSecretFind {
     pub conversion_strategy: Option<ConversionStrategy>,
     /// How each value is decoded. Default: `None`.
     pub decoding_strategy: Option<DecodingStrategy>,
+    /// `Fail` refuses a value holding NUL bytes once decoded; `Ignore` (default) keeps it.
+    pub null_byte_policy: Option<NullBytePolicy>,
 }
 
 /// A name pattern.

@@ -111,6 +111,8 @@ fn store() -> TestStore {
             ),
         ),
         ("b64".to_owned(), v("aGVsbG8=")),
+        ("nul".to_owned(), v("AGE=")),
+        ("nul-json".to_owned(), v(r#"{"f":"AGE="}"#)),
         ("bad-b64".to_owned(), v("not base64!")),
         ("services/billing/db-password".to_owned(), v("bpw")),
         ("services/billing/api key".to_owned(), v("bkey")),

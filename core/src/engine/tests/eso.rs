@@ -99,3 +99,32 @@ fn esos_named(name: &str) -> Secret {
     s.metadata.owner_references.as_mut().unwrap()[0].name = name.into();
     s
 }
+
+#[test]
+fn null_byte_policy_fail_refuses_a_value_with_nul_bytes_after_decoding() {
+    // "AGE=" is base64 of the bytes 0x00 'a'.
+    let spec = |policy: &str| {
+        format!(
+            "data:\n- secretKey: k\n  remoteRef: {{key: nul, decodingStrategy: Base64{policy}}}"
+        )
+    };
+    let out = run_with(&es(&spec("")), &MemoryKube::new(), None);
+    assert!(out.is_ok(), "Ignore (the default) keeps binary data");
+    let e = err_with_nul(&spec(", nullBytePolicy: Fail"));
+    assert_eq!(e.reason(), "NullBytes");
+    assert_eq!(e.field(), "spec.data[0].remoteRef.nullBytePolicy");
+    assert!(
+        e.to_string()
+            .contains(r#"the value of "k" contains NUL bytes"#),
+        "{e}"
+    );
+    // The same on dataFrom.extract: a JSON object whose field decodes to NUL bytes.
+    let e = err_with_nul(
+        "dataFrom:\n- extract: {key: nul-json, decodingStrategy: Base64, nullBytePolicy: Fail}",
+    );
+    assert_eq!(e.field(), "spec.dataFrom[0].extract.nullBytePolicy");
+}
+
+fn err_with_nul(spec: &str) -> SyncError {
+    run_with(&es(spec), &MemoryKube::new(), None).expect_err("NUL bytes refused")
+}
