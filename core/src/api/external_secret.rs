@@ -202,6 +202,10 @@ pub struct TemplateMetadata {
     /// Annotations (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Finalizers added to the Secret (as ESO does; never removed by kuvert, and not added to
+    /// a Secret that is being deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
 }
 
 /// How templated keys combine with fetched keys.

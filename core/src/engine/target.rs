@@ -218,6 +218,14 @@ pub fn build(
     secret.type_ = Some(wanted_type);
 
     let meta = &mut secret.metadata;
+    if meta.deletion_timestamp.is_none() {
+        for finalizer in &shaped.finalizers {
+            let finalizers = meta.finalizers.get_or_insert_default();
+            if !finalizers.contains(finalizer) {
+                finalizers.push(finalizer.clone());
+            }
+        }
+    }
     let labels = meta.labels.get_or_insert_default();
     labels.extend(shaped.labels);
     labels.insert(MANAGED_LABEL.to_owned(), "true".to_owned());

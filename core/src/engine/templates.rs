@@ -28,6 +28,8 @@ pub struct Shaped {
     pub labels: BTreeMap<String, String>,
     /// Annotations from templates.
     pub annotations: BTreeMap<String, String>,
+    /// Finalizers from `template.metadata.finalizers`.
+    pub finalizers: Vec<String>,
     /// `template.type`.
     pub type_: Option<String>,
 }
@@ -119,6 +121,7 @@ pub fn apply(
         );
     }
     if let Some(metadata) = &template.metadata {
+        out.finalizers = metadata.finalizers.clone();
         for (key, text) in &metadata.labels {
             let field = format!("spec.target.template.metadata.labels[{key:?}]");
             let value = renderer.render(&field, text)?;

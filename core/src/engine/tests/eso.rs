@@ -128,3 +128,28 @@ fn null_byte_policy_fail_refuses_a_value_with_nul_bytes_after_decoding() {
 fn err_with_nul(spec: &str) -> SyncError {
     run_with(&es(spec), &MemoryKube::new(), None).expect_err("NUL bytes refused")
 }
+
+#[test]
+fn template_metadata_finalizers_are_added_to_the_secret() {
+    let out = run(r#"target:
+  template:
+    metadata:
+      finalizers: [example.com/keep]
+data:
+- secretKey: pw
+  remoteRef: {key: password}"#)
+    .unwrap();
+    let secret = out.secret.unwrap();
+    assert_eq!(
+        secret.metadata.finalizers.as_deref(),
+        Some(&["example.com/keep".to_owned()][..])
+    );
+    // Present already: not added twice.
+    let again = run_with(
+        &es("target:\n  template:\n    metadata:\n      finalizers: [example.com/keep]\ndata:\n- secretKey: pw\n  remoteRef: {key: password}"),
+        &MemoryKube::new(),
+        Some(&secret),
+    )
+    .unwrap();
+    assert_eq!(again.secret.unwrap().metadata.finalizers.unwrap().len(), 1);
+}
