@@ -35,39 +35,65 @@ pub struct Migrated {
 /// Translates the manifests at `paths` (files, or folders' `*.yaml`/`*.yml` sorted by name).
 pub fn migrate(paths: &[PathBuf]) -> Migrated {
     let mut out = Migrated::default();
+    let mut inputs = Vec::new();
     for file in files(paths, &mut out.problems) {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "manifests.yaml".to_owned());
         let shown = file.display().to_string();
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                out.problems.push(format!("{shown}: cannot be read: {e}"));
-                continue;
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                if let Some(docs) = parse(&shown, &text, &mut out.problems) {
+                    inputs.push((name, shown, docs));
+                }
             }
-        };
-        if let Some(yaml) = migrate_text(&shown, &text, &mut out.problems) {
-            out.files.push((name, yaml));
+            Err(e) => out.problems.push(format!("{shown}: cannot be read: {e}")),
         }
+    }
+    // Templates kept in ConfigMaps and Secrets may sit in any of the files.
+    let mut sources = objects::Sources::default();
+    for doc in inputs.iter().flat_map(|(_, _, docs)| docs) {
+        sources.collect(doc);
+    }
+    for (name, shown, docs) in inputs {
+        let yaml = convert_all(&shown, docs, &sources, &mut out.problems);
+        out.files.push((name, yaml));
     }
     out
 }
 
-/// Translates one file's text; `None` when it is not YAML.
+/// Translates one file's text (its ConfigMaps and Secrets are the only template sources it
+/// sees); `None` when it is not YAML.
 pub fn migrate_text(source: &str, text: &str, problems: &mut Vec<String>) -> Option<String> {
-    let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
-        Ok(d) => d,
+    let docs = parse(source, text, problems)?;
+    let mut sources = objects::Sources::default();
+    for doc in &docs {
+        sources.collect(doc);
+    }
+    Some(convert_all(source, docs, &sources, problems))
+}
+
+fn parse(source: &str, text: &str, problems: &mut Vec<String>) -> Option<Vec<Value>> {
+    match serde_saphyr::from_multiple::<Value>(text) {
+        Ok(docs) => Some(docs.into_iter().filter(|d| !d.is_null()).collect()),
         Err(e) => {
             problems.push(format!("{source}: invalid YAML: {e}"));
-            return None;
+            None
         }
-    };
+    }
+}
+
+fn convert_all(
+    source: &str,
+    docs: Vec<Value>,
+    sources: &objects::Sources,
+    problems: &mut Vec<String>,
+) -> String {
     let mut yaml = String::new();
-    for (index, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
+    for (index, doc) in docs.into_iter().enumerate() {
         let who = describe(&doc);
-        match objects::convert(doc) {
+        match objects::convert(doc, sources) {
             objects::Converted::Problems(list) => {
                 problems.extend(list.into_iter().map(|p| format!("{source}: {who}: {p}")));
             }
@@ -94,7 +120,7 @@ pub fn migrate_text(source: &str, text: &str, problems: &mut Vec<String>) -> Opt
             }
         }
     }
-    Some(yaml)
+    yaml
 }
 
 fn describe(doc: &Value) -> String {

@@ -22,6 +22,80 @@ const GENERATOR_KINDS: &[&str] = &["Password", "UUID", "Fake", "VaultDynamicSecr
 /// The providers kuvert has (a store with another one cannot move).
 const PROVIDERS: &[&str] = &["vault", "kubernetes", "fake"];
 
+/// Go templates kept in ConfigMaps and Secrets (`templateFrom[].configMap/secret` of ESO's
+/// ExternalSecrets): namespace, kind, name and key. Those keys are translated too when the
+/// object is among the input.
+#[derive(Debug, Default)]
+pub struct Sources {
+    refs: Vec<(String, &'static str, String, String)>,
+    /// The ConfigMaps and Secrets of the input.
+    present: Vec<(String, String, String)>,
+}
+
+impl Sources {
+    /// Records the template keys an ESO ExternalSecret reads from other objects, and the
+    /// ConfigMaps and Secrets of the input.
+    pub fn collect(&mut self, doc: &Value) {
+        if doc["apiVersion"] == "v1" && matches!(doc["kind"].as_str(), Some("ConfigMap" | "Secret"))
+        {
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            self.present.push((
+                namespace_of(doc),
+                doc["kind"].as_str().unwrap_or_default().to_owned(),
+                name.to_owned(),
+            ));
+        }
+        let eso = doc["apiVersion"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("external-secrets.io/"));
+        if !eso || doc["kind"] != "ExternalSecret" {
+            return;
+        }
+        let namespace = namespace_of(doc);
+        let Some(Value::Array(sources)) = doc.pointer("/spec/target/template/templateFrom") else {
+            return;
+        };
+        for source in sources {
+            for (field, kind) in [("configMap", "ConfigMap"), ("secret", "Secret")] {
+                let Some(r) = source.get(field) else {
+                    continue;
+                };
+                let name = r["name"].as_str().unwrap_or_default().to_owned();
+                for item in r["items"].as_array().into_iter().flatten() {
+                    if let Some(key) = item["key"].as_str() {
+                        self.refs
+                            .push((namespace.clone(), kind, name.clone(), key.to_owned()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_present(&self, namespace: &str, kind: &str, name: &str) -> bool {
+        self.present
+            .iter()
+            .any(|(n, k, o)| n == namespace && k == kind && o == name)
+    }
+
+    fn keys_of(&self, namespace: &str, kind: &str, name: &str) -> Vec<&str> {
+        self.refs
+            .iter()
+            .filter(|(n, k, o, _)| n == namespace && *k == kind && o == name)
+            .map(|(_, _, _, key)| key.as_str())
+            .collect()
+    }
+}
+
+fn namespace_of(doc: &Value) -> String {
+    doc.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_owned()
+}
+
 /// What became of one document.
 pub enum Converted {
     /// A kuvert object (or a document passed through unchanged, e.g. a Secret).
@@ -30,8 +104,8 @@ pub enum Converted {
     Problems(Vec<String>),
 }
 
-/// Converts one document.
-pub fn convert(doc: Value) -> Converted {
+/// Converts one document; `sources` are the template keys of the whole input.
+pub fn convert(doc: Value, sources: &Sources) -> Converted {
     let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_owned();
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
@@ -52,14 +126,21 @@ pub fn convert(doc: Value) -> Converted {
                 "kind: {api_version} {kind} has no kuvert equivalent"
             )]);
         }
-        // Anything else (Secrets, ConfigMaps, ...) is not ESO's: it passes through.
+        // A ConfigMap or Secret holding ESO templates: those keys are translated.
+        "" if matches!(kind.as_str(), "ConfigMap" | "Secret") => {
+            return template_object(doc, &kind, sources);
+        }
+        // Anything else is not ESO's: it passes through.
         _ => return Converted::Object(doc),
     };
     let mut doc = doc;
     doc["apiVersion"] = Value::String(new_version);
     let mut problems = Vec::new();
+    let namespace = namespace_of(&doc);
     let mut cx = Cx {
         problems: &mut problems,
+        sources,
+        namespace: &namespace,
     };
     if let Some(spec) = doc.get_mut("spec") {
         match kind.as_str() {
@@ -92,6 +173,8 @@ pub fn convert(doc: Value) -> Converted {
 
 struct Cx<'a> {
     problems: &'a mut Vec<String>,
+    sources: &'a Sources,
+    namespace: &'a str,
 }
 
 impl Cx<'_> {
@@ -147,10 +230,19 @@ impl Cx<'_> {
                 if let Some(literal) = source.get_mut("literal") {
                     self.translate(literal, &format!("{path}.templateFrom[{i}].literal"), v1);
                 }
-                for kind in ["configMap", "secret"] {
-                    if source.get(kind).is_some() {
+                for (field, kind) in [("configMap", "ConfigMap"), ("secret", "Secret")] {
+                    let Some(name) = source
+                        .pointer(&format!("/{field}/name"))
+                        .and_then(Value::as_str)
+                    else {
+                        continue;
+                    };
+                    // Translated where that object is converted, if it is in the input.
+                    if !self.sources.is_present(self.namespace, kind, name)
+                        || !path.starts_with("spec.target")
+                    {
                         self.problems.push(format!(
-                            "{path}.templateFrom[{i}].{kind}: its templates live in another object; translate them with `kuvert migrate` on that object's text, or inline them as a literal"
+                            "{path}.templateFrom[{i}].{field}: the templates of {kind} {name} are not in the input; add that {kind} to the files given to kuvert migrate, or inline them as a literal"
                         ));
                     }
                 }
@@ -213,4 +305,62 @@ fn rewrite_generator_ref(map: &mut Map<String, Value>) {
     {
         *api = format!("{}/v1alpha1", kuvert_core::api::GENERATORS_GROUP);
     }
+}
+
+/// A ConfigMap or Secret whose keys are ESO templates: those keys translated, the rest as is.
+fn template_object(mut doc: Value, kind: &str, sources: &Sources) -> Converted {
+    let namespace = namespace_of(&doc);
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let keys = sources.keys_of(&namespace, kind, &name);
+    if keys.is_empty() {
+        return Converted::Object(doc);
+    }
+    let mut problems = Vec::new();
+    let mut cx = Cx {
+        problems: &mut problems,
+        sources,
+        namespace: &namespace,
+    };
+    for key in keys {
+        if let Some(v) = doc.pointer_mut(&format!("/data/{}", pointer_escape(key))) {
+            if kind == "Secret" {
+                // A Secret's data is base64: translated in between.
+                use base64::Engine as _;
+                let engine = base64::engine::general_purpose::STANDARD;
+                let decoded = v
+                    .as_str()
+                    .and_then(|t| engine.decode(t).ok())
+                    .and_then(|b| String::from_utf8(b).ok());
+                match decoded {
+                    Some(text) => {
+                        let mut text = Value::String(text);
+                        cx.translate(&mut text, &format!("data[{key:?}]"), false);
+                        if let Some(t) = text.as_str() {
+                            *v = Value::String(engine.encode(t));
+                        }
+                    }
+                    None => cx
+                        .problems
+                        .push(format!("data[{key:?}]: not base64 of UTF-8 text")),
+                }
+            } else {
+                cx.translate(v, &format!("data[{key:?}]"), false);
+            }
+        } else if let Some(v) = doc.pointer_mut(&format!("/stringData/{}", pointer_escape(key))) {
+            cx.translate(v, &format!("stringData[{key:?}]"), false);
+        }
+    }
+    if problems.is_empty() {
+        Converted::Object(doc)
+    } else {
+        Converted::Problems(problems)
+    }
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }

@@ -301,14 +301,12 @@ spec: {region: eu-west-1}
 
 #[test]
 fn a_field_kuvert_lacks_is_a_problem() {
-    let text = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: app, namespace: apps}\nspec:\n  secretStoreRef: {name: s}\n  data:\n  - secretKey: k\n    remoteRef: {key: k, nullBytePolicy: Fail}\n";
+    let text = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: app, namespace: apps}\nspec:\n  secretStoreRef: {name: s}\n  target: {manifest: {apiVersion: v1, kind: ConfigMap}}\n  data:\n  - secretKey: k\n    remoteRef: {key: k}\n";
     let mut found = Vec::new();
     migrate_text("eso.yaml", text, &mut found);
     assert_eq!(
         found,
-        [
-            "eso.yaml: ExternalSecret apps/app: spec.data[0].remoteRef.nullBytePolicy: kuvert has no such field"
-        ]
+        ["eso.yaml: ExternalSecret apps/app: spec.target.manifest: kuvert has no such field"]
     );
 }
 
@@ -383,4 +381,55 @@ fn esos_template_test_vectors_render_the_same() {
     for (go, data, expected) in cases {
         assert_eq!(rendered(go, data), *expected, "{go}");
     }
+}
+
+#[test]
+fn templates_kept_in_config_maps_are_translated_with_their_external_secret() {
+    let text = r#"
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: app, namespace: apps}
+spec:
+  secretStoreRef: {name: s}
+  target:
+    template:
+      templateFrom:
+      - configMap:
+          name: tpl
+          items: [{key: config.yaml}]
+  data:
+  - secretKey: pw
+    remoteRef: {key: pw}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: tpl, namespace: apps}
+data:
+  config.yaml: "password: {{ .pw | quote }}"
+  notes: "{{ left alone }}"
+"#;
+    let mut found = Vec::new();
+    let yaml = migrate_text("eso.yaml", text, &mut found).unwrap();
+    assert_eq!(found, Vec::<String>::new());
+    let objects = Manifest::parse_all("out", &yaml).unwrap();
+    let Manifest::ConfigMap(cm) = &objects[1] else {
+        panic!("{yaml}");
+    };
+    let data = cm.data.as_ref().unwrap();
+    assert_eq!(data["config.yaml"], "password: {{ quote(pw) }}");
+    assert_eq!(
+        data["notes"], "{{ left alone }}",
+        "a key no ExternalSecret reads"
+    );
+
+    // Without the ConfigMap in the input, the template cannot be translated: it is named.
+    let alone = text.split("---").next().unwrap();
+    let mut found = Vec::new();
+    migrate_text("eso.yaml", alone, &mut found);
+    assert_eq!(
+        found,
+        [
+            "eso.yaml: ExternalSecret apps/app: spec.target.template.templateFrom[0].configMap: the templates of ConfigMap tpl are not in the input; add that ConfigMap to the files given to kuvert migrate, or inline them as a literal"
+        ]
+    );
 }
