@@ -355,12 +355,17 @@ impl Translator {
                 format!("{name}({})", args.join(", "))
             }
             _ => {
-                if !kuvert_core::template::has_function(&name) {
+                if !kuvert_core::template::has_function(&name) && !self.reported_v1(&name) {
                     self.problem(format!("the function `{name}` has no kuvert equivalent"));
                 }
                 format!("{name}({})", args.join(", "))
             }
         }
+    }
+
+    /// A v1-only function already reported by [`Self::function_name`].
+    fn reported_v1(&self, name: &str) -> bool {
+        self.v1 && matches!(name, "pemPrivateKey" | "pemCertificate")
     }
 
     /// ESO's `engineVersion: v1` names where they differ from v2's.
@@ -417,7 +422,7 @@ impl Translator {
                 _ => {
                     // A function named as an argument is called with no arguments (Go).
                     let name = self.function_name(name);
-                    if !kuvert_core::template::has_function(&name) {
+                    if !kuvert_core::template::has_function(&name) && !self.reported_v1(&name) {
                         self.problem(format!("the function `{name}` has no kuvert equivalent"));
                     }
                     format!("{name}()")

@@ -1,7 +1,7 @@
 //! `kuvert migrate -f PATH... [--out DIR] [--check]`: ESO manifests in, kuvert manifests out.
 //!
 //! Reads `external-secrets.io/v1` and `v1beta1` ExternalSecret, SecretStore,
-//! ClusterSecretStore, ClusterExternalSecret and PushSecret, and
+//! ClusterSecretStore, ClusterExternalSecret and PushSecret (ESO's `v1alpha1`), and
 //! `generators.external-secrets.io` Password, UUID, Fake and VaultDynamicSecret; other
 //! documents (Secrets, ConfigMaps, ...) pass through unchanged. Each ESO object gets kuvert's
 //! group, its Go templates translated to Jinja ([`gotemplate`]), ESO's `status` dropped, and is

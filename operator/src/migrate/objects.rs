@@ -111,9 +111,12 @@ pub fn convert(doc: Value, sources: &Sources) -> Converted {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
     let new_version = match group {
         ESO_GROUP if KINDS.contains(&kind.as_str()) => {
-            if !matches!(version, "v1" | "v1beta1") {
+            // ESO serves PushSecret only as v1alpha1.
+            let read = matches!(version, "v1" | "v1beta1")
+                || (kind == "PushSecret" && version == "v1alpha1");
+            if !read {
                 return Converted::Problems(vec![format!(
-                    "apiVersion: {api_version} is not read (external-secrets.io/v1 and v1beta1 are)"
+                    "apiVersion: {api_version} is not read (external-secrets.io/v1 and v1beta1 are, and v1alpha1 for PushSecret)"
                 )]);
             }
             format!("{}/{}", kuvert_core::api::GROUP, "v1alpha1")

@@ -433,3 +433,13 @@ data:
         ]
     );
 }
+
+#[test]
+fn push_secrets_are_read_as_eso_serves_them_v1alpha1() {
+    let text = "apiVersion: external-secrets.io/v1alpha1\nkind: PushSecret\nmetadata: {name: p, namespace: apps}\nspec:\n  secretStoreRefs: [{name: s, kind: SecretStore}]\n  selector: {secret: {name: src}}\n  data:\n  - match: {secretKey: k, remoteRef: {remoteKey: r}}\n  template:\n    data: {k: '{{ .k | upper }}'}\n";
+    let mut found = Vec::new();
+    let yaml = migrate_text("push.yaml", text, &mut found).unwrap();
+    assert_eq!(found, Vec::<String>::new());
+    assert!(yaml.contains("apiVersion: kuvert.io/v1alpha1"), "{yaml}");
+    assert!(yaml.contains("upper(k)"), "{yaml}");
+}
