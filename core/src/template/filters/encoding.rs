@@ -76,14 +76,10 @@ pub(super) fn toyaml(value: Value) -> Result<Value, Error> {
     Ok(Value::from(text))
 }
 
-/// ESO's `toYaml`: the YAML document without its final newline.
+/// ESO's `toYaml`: go-yaml's style (sigs.k8s.io/yaml), without the final newline.
 pub(super) fn to_yaml_eso(value: Value) -> Result<Value, Error> {
     let json = value_to_json("toYaml", &value, 0)?;
-    let text = serde_saphyr::to_string(&json)
-        .map_err(|_| filter_error("toYaml", "the value cannot be written as YAML"))?;
-    Ok(Value::from(
-        text.strip_suffix('\n').unwrap_or(&text).to_string(),
-    ))
+    Ok(Value::from(super::super::sprig::goyaml::to_yaml(&json)))
 }
 
 /// Lowercase hex SHA-256 of a string's UTF-8 bytes or of a bytes value.

@@ -20,6 +20,7 @@
 
 mod collections;
 pub(crate) mod gofmt;
+pub(crate) mod goyaml;
 mod strings;
 pub(crate) mod time;
 
