@@ -68,6 +68,20 @@ pub(super) fn fromyaml(value: Value) -> Result<Value, Error> {
     Ok(json_to_value(json))
 }
 
+/// ESO's `fromYaml`: like `fromyaml`, with every number a float as Go's JSON decoding makes it
+/// (sigs.k8s.io/yaml goes through JSON).
+pub(super) fn from_yaml_eso(value: Value) -> Result<Value, Error> {
+    let text = input_text("fromYaml", &value)?;
+    let json: serde_json::Value = serde_saphyr::from_str(&text).map_err(|err| {
+        let reason = match err.location() {
+            Some(at) => format!("invalid YAML at line {} column {}", at.line(), at.column()),
+            None => "invalid YAML".to_string(),
+        };
+        filter_error("fromYaml", reason)
+    })?;
+    Ok(json_to_value(super::super::sprig::go_numbers(json)))
+}
+
 /// Serializes a value as a YAML document.
 pub(super) fn toyaml(value: Value) -> Result<Value, Error> {
     let json = value_to_json("toyaml", &value, 0)?;

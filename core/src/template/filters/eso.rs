@@ -78,7 +78,7 @@ const FUNCTIONS: &[(&str, Func)] = &[
     }),
     ("fromYaml", |_, a| {
         arity("fromYaml", a, 1, 1)?;
-        encoding::fromyaml(a[0].clone())
+        encoding::from_yaml_eso(a[0].clone())
     }),
     ("rsaDecrypt", |_, a| {
         arity("rsaDecrypt", a, 4, 4)?;

@@ -499,7 +499,23 @@ fn from_json(name: &'static str, args: &[Value]) -> Result<Value, Error> {
             ),
         )
     })?;
-    Ok(crate::template::filters::json_value(json))
+    Ok(crate::template::filters::json_value(go_numbers(json)))
+}
+
+/// Every number as a float, as Go's `encoding/json` decodes into `interface{}` (ESO's
+/// `fromJson` and `fromYaml` values): printed through `toString` it is Go's float64 (`5432`,
+/// `1.5`, `1e+06`), and `printf "%d"` of it is Go's `%!d(float64=...)`.
+pub(crate) fn go_numbers(json: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match json {
+        J::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(J::Number(n), J::Number),
+        J::Array(items) => J::Array(items.into_iter().map(go_numbers).collect()),
+        J::Object(map) => J::Object(map.into_iter().map(|(k, v)| (k, go_numbers(v))).collect()),
+        other => other,
+    }
 }
 
 /// Go's `index X K1 K2 ...`: map keys and list positions. A missing map key is an error here

@@ -27,6 +27,7 @@ pub(crate) mod time;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use collections::go_numbers;
 use minijinja::value::{Rest, Value, ValueKind};
 use minijinja::{Environment, Error, State};
 
