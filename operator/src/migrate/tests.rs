@@ -474,6 +474,6 @@ fn templates_render_as_esos_engine_renders_them() {
             }
         }
     }
-    assert_eq!(vectors.len(), 78);
+    assert_eq!(vectors.len(), 100);
     assert_eq!(differing, Vec::<&str>::new());
 }

@@ -352,6 +352,19 @@ fn signed(spec: &Spec, negative: bool, digits: String) -> String {
 }
 
 fn format_one(verb: char, spec: &Spec, arg: &Value) -> Body {
+    // Go applies the verb to each element of a list: `%d` of [1 2] is `[1 2]`.
+    if arg.kind() == ValueKind::Seq {
+        let items: Vec<String> = arg
+            .try_iter()
+            .map(|it| {
+                it.map(|item| match format_one(verb, spec, &item) {
+                    Body::Text(t) | Body::Number(t) => pad(spec, Body::Text(t), verb),
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        return Body::Text(format!("[{}]", items.join(" ")));
+    }
     let is_text = matches!(arg.kind(), ValueKind::String | ValueKind::Bytes);
     let is_int = arg.kind() == ValueKind::Number && !is_float(arg);
     let is_float = is_float(arg);

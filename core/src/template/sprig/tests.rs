@@ -163,6 +163,11 @@ fn printf_follows_go_fmt() {
     assert_eq!(run(r#"{{ printf("%d", "x") }}"#), "%!d(string=x)");
     assert_eq!(run(r#"{{ printf("%s %s", "a") }}"#), "a %!s(MISSING)");
     assert_eq!(run(r#"{{ printf("%s", "a", 1) }}"#), "a%!(EXTRA int=1)");
+    // A verb applies to each element of a list.
+    assert_eq!(
+        run(r#"{{ printf("%d|%q", list(1, 2), list("a", "b")) }}"#),
+        r#"[1 2]|["a" "b"]"#
+    );
     assert_eq!(
         run_with(
             r#"{{ printf("postgres://%s:%s@db", user, pass) }}"#,
