@@ -65,6 +65,19 @@ pub enum ManifestError {
         /// Its kind.
         kind: String,
     },
+    /// A document has fields kuvert does not know (a real API server would prune them
+    /// silently; `render` and `dev` name them instead).
+    #[error("{source_name}: {kind} {name:?}: unknown field{} {}", if fields.len() == 1 { "" } else { "s" }, fields.join(", "))]
+    UnknownFields {
+        /// File (or other source) name.
+        source_name: String,
+        /// The document's kind.
+        kind: String,
+        /// The document's `metadata.name`, if any.
+        name: String,
+        /// The unknown fields' paths, e.g. `spec.target.template.engineVersion`.
+        fields: Vec<String>,
+    },
     /// A document does not match its kind's schema.
     #[error("{source_name}: {kind} {name:?}: {message}")]
     Invalid {
@@ -114,11 +127,12 @@ impl Manifest {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned();
-        fn typed<T: DeserializeOwned>(
+        fn typed<T: DeserializeOwned + serde::Serialize>(
             doc: serde_json::Value,
             (source_name, kind, name): (&str, &str, &str),
         ) -> Result<T, ManifestError> {
-            serde_path_to_error::deserialize(doc).map_err(|e| {
+            let input = (kind != "Secret" && kind != "ConfigMap").then(|| doc.clone());
+            let object: T = serde_path_to_error::deserialize(doc).map_err(|e| {
                 // The path names fields and keys, never values; serde's own message may quote a
                 // value, which for a Secret could be secret data.
                 let field = e.path().to_string();
@@ -137,7 +151,21 @@ impl Manifest {
                         format!("{field}: {cause}")
                     },
                 }
-            })
+            })?;
+            if let Some(input) = input {
+                let known = serde_json::to_value(&object).unwrap_or_default();
+                let mut fields = Vec::new();
+                unknown_fields(&input, &known, "", &mut fields);
+                if !fields.is_empty() {
+                    return Err(ManifestError::UnknownFields {
+                        source_name: source_name.to_owned(),
+                        kind: kind.to_owned(),
+                        name: name.to_owned(),
+                        fields,
+                    });
+                }
+            }
+            Ok(object)
         }
         let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let cx = (source_name, kind.as_str(), name.as_str());
@@ -167,5 +195,47 @@ impl Manifest {
             }
         };
         Ok(manifest)
+    }
+}
+
+/// The fields of `input` that did not survive a round trip through kuvert's types (`known` is
+/// the typed object written back). A field whose value is empty (`null`, `false`, `0`, `""`,
+/// `[]`, `{}`) is not reported: kuvert's types omit such values when writing.
+fn unknown_fields(
+    input: &serde_json::Value,
+    known: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    };
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, value) in i {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match k.get(key) {
+                    Some(kv) => unknown_fields(value, kv, &here, out),
+                    None if empty(value) => {}
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (n, (iv, kv)) in i.iter().zip(k).enumerate() {
+                unknown_fields(iv, kv, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
     }
 }

@@ -353,3 +353,23 @@ fn every_example_parses_and_uses_only_schema_fields() {
         }
     }
 }
+
+#[test]
+fn render_and_dev_reject_fields_kuvert_does_not_know_naming_them() {
+    // A real API server prunes unknown fields silently; the manifest reader names them.
+    let text = FULL_EXTERNAL_SECRET
+        .replace("refreshInterval: 1h30m", "refreshIntervall: 1h30m")
+        .replace(
+            "        property: db.password",
+            "        property: db.password\n        jsonPath: x",
+        );
+    let err = Manifest::parse_all("es.yaml", &text).unwrap_err();
+    assert!(matches!(err, ManifestError::UnknownFields { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "es.yaml: ExternalSecret \"everything\": unknown fields spec.data[0].remoteRef.jsonPath, spec.refreshIntervall"
+    );
+    // Empty values are not reported (the types omit them when written back).
+    let text = "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: es, namespace: default, creationTimestamp: null}\nspec:\n  secretStoreRef: {name: s}\n  data: []\n";
+    Manifest::parse_all("es.yaml", text).unwrap();
+}

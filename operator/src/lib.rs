@@ -13,6 +13,7 @@ pub mod kube_access;
 pub mod kube_metrics;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod providers;
 pub mod ratelimit;
 pub mod reads;

@@ -44,6 +44,19 @@ enum Command {
         #[arg(long)]
         decode: bool,
     },
+    /// Translate ESO manifests (external-secrets.io) into kuvert's, Go templates into Jinja;
+    /// anything that cannot move is listed and the exit is non-zero, with nothing written.
+    Migrate {
+        /// ESO manifest files or folders (a folder's *.yaml and *.yml files, sorted).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Write one file per input file into this folder instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Translate and check everything, write nothing (a CI gate).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +70,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Render { files, decode } => render(&files, decode)?,
+        Command::Migrate { files, out, check } => {
+            let code = kuvert_operator::migrate::run(&files, out.as_deref(), check)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
         Command::Run(args) => run(args)?,
         Command::Dev(args) => dev(args)?,
     }

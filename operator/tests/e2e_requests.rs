@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use kuvert_core::api::{ExternalSecret, SecretStore};
 use support::{Cluster, FAKE_STORE, Operator, eventually, shared_key_external_secret, yaml};
@@ -120,9 +120,19 @@ async fn a_refresh_that_reads_the_same_values_neither_reads_nor_writes_the_secre
 #[tokio::test]
 async fn a_secret_kuvert_does_not_manage_is_found_when_creating_and_left_as_it_was() {
     let (cluster, _operator, ess, secrets) = setup().await;
-    let theirs: Secret = yaml(
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: theirs, namespace: default}\nstringData: {k: mine}\n",
-    );
+    // Controlled by another object (a Secret with no controller would be adopted, as ESO does).
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "default");
+    let owner = configmaps
+        .create(
+            &PostParams::default(),
+            &yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner, namespace: default}\n"),
+        )
+        .await
+        .unwrap();
+    let theirs: Secret = yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: theirs, namespace: default, ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: owner, uid: {}, controller: true}}]}}\nstringData: {{k: mine}}\n",
+        owner.metadata.uid.unwrap()
+    ));
     let theirs = secrets
         .create(&PostParams::default(), &theirs)
         .await

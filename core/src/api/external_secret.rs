@@ -202,6 +202,10 @@ pub struct TemplateMetadata {
     /// Annotations (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Finalizers added to the Secret (as ESO does; never removed by kuvert, and not added to
+    /// a Secret that is being deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
 }
 
 /// How templated keys combine with fetched keys.
@@ -248,6 +252,10 @@ pub struct TemplateFrom {
     pub literal: Option<String>,
     /// What the rendered output becomes. Default: `Data`.
     pub target: Option<TemplateTarget>,
+    /// How each rendered value is decoded before it is stored (ESO's field): `None` (default),
+    /// `Base64`, `Base64URL` or `Auto`. Keys are never decoded. Lets a template pick base64
+    /// text out of structured data and store its bytes, without raw bytes passing through YAML.
+    pub values_decoding_strategy: Option<DecodingStrategy>,
 }
 
 /// Keys of a ConfigMap or Secret used as templates.
@@ -332,6 +340,20 @@ pub struct ExternalSecretDataRemoteRef {
     pub conversion_strategy: Option<ConversionStrategy>,
     /// How the value is decoded before it is written. Default: `None`.
     pub decoding_strategy: Option<DecodingStrategy>,
+    /// `Fail` refuses a value holding NUL bytes once decoded (text expected); `Ignore`
+    /// (default) keeps binary data.
+    pub null_byte_policy: Option<NullBytePolicy>,
+}
+
+/// What a fetched value holding NUL bytes is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum NullBytePolicy {
+    /// Kept (binary data).
+    #[default]
+    Ignore,
+    /// An error naming the key.
+    Fail,
 }
 
 /// Whether the value or the metadata of a remote secret is read.
@@ -432,6 +454,8 @@ pub struct ExternalSecretFind {
     pub conversion_strategy: Option<ConversionStrategy>,
     /// How each value is decoded. Default: `None`.
     pub decoding_strategy: Option<DecodingStrategy>,
+    /// `Fail` refuses a value holding NUL bytes once decoded; `Ignore` (default) keeps it.
+    pub null_byte_policy: Option<NullBytePolicy>,
 }
 
 /// A name pattern.
@@ -478,15 +502,29 @@ pub struct RewriteMerge {
     /// The key the merged map is written under, as JSON. Required with strategy `JSON`;
     /// ignored with `Extract` (as in ESO).
     pub into: Option<String>,
-    /// Keys whose values win conflicts, highest first; the other keys merge before them, in
-    /// name order.
+    /// Keys merged last, in this order (so the last one listed wins a conflict, as in ESO);
+    /// the other keys merge before them, in name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub priority: Vec<String>,
+    /// What a `priority` key missing from the merged keys is: `Strict` (default, an error) or
+    /// `IgnoreNotFound`.
+    pub priority_policy: Option<MergePriorityPolicy>,
     /// What a field defined by two values is. Default: `Error`.
     pub conflict_policy: Option<MergeConflictPolicy>,
     /// Values (JSON objects) are merged field by field; `Extract` writes one key per field,
     /// `JSON` the merged map as one JSON value under `into`. Default: `Extract`.
     pub strategy: Option<MergeStrategy>,
+}
+
+/// What a `priority` key that is not among the merged keys is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum MergePriorityPolicy {
+    /// An error naming the key.
+    #[default]
+    Strict,
+    /// The key is skipped.
+    IgnoreNotFound,
 }
 
 /// What a conflicting field in a merge is.

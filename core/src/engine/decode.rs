@@ -2,9 +2,10 @@
 //!
 //! Decoding is strict: invalid base64 is an error, never silently garbled output. As Go's
 //! decoder (and so ESO) does, line breaks (`\r`, `\n`) inside the encoded text are ignored, so
-//! wrapped base64 decodes. Standard base64 needs its `=` padding; URL-safe base64 takes it or
-//! leaves it (JWT-style values come unpadded). `Auto` tries standard, then URL-safe, then
-//! passes the value through unchanged.
+//! wrapped base64 decodes. Both alphabets need their `=` padding, as Go's `base64.StdEncoding`
+//! and `base64.URLEncoding` (ESO's decoders) do. `Auto` tries standard, then URL-safe, then
+//! passes the value through unchanged: a value that is not valid *padded* base64 is kept, so a
+//! plain word such as `example` (which unpadded decoding would turn into garbage) survives.
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose};
@@ -13,7 +14,7 @@ use crate::api::DecodingStrategy;
 
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
 );
 
 /// The strategy's name as written in YAML.
@@ -77,17 +78,20 @@ mod tests {
     }
 
     #[test]
-    fn base64url_takes_the_url_alphabet_with_or_without_padding() {
+    fn base64url_takes_the_url_alphabet_with_padding_as_eso() {
         assert_eq!(decode(Base64Url, b"-_8=").unwrap(), [0xfb, 0xff]);
-        assert_eq!(decode(Base64Url, b"-_8").unwrap(), [0xfb, 0xff]);
+        assert!(decode(Base64Url, b"-_8").is_err(), "padding is required");
         assert!(decode(Base64Url, b"+/8=").is_err());
     }
 
     #[test]
     fn auto_tries_standard_then_url_safe_then_passes_through() {
         assert_eq!(decode(Auto, b"aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(decode(Auto, b"-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(decode(Auto, b"-_8=").unwrap(), [0xfb, 0xff]);
         assert_eq!(decode(Auto, b"plain text!").unwrap(), b"plain text!");
+        // Seven letters are valid *unpadded* base64; ESO keeps them, and so does kuvert.
+        assert_eq!(decode(Auto, b"example").unwrap(), b"example");
+        assert_eq!(decode(Auto, b"-_8").unwrap(), b"-_8");
     }
 
     proptest::proptest! {

@@ -126,6 +126,16 @@ pub enum SyncError {
         /// The strategy, e.g. `Base64`.
         strategy: &'static str,
     },
+    /// A value holds NUL bytes and `nullBytePolicy` is `Fail`.
+    #[error(
+        "{field}: the value of {key:?} contains NUL bytes (nullBytePolicy Fail; use a text-safe form such as PEM or base64, or leave nullBytePolicy unset for binary data)"
+    )]
+    NullBytes {
+        /// The `nullBytePolicy` field.
+        field: String,
+        /// The key whose value holds them.
+        key: String,
+    },
     /// A regular expression does not compile.
     #[error("{field}: invalid regular expression: {message}")]
     InvalidRegexp {
@@ -257,6 +267,7 @@ impl SyncError {
             SyncError::InvalidProperty { .. } => "InvalidProperty",
             SyncError::NotJson { .. } => "NotJson",
             SyncError::Decode { .. } => "DecodingError",
+            SyncError::NullBytes { .. } => "NullBytes",
             SyncError::InvalidRegexp { .. } => "InvalidRegexp",
             SyncError::Template { .. } => "TemplateError",
             SyncError::InvalidKey { .. } => "InvalidSecretKey",
@@ -304,6 +315,7 @@ impl SyncError {
             | SyncError::InvalidProperty { field, .. }
             | SyncError::NotJson { field, .. }
             | SyncError::Decode { field, .. }
+            | SyncError::NullBytes { field, .. }
             | SyncError::InvalidRegexp { field, .. }
             | SyncError::Template { field, .. }
             | SyncError::InvalidKey { field, .. }

@@ -108,7 +108,7 @@ pub fn build(
     }
     let entries = collect(es, fetched)?;
     let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
-    let shaped = templates::apply(template, &entries, &fetched.template_from)?;
+    let shaped = templates::apply(template, &entries, &fetched.template_from, now)?;
     let (secret, action, note) = target::build(es, shaped, existing)?;
     let status = status::synced(es, fetched, secret.as_ref(), note.as_deref(), now);
     Ok(SyncOutcome {

@@ -9,6 +9,8 @@
 //! Like ESO, a property that is literally a top-level key of the object (`tls.crt`) selects
 //! that key before it is read as a path, so ESO manifests keep working.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// Splits a property path into its segments.
@@ -78,23 +80,32 @@ fn bracketed(inner: &str) -> Result<(String, &str), String> {
 }
 
 /// Selects `path` in `value`: `Ok(None)` when nothing is there, `Err` when the path is invalid.
-pub fn select<'v>(value: &'v Value, path: &str) -> Result<Option<&'v Value>, String> {
+///
+/// A key with the whole path as its name wins. Where the path reaches a string before its end,
+/// the string is read as JSON and the rest of the path applies inside it: ESO's Kubernetes
+/// provider reads `config.db.host` as key `config`, path `db.host` in that key's JSON value
+/// (a Secret's values are strings). Other providers' values simply gain the same reach.
+pub fn select<'v>(value: &'v Value, path: &str) -> Result<Option<Cow<'v, Value>>, String> {
     if let Some(v) = value.as_object().and_then(|o| o.get(path)) {
-        return Ok(Some(v));
+        return Ok(Some(Cow::Borrowed(v)));
     }
+    Ok(walk(value, &parse(path)?))
+}
+
+fn walk<'v>(value: &'v Value, segments: &[String]) -> Option<Cow<'v, Value>> {
     let mut current = value;
-    for segment in parse(path)? {
-        let next = match current {
-            Value::Object(map) => map.get(&segment),
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
+    for (i, segment) in segments.iter().enumerate() {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i))?,
+            Value::String(text) => {
+                let inner: Value = serde_json::from_str(text).ok()?;
+                return walk(&inner, &segments[i..]).map(|v| Cow::Owned(v.into_owned()));
+            }
+            _ => return None,
         };
-        match next {
-            Some(v) => current = v,
-            None => return Ok(None),
-        }
     }
-    Ok(Some(current))
+    Some(Cow::Borrowed(current))
 }
 
 /// The bytes a JSON value is written as: a string as itself (unquoted), anything else as its
@@ -146,13 +157,19 @@ mod tests {
     #[test]
     fn select_walks_objects_and_arrays() {
         let v = json!({"db": {"user": "app", "port": 5432, "tls.crt": "PEM"}, "items": [{"n": 1}]});
-        assert_eq!(select(&v, "db.user").unwrap(), Some(&json!("app")));
         assert_eq!(
-            select(&v, r#"db.["tls.crt"]"#).unwrap(),
+            select(&v, "db.user").unwrap().as_deref(),
+            Some(&json!("app"))
+        );
+        assert_eq!(
+            select(&v, r#"db.["tls.crt"]"#).unwrap().as_deref(),
             Some(&json!("PEM"))
         );
-        assert_eq!(select(&v, "items.0.n").unwrap(), Some(&json!(1)));
-        assert_eq!(select(&v, "items[0].n").unwrap(), Some(&json!(1)));
+        assert_eq!(select(&v, "items.0.n").unwrap().as_deref(), Some(&json!(1)));
+        assert_eq!(
+            select(&v, "items[0].n").unwrap().as_deref(),
+            Some(&json!(1))
+        );
         assert_eq!(select(&v, "db.missing").unwrap(), None);
         assert_eq!(select(&v, "db.user.deeper").unwrap(), None);
     }
@@ -160,7 +177,26 @@ mod tests {
     #[test]
     fn a_literal_top_level_key_wins_over_the_path() {
         let v = json!({"tls.crt": "top", "tls": {"crt": "nested"}});
-        assert_eq!(select(&v, "tls.crt").unwrap(), Some(&json!("top")));
+        assert_eq!(
+            select(&v, "tls.crt").unwrap().as_deref(),
+            Some(&json!("top"))
+        );
+    }
+
+    #[test]
+    fn a_path_continues_into_a_string_holding_json() {
+        // ESO's Kubernetes provider: `config.db.host` is key `config`, path `db.host` inside.
+        let v = json!({"config": r#"{"db":{"host":"pg","port":5432}}"#, "plain": "text"});
+        assert_eq!(
+            select(&v, "config.db.host").unwrap().as_deref(),
+            Some(&json!("pg"))
+        );
+        assert_eq!(
+            select(&v, "config.db.port").unwrap().as_deref(),
+            Some(&json!(5432))
+        );
+        assert_eq!(select(&v, "config.db.missing").unwrap(), None);
+        assert_eq!(select(&v, "plain.x").unwrap(), None);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!   where `$1` and `${name}` refer to capture groups (Go's and ESO's syntax).
 //! - `transform {template}` renders each key through a Jinja template in which it is `value`.
 //! - `merge` combines the values (each a JSON object) into one map: with strategy `Extract`
-//!   one key per field, with `JSON` the map as JSON under `into`. Values merge in name order,
-//!   then the `priority` keys from lowest to highest, so `priority[0]` wins. A field defined
+//!   one key per field, with `JSON` the map as JSON under `into`, next to the input keys.
+//!   Values merge in name order, then the `priority` keys in their order, so the last one
+//!   listed wins (ESO's order); a `priority` key that is not there is an error unless
+//!   `priorityPolicy: IgnoreNotFound`. A field defined
 //!   twice is an error with `conflictPolicy: Error` (the default); with `Ignore` the later value
 //!   wins.
 //!
@@ -16,7 +18,9 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use crate::api::{ExternalSecretRewrite, MergeConflictPolicy, MergeStrategy, RewriteMerge};
+use crate::api::{
+    ExternalSecretRewrite, MergeConflictPolicy, MergePriorityPolicy, MergeStrategy, RewriteMerge,
+};
 use crate::secret::SecretBytes;
 
 use super::tpl;
@@ -108,9 +112,20 @@ fn merge(
     spec: &RewriteMerge,
     map: &BTreeMap<String, SecretBytes>,
 ) -> Result<BTreeMap<String, SecretBytes>, SyncError> {
-    // Name order first, then priority keys from lowest to highest: the last write wins.
+    // Name order first, then the priority keys as listed: the last write wins (ESO's order).
     let mut order: Vec<&String> = map.keys().filter(|k| !spec.priority.contains(k)).collect();
-    order.extend(spec.priority.iter().rev().filter(|k| map.contains_key(*k)));
+    for key in &spec.priority {
+        if map.contains_key(key) {
+            order.push(key);
+        } else if spec.priority_policy.unwrap_or_default() == MergePriorityPolicy::Strict {
+            return Err(SyncError::InvalidSpec {
+                field: format!("{field}.priority"),
+                message: format!(
+                    "{key:?} is not among the merged keys (priorityPolicy Strict; IgnoreNotFound skips it)"
+                ),
+            });
+        }
+    }
     let mut merged = Map::new();
     let mut conflicts = Vec::new();
     for key in order {
@@ -155,7 +170,11 @@ fn merge(
                     message: "strategy JSON needs the key to write the merged map into".to_owned(),
                 })?;
             let json = Value::Object(merged).to_string();
-            Ok(BTreeMap::from([(into.to_owned(), SecretBytes::from(json))]))
+            // ESO keeps the input keys next to the merged one, so a later merge can still
+            // read them (chained merges give ESO's result).
+            let mut out = map.clone();
+            out.insert(into.to_owned(), SecretBytes::from(json));
+            Ok(out)
         }
     }
 }
@@ -309,13 +328,20 @@ mod tests {
             [("x".into(), "from-c".into())],
             "name order: last wins"
         );
-        let out = apply(&[merge_op(spec(&["a", "b"]))], "r", values.clone()).unwrap();
+        // ESO: "processed last in the order they appear", so the last listed wins.
+        let out = apply(&[merge_op(spec(&["b", "a"]))], "r", values.clone()).unwrap();
         assert_eq!(
             shown(&out),
             [("x".into(), "from-a".into())],
-            "priority[0] wins"
+            "the last priority key wins"
         );
-        let out = apply(&[merge_op(spec(&["b", "missing"]))], "r", values).unwrap();
+        let err = apply(&[merge_op(spec(&["b", "missing"]))], "r", values.clone()).unwrap_err();
+        assert_eq!(err.field(), "r[0].merge.priority", "Strict is the default");
+        let ignore = RewriteMerge {
+            priority_policy: Some(MergePriorityPolicy::IgnoreNotFound),
+            ..spec(&["b", "missing"])
+        };
+        let out = apply(&[merge_op(ignore)], "r", values).unwrap();
         assert_eq!(shown(&out), [("x".into(), "from-b".into())]);
     }
 
@@ -334,10 +360,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             shown(&out),
-            [(
-                "config.json".into(),
-                r#"{"m":"v","n":{"deep":true}}"#.into()
-            )]
+            [
+                ("a".into(), r#"{"n":{"deep":true}}"#.into()),
+                ("b".into(), r#"{"m":"v"}"#.into()),
+                (
+                    "config.json".into(),
+                    r#"{"m":"v","n":{"deep":true}}"#.into()
+                ),
+            ],
+            "the input keys stay, as ESO keeps them"
         );
         let m = RewriteMerge {
             strategy: Some(MergeStrategy::Json),

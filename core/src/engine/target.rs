@@ -1,8 +1,12 @@
 //! The target Secret: what `creationPolicy` lets kuvert write, and what it writes.
 //!
 //! - `Owner` (default): creates the Secret with a controller owner reference to the
-//!   ExternalSecret, or updates the Secret that reference already marks as this one's. Any
-//!   other existing Secret is `NotOwned`: kuvert never overwrites what it does not own.
+//!   ExternalSecret, or updates the Secret that reference already marks as this one's. As ESO
+//!   does, it adopts an existing Secret that no controller owns; and it adopts a Secret whose
+//!   controller is ESO's ExternalSecret of the same name (a migration from ESO: the ESO owner
+//!   reference is replaced, so deleting ESO's object no longer deletes the Secret). The sync's
+//!   status message (and so its Event) says so. A Secret controlled by anything else is
+//!   `NotOwned`: kuvert never overwrites what it does not own.
 //! - `Orphan`: the same without an owner reference; it also updates a Secret kuvert wrote
 //!   (labelled `kuvert.io/managed`) that no other controller owns.
 //! - `Merge`: writes its keys into an existing Secret, keeping the others; a missing Secret
@@ -128,6 +132,8 @@ pub fn build(
         return Ok((None, TargetAction::Skip, None));
     }
     let owner_ref = es.controller_owner_ref(&());
+    // Why an existing Secret is adopted (`Owner` only), for the status message.
+    let mut adopted: Option<&'static str> = None;
     let merging = match (policy, existing) {
         (CreationPolicy::Merge, None) => {
             return Err(SyncError::SecretMissing { secret: display });
@@ -136,7 +142,7 @@ pub fn build(
         (_, None) => false,
         (CreationPolicy::Owner, Some(s)) => {
             if !owned_by(s, es) {
-                return Err(not_owned(display, s));
+                adopted = Some(adoption(s, es).ok_or_else(|| not_owned(display.clone(), s))?);
             }
             false
         }
@@ -212,6 +218,14 @@ pub fn build(
     secret.type_ = Some(wanted_type);
 
     let meta = &mut secret.metadata;
+    if meta.deletion_timestamp.is_none() {
+        for finalizer in &shaped.finalizers {
+            let finalizers = meta.finalizers.get_or_insert_default();
+            if !finalizers.contains(finalizer) {
+                finalizers.push(finalizer.clone());
+            }
+        }
+    }
     let labels = meta.labels.get_or_insert_default();
     labels.extend(shaped.labels);
     labels.insert(MANAGED_LABEL.to_owned(), "true".to_owned());
@@ -229,7 +243,8 @@ pub fn build(
         || (policy == CreationPolicy::CreateOrMerge && existing.is_none());
     if !merging {
         let refs = meta.owner_references.get_or_insert_default();
-        refs.retain(|r| !refers_to(r, es));
+        let drop_esos = adopted.is_some();
+        refs.retain(|r| !(refers_to(r, es) || (drop_esos && is_esos(r, es))));
         if owns && let Some(owner_ref) = owner_ref {
             refs.push(owner_ref);
         }
@@ -252,8 +267,29 @@ pub fn build(
                 "Secret {display} is immutable and was kept as it is; delete it to write new data"
             )),
         )),
-        Some(_) => Ok((Some(secret), TargetAction::Update, None)),
+        Some(_) => Ok((
+            Some(secret),
+            TargetAction::Update,
+            adopted.map(|why| format!("adopted the existing Secret {display}: {why}")),
+        )),
     }
+}
+
+/// Why `creationPolicy: Owner` may take over an existing Secret it does not own, if it may.
+fn adoption(s: &Secret, es: &ExternalSecret) -> Option<&'static str> {
+    match s.owner_references().iter().find(|r| is_controller(r)) {
+        None => Some("it had no controller"),
+        Some(r) if is_esos(r, es) => Some("it was ESO's, from the ExternalSecret of the same name"),
+        Some(_) => None,
+    }
+}
+
+/// An owner reference to ESO's ExternalSecret of this ExternalSecret's name (owner references
+/// are namespace-local, so it is the one in the same namespace).
+fn is_esos(r: &OwnerReference, es: &ExternalSecret) -> bool {
+    r.kind == "ExternalSecret"
+        && r.api_version.starts_with("external-secrets.io/")
+        && Some(&r.name) == es.metadata.name.as_ref()
 }
 
 /// A digest of the metadata [`build`] writes into a Secret: labels, annotations (the data

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::api::{
-    ExternalSecretTemplate, TemplateMergePolicy, TemplateRef, TemplateScope, TemplateTarget,
+    DecodingStrategy, ExternalSecretTemplate, TemplateMergePolicy, TemplateRef, TemplateScope,
+    TemplateTarget,
 };
 use crate::secret::SecretBytes;
 
@@ -27,15 +28,18 @@ pub struct Shaped {
     pub labels: BTreeMap<String, String>,
     /// Annotations from templates.
     pub annotations: BTreeMap<String, String>,
+    /// Finalizers from `template.metadata.finalizers`.
+    pub finalizers: Vec<String>,
     /// `template.type`.
     pub type_: Option<String>,
 }
 
-/// Applies the template (if any) to the fetched keys.
+/// Applies the template (if any) to the fetched keys; `now` is what the template's `now()` returns.
 pub fn apply(
     template: Option<&ExternalSecretTemplate>,
     fetched: &Entries,
     sources: &[FetchedTemplateSource],
+    now: jiff::Timestamp,
 ) -> Result<Shaped, SyncError> {
     let Some(template) = template else {
         return Ok(Shaped {
@@ -48,7 +52,7 @@ pub fn apply(
         .map(|(k, e)| (k.clone(), e.value.clone()))
         .collect();
     let renderer = Renderer {
-        ctx: TemplateContext::from_data(&values),
+        ctx: TemplateContext::from_data(&values).with_now(now),
         template,
     };
     let mut out = Shaped {
@@ -62,7 +66,10 @@ pub fn apply(
     }
     for (i, source) in template.template_from.iter().enumerate() {
         let field = format!("spec.target.template.templateFrom[{i}]");
-        let target = source.target.unwrap_or_default();
+        let target = Output {
+            target: source.target.unwrap_or_default(),
+            decoding: source.values_decoding_strategy,
+        };
         match (
             &source.config_map,
             &source.secret,
@@ -114,6 +121,7 @@ pub fn apply(
         );
     }
     if let Some(metadata) = &template.metadata {
+        out.finalizers = metadata.finalizers.clone();
         for (key, text) in &metadata.labels {
             let field = format!("spec.target.template.metadata.labels[{key:?}]");
             let value = renderer.render(&field, text)?;
@@ -162,7 +170,7 @@ impl Renderer<'_> {
         reference: &TemplateRef,
         object: &str,
         data: &BTreeMap<String, SecretBytes>,
-        target: TemplateTarget,
+        target: Output,
     ) -> Result<(), SyncError> {
         for (j, item) in reference.items.iter().enumerate() {
             let item_field = format!("{field}.items[{j}]");
@@ -187,15 +195,33 @@ impl Renderer<'_> {
     }
 }
 
-/// Puts one rendered key into the Secret's data, labels or annotations.
+/// Where a `templateFrom` entry's output goes, and how its values are decoded.
+#[derive(Clone, Copy)]
+struct Output {
+    target: TemplateTarget,
+    decoding: Option<DecodingStrategy>,
+}
+
+/// Puts one rendered key into the Secret's data, labels or annotations, its value decoded with
+/// `valuesDecodingStrategy` first (as ESO does, for every target).
 fn put(
     out: &mut Shaped,
-    target: TemplateTarget,
+    output: Output,
     field: &str,
     key: String,
     value: SecretBytes,
 ) -> Result<(), SyncError> {
-    match target {
+    let value = match output.decoding {
+        None | Some(DecodingStrategy::None) => value,
+        Some(strategy) => super::decode::decode(strategy, value.expose())
+            .map(SecretBytes::new)
+            .map_err(|()| SyncError::Decode {
+                field: format!("{field}.valuesDecodingStrategy"),
+                key: key.clone(),
+                strategy: super::decode::name(strategy),
+            })?,
+    };
+    match output.target {
         TemplateTarget::Data => {
             out.data.insert(
                 key,

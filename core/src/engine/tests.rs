@@ -111,6 +111,8 @@ fn store() -> TestStore {
             ),
         ),
         ("b64".to_owned(), v("aGVsbG8=")),
+        ("nul".to_owned(), v("AGE=")),
+        ("nul-json".to_owned(), v(r#"{"f":"AGE="}"#)),
         ("bad-b64".to_owned(), v("not base64!")),
         ("services/billing/db-password".to_owned(), v("bpw")),
         ("services/billing/api key".to_owned(), v("bkey")),
@@ -487,11 +489,14 @@ const ONE_KEY: &str = "data:\n- secretKey: pw\n  remoteRef: {key: password}";
 #[test]
 fn owner_never_overwrites_a_secret_it_does_not_own() {
     let kube = MemoryKube::new();
-    let foreign = existing("app", &[], None);
+    let mut foreign = existing("app", &[], Some("uid-DEPLOY"));
+    let refs = foreign.metadata.owner_references.as_mut().unwrap();
+    refs[0].api_version = "apps/v1".into();
+    refs[0].kind = "Deployment".into();
     let e = run_with(&es(ONE_KEY), &kube, Some(&foreign)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "spec.target.name: Secret ns/app already exists and is not owned by this ExternalSecret (kuvert did not create it); kuvert never overwrites a Secret it does not own"
+        "spec.target.name: Secret ns/app already exists and is not owned by this ExternalSecret (its controller is Deployment app); kuvert never overwrites a Secret it does not own"
     );
     assert_eq!(e.reason(), "NotOwned");
     let others = existing("app", &[("kuvert.io/managed", "true")], Some("uid-OTHER"));
@@ -992,6 +997,7 @@ data:
 }
 
 mod deletion;
+mod eso;
 mod generators;
 mod unchanged;
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::api::{DecodingStrategy, ExternalSecretData, ExternalSecretDataFromRemoteRef};
+use crate::api::{
+    DecodingStrategy, ExternalSecretData, ExternalSecretDataFromRemoteRef, NullBytePolicy,
+};
 use crate::secret::SecretBytes;
 
 use super::fetch::{FetchedDataFrom, FetchedValue};
@@ -33,7 +35,7 @@ pub fn shape_data(
                     key: got.key.clone(),
                     property: path.clone(),
                 })?;
-            property::leaf_bytes(selected)
+            property::leaf_bytes(&selected)
         }
         None => got.secret.value.expose().to_vec(),
     };
@@ -42,6 +44,12 @@ pub fn shape_data(
         remote_ref.decoding_strategy,
         &spec.secret_key,
         &value,
+    )?;
+    check_null_bytes(
+        &format!("{field}.nullBytePolicy"),
+        remote_ref.null_byte_policy,
+        &spec.secret_key,
+        value.expose(),
     )?;
     Ok((
         spec.secret_key.clone(),
@@ -60,7 +68,7 @@ pub fn expand_data_from(
     got: &FetchedDataFrom,
 ) -> Result<Entries, SyncError> {
     let field = format!("spec.dataFrom[{i}]");
-    let (map, conversion, decoding, sub) = match got {
+    let (map, conversion, (decoding, null_bytes), sub) = match got {
         FetchedDataFrom::Extract(value) => {
             let extract = spec.extract.clone().unwrap_or_default();
             let json = parse_json(&format!("{field}.extract"), value, "a JSON object")?;
@@ -76,9 +84,9 @@ pub fn expand_data_from(
                         key: value.key.clone(),
                         property: path.clone(),
                     })?,
-                None => &json,
+                None => std::borrow::Cow::Borrowed(&json),
             };
-            let Value::Object(object) = object else {
+            let Value::Object(object) = &*object else {
                 return Err(SyncError::NotJson {
                     field: format!("{field}.extract"),
                     key: value.key.clone(),
@@ -92,14 +100,14 @@ pub fn expand_data_from(
             (
                 map,
                 extract.conversion_strategy,
-                extract.decoding_strategy,
+                (extract.decoding_strategy, extract.null_byte_policy),
                 "extract",
             )
         }
         FetchedDataFrom::Generated(generated) => (
             generated.values.clone(),
             None,
-            None,
+            (None, None),
             "sourceRef.generatorRef",
         ),
         FetchedDataFrom::Find { found, .. } => {
@@ -111,7 +119,7 @@ pub fn expand_data_from(
             (
                 map,
                 find.conversion_strategy,
-                find.decoding_strategy,
+                (find.decoding_strategy, find.null_byte_policy),
                 "find",
             )
         }
@@ -127,6 +135,12 @@ pub fn expand_data_from(
     map.into_iter()
         .map(|(key, value)| {
             let value = decoded(&decoding_field, decoding, &key, value.expose())?;
+            check_null_bytes(
+                &format!("{field}.{sub}.nullBytePolicy"),
+                null_bytes,
+                &key,
+                value.expose(),
+            )?;
             Ok((
                 key,
                 Entry {
@@ -144,6 +158,22 @@ fn parse_json(field: &str, got: &FetchedValue, expected: &'static str) -> Result
         key: got.key.clone(),
         expected,
     })
+}
+
+/// `nullBytePolicy: Fail`: a decoded value must not hold NUL bytes (ESO's check).
+fn check_null_bytes(
+    field: &str,
+    policy: Option<NullBytePolicy>,
+    key: &str,
+    value: &[u8],
+) -> Result<(), SyncError> {
+    if policy == Some(NullBytePolicy::Fail) && value.contains(&0) {
+        return Err(SyncError::NullBytes {
+            field: field.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn decoded(

@@ -16,6 +16,7 @@ pub struct TemplateContext {
     vars: BTreeMap<String, Value>,
     /// `vars` as one map value, built once: every render of the sync reuses it.
     root: Value,
+    now: Option<jiff::Timestamp>,
 }
 
 impl TemplateContext {
@@ -43,7 +44,15 @@ impl TemplateContext {
     /// Adds (or replaces) one variable.
     pub fn with_variable(mut self, name: &str, value: &SecretBytes) -> Self {
         self.vars.insert(name.to_string(), to_value(value));
-        TemplateContext::new(self.vars)
+        TemplateContext::build(self.vars, self.now)
+    }
+
+    /// Sets the render's clock: what `now` returns (the engine passes its `now`, so a render is
+    /// a function of its inputs). Without it, `now` reads the process clock.
+    pub fn with_now(mut self, now: jiff::Timestamp) -> Self {
+        self.now = Some(now);
+        let vars = std::mem::take(&mut self.vars);
+        TemplateContext::build(vars, self.now)
     }
 
     /// The names of the top-level variables.
@@ -52,8 +61,19 @@ impl TemplateContext {
     }
 
     fn new(vars: BTreeMap<String, Value>) -> Self {
-        let root = Value::from(vars.clone());
-        TemplateContext { vars, root }
+        TemplateContext::build(vars, None)
+    }
+
+    fn build(vars: BTreeMap<String, Value>, now: Option<jiff::Timestamp>) -> Self {
+        let mut root_vars = vars.clone();
+        if let Some(now) = now {
+            root_vars.insert(
+                super::sprig::NOW_KEY.to_string(),
+                super::sprig::time::GoTime::value(now.to_zoned(jiff::tz::TimeZone::UTC)),
+            );
+        }
+        let root = Value::from(root_vars);
+        TemplateContext { vars, root, now }
     }
 
     pub(super) fn root(&self) -> Value {

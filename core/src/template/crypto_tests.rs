@@ -23,6 +23,9 @@ const INT_JWK: &str = include_str!("testdata/int.jwk.json");
 const MODERN_P12: &[u8] = include_bytes!("testdata/modern.p12");
 const LEGACY_P12: &[u8] = include_bytes!("testdata/legacy.p12");
 const NOPASS_P12: &[u8] = include_bytes!("testdata/nopass.p12");
+const DISJUNCT_P12: &[u8] = include_bytes!("testdata/disjunct.p12");
+const MULTIBAG_P12: &[u8] = include_bytes!("testdata/multibag.p12");
+const DISJUNCT: &str = include_str!("testdata/disjunct.crt");
 const OAEP256: &[u8] = include_bytes!("testdata/oaep256.bin");
 const OAEP1: &[u8] = include_bytes!("testdata/oaep1.bin");
 const PKCS1: &[u8] = include_bytes!("testdata/pkcs1.bin");
@@ -212,18 +215,18 @@ fn read_back(p12: &[u8], password: &str) -> (String, String) {
 #[test]
 fn pem_to_pkcs12_holds_the_key_and_its_certificate() {
     let c = fixtures();
-    let p12 = render_ok("{{ chain | pem_to_pkcs12(leaf_key, 'pw') }}", &c);
+    let p12 = render_ok("{{ chain | pem_to_pkcs12(leaf_key, 'pw') | b64dec }}", &c);
     assert_eq!(
         read_back(&p12, "pw"),
         (LEAF_KEY.to_string(), LEAF.to_string())
     );
     // PKCS#1 and SEC1 keys are converted to PKCS#8.
-    let p12 = render_ok("{{ leaf | pem_to_pkcs12(leaf_rsa_key) }}", &c);
+    let p12 = render_ok("{{ leaf | pem_to_pkcs12(leaf_rsa_key) | b64dec }}", &c);
     assert_eq!(
         read_back(&p12, ""),
         (LEAF_KEY.to_string(), LEAF.to_string())
     );
-    let p12 = render_ok("{{ int | pem_to_pkcs12(int_ec_key, 'x') }}", &c);
+    let p12 = render_ok("{{ int | pem_to_pkcs12(int_ec_key, 'x') | b64dec }}", &c);
     assert_eq!(read_back(&p12, "x").1, INT);
     assert_eq!(read_back(&p12, "x"), (INT_KEY.to_string(), INT.to_string()));
 }
@@ -231,7 +234,10 @@ fn pem_to_pkcs12_holds_the_key_and_its_certificate() {
 #[test]
 fn full_pem_to_pkcs12_holds_the_chain() {
     let c = fixtures();
-    let p12 = render_ok("{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') }}", &c);
+    let p12 = render_ok(
+        "{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') | b64dec }}",
+        &c,
+    );
     assert_eq!(
         read_back(&p12, "pw"),
         (LEAF_KEY.to_string(), CHAIN.to_string())
@@ -241,7 +247,7 @@ fn full_pem_to_pkcs12_holds_the_chain() {
         ("bundle", format!("{ROOT}{INT}{LEAF}").as_bytes()),
         ("key", LEAF_KEY.as_bytes()),
     ]);
-    let p12 = render_ok("{{ bundle | full_pem_to_pkcs12(key) }}", &c);
+    let p12 = render_ok("{{ bundle | full_pem_to_pkcs12(key) | b64dec }}", &c);
     assert_eq!(
         read_back(&p12, ""),
         (LEAF_KEY.to_string(), CHAIN.to_string())
@@ -251,15 +257,15 @@ fn full_pem_to_pkcs12_holds_the_chain() {
 #[test]
 fn writing_refuses_a_key_that_does_not_match() {
     assert_eq!(
-        err_text("{{ leaf | pem_to_pkcs12(int_key) }}"),
+        err_text("{{ leaf | pem_to_pkcs12(int_key) | b64dec }}"),
         "filter `pem_to_pkcs12` failed at line 1: the private key does not match the certificate"
     );
     assert_eq!(
-        err_text("{{ leaf | full_pem_to_pkcs12(leaf) }}"),
+        err_text("{{ leaf | full_pem_to_pkcs12(leaf) | b64dec }}"),
         "filter `full_pem_to_pkcs12` failed at line 1: the key argument holds no PEM private key"
     );
     assert_eq!(
-        err_text("{{ leaf_key | pem_to_pkcs12(leaf_key) }}"),
+        err_text("{{ leaf_key | pem_to_pkcs12(leaf_key) | b64dec }}"),
         "filter `pem_to_pkcs12` failed at line 1: the input holds no PEM certificate"
     );
 }
@@ -267,7 +273,10 @@ fn writing_refuses_a_key_that_does_not_match() {
 #[test]
 fn pem_truststore_to_pkcs12_holds_every_certificate() {
     let c = fixtures();
-    let p12 = render_ok("{{ chain | pem_truststore_to_pkcs12('trust') }}", &c);
+    let p12 = render_ok(
+        "{{ chain | pem_truststore_to_pkcs12('trust') | b64dec }}",
+        &c,
+    );
     let c2 = ctx(&[("p12", &p12)]);
     assert_eq!(render_str("{{ p12 | pkcs12_cert('trust') }}", &c2), CHAIN);
     assert!(
@@ -276,19 +285,17 @@ fn pem_truststore_to_pkcs12_holds_every_certificate() {
             .contains("holds no private key")
     );
     assert_eq!(
-        err_text("{{ leaf_key | pem_truststore_to_pkcs12 }}"),
+        err_text("{{ leaf_key | pem_truststore_to_pkcs12 | b64dec }}"),
         "filter `pem_truststore_to_pkcs12` failed at line 1: the input holds no PEM certificate"
     );
 }
 
 #[test]
-fn a_keystore_survives_b64enc() {
+fn keystores_are_base64_text_as_esos_are() {
     use base64::Engine as _;
     let c = fixtures();
-    let b64 = render_str(
-        "{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') | b64enc }}",
-        &c,
-    );
+    // ESO's writers return base64 text; users store the binary with `| b64dec`.
+    let b64 = render_str("{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') }}", &c);
     let p12 = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap();
@@ -307,14 +314,14 @@ fn openssl_reads_the_keystores_kuvert_writes() {
     let c = fixtures();
     let cases = [
         (
-            "{{ chain | full_pem_to_pkcs12(leaf_key, 's3cret') }}",
+            "{{ chain | full_pem_to_pkcs12(leaf_key, 's3cret') | b64dec }}",
             "s3cret",
             3,
             true,
         ),
-        ("{{ leaf | pem_to_pkcs12(leaf_key) }}", "", 1, true),
+        ("{{ leaf | pem_to_pkcs12(leaf_key) | b64dec }}", "", 1, true),
         (
-            "{{ chain | pem_truststore_to_pkcs12('trust') }}",
+            "{{ chain | pem_truststore_to_pkcs12('trust') | b64dec }}",
             "trust",
             3,
             false,
@@ -391,6 +398,7 @@ fn jwk_errors_name_the_problem() {
         ("pub_only", br#"{"kty":"EC","crv":"P-256","x":"MhYknl4z_MeMlhEq16GpW9eM_ZLoEdOa0sVNEGXo0g4","y":"0F2lYG0ziM6XPxbjT0jayQxG3WOZryZeXSZ-DPNPbiA"}"#),
         ("p384", br#"{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}"#),
         ("okp", br#"{"kty":"OKP","crv":"Ed25519","x":"AA"}"#),
+        ("oct", br#"{"kty":"oct","k":"AA"}"#),
         ("bad_n", br#"{"kty":"RSA","n":"***","e":"AQAB"}"#),
         ("not_json", b"nope"),
     ]);
@@ -401,11 +409,15 @@ fn jwk_errors_name_the_problem() {
         ),
         (
             "{{ p384 | jwk_public_key_pem }}",
-            "filter `jwk_public_key_pem` failed at line 1: unsupported EC curve (only P-256)",
+            "filter `jwk_public_key_pem` failed at line 1: the JWK coordinates do not have the curve's size",
         ),
         (
             "{{ okp | jwk_public_key_pem }}",
-            "filter `jwk_public_key_pem` failed at line 1: unsupported JWK key type (RSA and EC are)",
+            "filter `jwk_public_key_pem` failed at line 1: the JWK `x` is not 32 bytes (Ed25519)",
+        ),
+        (
+            "{{ oct | jwk_public_key_pem }}",
+            "filter `jwk_public_key_pem` failed at line 1: unsupported JWK key type (RSA, EC and OKP are)",
         ),
         (
             "{{ bad_n | jwk_public_key_pem }}",
@@ -484,9 +496,9 @@ fn crypto_filter_errors_never_contain_a_secret_value() {
     let templates = [
         "{{ password | pkcs12_key }}",
         "{{ password | pkcs12_cert(password) }}",
-        "{{ pem | pem_to_pkcs12(password) }}",
-        "{{ password | full_pem_to_pkcs12(pem) }}",
-        "{{ pem | pem_truststore_to_pkcs12 }}",
+        "{{ pem | pem_to_pkcs12(password) | b64dec }}",
+        "{{ password | full_pem_to_pkcs12(pem) | b64dec }}",
+        "{{ pem | pem_truststore_to_pkcs12 | b64dec }}",
         "{{ pem | filter_cert_chain('leaf') }}",
         "{{ password | filter_cert_chain(password) }}",
         "{{ pem | cert_sans }}",
@@ -518,9 +530,9 @@ fn an_empty_bundle_renders_nothing() {
 fn keystores_are_the_same_bytes_for_the_same_input() {
     let c = fixtures();
     for template in [
-        "{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') }}",
-        "{{ leaf | pem_to_pkcs12(leaf_key) }}",
-        "{{ chain | pem_truststore_to_pkcs12('pw') }}",
+        "{{ chain | full_pem_to_pkcs12(leaf_key, 'pw') | b64dec }}",
+        "{{ leaf | pem_to_pkcs12(leaf_key) | b64dec }}",
+        "{{ chain | pem_truststore_to_pkcs12('pw') | b64dec }}",
     ] {
         assert_eq!(
             render_ok(template, &c),
@@ -528,8 +540,8 @@ fn keystores_are_the_same_bytes_for_the_same_input() {
             "{template}"
         );
     }
-    let a = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'a') }}", &c);
-    let b = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'b') }}", &c);
+    let a = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'a') | b64dec }}", &c);
+    let b = render_ok("{{ leaf | pem_to_pkcs12(leaf_key, 'b') | b64dec }}", &c);
     assert_ne!(a, b);
 }
 
@@ -546,12 +558,12 @@ fn keytool_reads_the_keystores_kuvert_writes() {
     let c = fixtures();
     let cases = [
         (
-            "{{ chain | full_pem_to_pkcs12(leaf_key, 'changeit') }}",
+            "{{ chain | full_pem_to_pkcs12(leaf_key, 'changeit') | b64dec }}",
             "PrivateKeyEntry",
             1,
         ),
         (
-            "{{ chain | pem_truststore_to_pkcs12('changeit') }}",
+            "{{ chain | pem_truststore_to_pkcs12('changeit') | b64dec }}",
             "trustedCertEntry",
             3,
         ),
@@ -576,4 +588,81 @@ fn keytool_reads_the_keystores_kuvert_writes() {
         assert_eq!(stdout.matches(entry).count(), count, "{template}: {stdout}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// ESO's `pkcs12cert` cases (its tests' "multibag" and "disjunct" keystores, rebuilt with our
+/// certificates): one chain comes out leaf -> intermediate -> root whatever the stored order; a
+/// certificate that belongs to no chain leaves the stored order as it is.
+#[test]
+fn pkcs12_cert_keeps_esos_order() {
+    let c = ctx(&[("multibag", MULTIBAG_P12), ("disjunct", DISJUNCT_P12)]);
+    assert_eq!(
+        render_str("{{ multibag | pkcs12_cert }}", &c),
+        format!("{LEAF}{INT}{ROOT}")
+    );
+    assert_eq!(
+        render_str("{{ disjunct | pkcs12_cert }}", &c),
+        format!("{LEAF}{ROOT}{INT}{DISJUNCT}")
+    );
+    assert_eq!(
+        render_str("{{ pkcs12cert(disjunct) }}", &c),
+        format!("{LEAF}{ROOT}{INT}{DISJUNCT}")
+    );
+}
+
+/// ESO reads RSA, EC P-256/P-384/P-521 and Ed25519 JWKs (lestrrat-go/jwx, then Go's x509
+/// marshalling). The expected PEMs are OpenSSL's for the same keys (testdata/gen.sh), whose
+/// PKCS#8 layout is Go's: the curve in the algorithm, the public point in the ECPrivateKey.
+#[test]
+fn jwk_filters_read_p384_p521_and_ed25519() {
+    let cases = [
+        (
+            include_str!("testdata/p384.jwk.json"),
+            include_str!("testdata/p384.pub"),
+            include_str!("testdata/p384.key"),
+        ),
+        (
+            include_str!("testdata/p521.jwk.json"),
+            include_str!("testdata/p521.pub"),
+            include_str!("testdata/p521.key"),
+        ),
+        (
+            include_str!("testdata/ed25519.jwk.json"),
+            include_str!("testdata/ed25519.pub"),
+            include_str!("testdata/ed25519.key"),
+        ),
+    ];
+    for (jwk, public, private) in cases {
+        let c = ctx(&[("jwk", jwk.as_bytes())]);
+        assert_eq!(render_str("{{ jwk | jwk_public_key_pem }}", &c), public);
+        assert_eq!(render_str("{{ jwkPublicKeyPem(jwk) }}", &c), public);
+        assert_eq!(render_str("{{ jwk | jwk_private_key_pem }}", &c), private);
+        assert_eq!(render_str("{{ jwk | jwkPrivateKeyPem }}", &c), private);
+    }
+}
+
+#[test]
+fn jwk_private_keys_must_match_their_public_half() {
+    let mut p384: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/p384.jwk.json")).unwrap();
+    let mut ed: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/ed25519.jwk.json")).unwrap();
+    // Another key's private half.
+    p384["d"] =
+        serde_json::Value::from("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB");
+    ed["d"] = serde_json::Value::from("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE");
+    for jwk in [p384.to_string(), ed.to_string()] {
+        let c = ctx(&[("jwk", jwk.as_bytes())]);
+        let text = render_err("{{ jwk | jwk_private_key_pem }}", &c).to_string();
+        assert!(text.contains("does not match"), "{text}");
+    }
+    let c = ctx(&[(
+        "jwk",
+        br#"{"kty":"EC","crv":"P-192","x":"AA","y":"AA"}"#.as_slice(),
+    )]);
+    assert!(
+        render_err("{{ jwk | jwk_public_key_pem }}", &c)
+            .to_string()
+            .contains("P-256, P-384 and P-521 are")
+    );
 }

@@ -9,7 +9,7 @@
 //!   bytes otherwise) and `data` maps every key (`{{ data["tls.crt"] }}`). In a rewrite template
 //!   the key being rewritten is `value`.
 //! - **Binary values pass through**: a bytes value printed with `{{ }}` is written as its raw
-//!   bytes, so a PKCS#12 keystore can be produced by `{{ cert | pem_to_pkcs12(key) }}`.
+//!   bytes, so a PKCS#12 keystore can be produced by `{{ cert | pem_to_pkcs12(key) | b64dec }}`.
 //! - **Sandboxed**: no loader (no `include`/`import` from disk), no network, no environment access;
 //!   every render has a fuel budget (bounds loops and work), a recursion limit, and its output is
 //!   capped at [`MAX_OUTPUT_BYTES`].
@@ -30,6 +30,7 @@ mod delimiters;
 mod error;
 mod filters;
 mod output;
+mod sprig;
 
 #[cfg(test)]
 mod crypto_tests;
@@ -85,6 +86,22 @@ pub fn render(
     Ok(SecretBytes::new(bytes))
 }
 
+/// Parses `template` without rendering it: what `kuvert migrate --check` runs on every
+/// translated template.
+pub fn check(template: &str, delimiters: Option<&TemplateDelimiters>) -> Result<(), TemplateError> {
+    let env = environment(delimiters)?;
+    output::check_source(template)?;
+    env.template_from_str(template)
+        .map(drop)
+        .map_err(|err| error::from_minijinja(&err, template))
+}
+
+/// Whether templates can call a function of this name (sprig's, Go's and ESO's, in Go's
+/// argument order; `kuvert migrate` maps a Go template's calls onto them).
+pub fn has_function(name: &str) -> bool {
+    environment(None).is_ok_and(|env| env.globals().any(|(n, _)| n == name))
+}
+
 /// The environment for a delimiter set, built once and shared.
 fn environment(
     delimiters: Option<&TemplateDelimiters>,
@@ -105,6 +122,9 @@ fn build_environment(syntax: minijinja::syntax::SyntaxConfig) -> minijinja::Envi
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_formatter(output::formatter);
+    // sprig's and ESO's functions first: kuvert's filters of the same name (`b64enc`) win.
+    sprig::register(&mut env);
+    filters::eso::register(&mut env);
     filters::register(&mut env);
     env
 }

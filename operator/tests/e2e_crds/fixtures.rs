@@ -18,7 +18,7 @@ target:
   template:
     type: Opaque
     mergePolicy: Replace
-    metadata: {labels: {app: web}, annotations: {team: a}}
+    metadata: {labels: {app: web}, annotations: {team: a}, finalizers: [example.com/keep]}
     delimiters: {variableStart: "[[", variableEnd: "]]"}
     data: {config: "[[ password ]]"}
     templateFrom:
@@ -26,21 +26,22 @@ target:
         target: Data
       - secret: {name: tpl, items: [{key: b, templateAs: KeysAndValues}]}
       - literal: "x: y"
+        valuesDecodingStrategy: Base64
 data:
   - secretKey: password
-    remoteRef: {key: app/db, property: password, version: "2", conversionStrategy: Default, decodingStrategy: None, metadataPolicy: None}
+    remoteRef: {key: app/db, property: password, version: "2", conversionStrategy: Default, decodingStrategy: None, metadataPolicy: None, nullBytePolicy: Ignore}
     sourceRef: {storeRef: {name: other, kind: ClusterSecretStore}}
   - secretKey: id
     remoteRef: {key: uuid}
     sourceRef: {generatorRef: {apiVersion: generators.kuvert.io/v1alpha1, kind: UUID, name: id}}
 dataFrom:
-  - extract: {key: app/db, conversionStrategy: Default, decodingStrategy: Auto, metadataPolicy: Fetch}
+  - extract: {key: app/db, conversionStrategy: Default, decodingStrategy: Auto, metadataPolicy: Fetch, nullBytePolicy: Fail}
     sourceRef: {storeRef: {name: other, kind: SecretStore}}
     rewrite:
       - regexp: {source: "^", target: db_}
       - transform: {template: "{{ value | upper }}"}
-      - merge: {into: all, priority: [a], conflictPolicy: Error, strategy: JSON}
-  - find: {path: app/, name: {regexp: ".*"}, tags: {team: a}, conversionStrategy: Unicode, decodingStrategy: Base64}
+      - merge: {into: all, priority: [a], priorityPolicy: Strict, conflictPolicy: Error, strategy: JSON}
+  - find: {path: app/, name: {regexp: ".*"}, tags: {team: a}, conversionStrategy: Unicode, decodingStrategy: Base64, nullBytePolicy: Ignore}
   - sourceRef: {generatorRef: {kind: Password, name: pw}}
 "#;
 
@@ -64,6 +65,7 @@ template:
     - configMap: {name: tpl, items: [{key: a, templateAs: Values}]}
       target: Annotations
     - secret: {name: tpl, items: [{key: b, templateAs: KeysAndValues}]}
+      valuesDecodingStrategy: Auto
 "#;
 
 const VAULT_STORE: &str = r#"

@@ -284,6 +284,31 @@ impl VaultClient {
     }
 }
 
+/// What `metadataPolicy: Fetch` reads, as ESO builds it: the KV v2 system fields
+/// `created_time`, `current_version` and `delete_version_after`, then every custom metadata
+/// entry (a custom entry of the same name wins), all as strings.
+fn fetched_metadata(meta: &Value) -> Map<String, Value> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = Map::new();
+    for key in ["created_time", "current_version", "delete_version_after"] {
+        match &meta[key] {
+            Value::Null => {}
+            v => {
+                out.insert(key.to_owned(), Value::String(text(v)));
+            }
+        }
+    }
+    if let Value::Object(custom) = &meta["custom_metadata"] {
+        for (k, v) in custom {
+            out.insert(k.clone(), Value::String(text(v)));
+        }
+    }
+    out
+}
+
 /// Custom metadata a PushSecret asks for: `{"customMetadata": {...}}` or
 /// `{"spec": {"customMetadata": {...}}}` (ESO's `PushSecretMetadata`); values as strings.
 fn pushed_metadata(metadata: Option<&Value>) -> Map<String, Value> {
@@ -343,12 +368,8 @@ impl SecretsClient for VaultClient {
                 .ok_or_else(|| ProviderError::NotFound {
                     key: format!("vault path GET {}", Self::metadata_path(&p)),
                 })?;
-            let custom = match &meta["custom_metadata"] {
-                Value::Null => Value::Object(Map::new()),
-                other => other.clone(),
-            };
             return Ok(RemoteSecret {
-                value: value_bytes(&custom),
+                value: value_bytes(&Value::Object(fetched_metadata(&meta))),
                 version: meta["current_version"].as_u64().map(|v| v.to_string()),
             });
         }
@@ -682,5 +703,37 @@ mod tests {
         assert_eq!(pushed_metadata(Some(&flat))["n"], json!("1"));
         assert_eq!(pushed_metadata(Some(&eso))["team"], json!("a"));
         assert!(pushed_metadata(None).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod fetched_metadata_tests {
+    use super::*;
+
+    #[test]
+    fn fetch_returns_the_system_fields_and_the_custom_metadata_as_strings() {
+        // The shape of Vault's KV v2 metadata endpoint (its API documentation's example).
+        let meta = serde_json::json!({
+            "created_time": "2018-03-22T02:24:06.945319214Z",
+            "current_version": 3,
+            "delete_version_after": "3h25m19s",
+            "max_versions": 0,
+            "custom_metadata": {"owner": "team-a", "current_version": "custom"},
+            "versions": {}
+        });
+        assert_eq!(
+            Value::Object(fetched_metadata(&meta)),
+            serde_json::json!({
+                "created_time": "2018-03-22T02:24:06.945319214Z",
+                "current_version": "custom",
+                "delete_version_after": "3h25m19s",
+                "owner": "team-a"
+            })
+        );
+        let meta = serde_json::json!({"current_version": 1, "custom_metadata": null});
+        assert_eq!(
+            Value::Object(fetched_metadata(&meta)),
+            serde_json::json!({"current_version": "1"})
+        );
     }
 }

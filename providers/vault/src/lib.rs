@@ -5,8 +5,9 @@
 //! Per the [`SecretsClient`] contract the provider moves raw values; the engine applies
 //! `property`, `extract`, decoding and rewrites.
 //! - A KV v2 read returns the secret's `data` map as a JSON object and its version (the current
-//!   one, or `remoteRef.version`). With `metadataPolicy: Fetch` it returns the secret's
-//!   `custom_metadata` as a JSON object (and the current version).
+//!   one, or `remoteRef.version`). With `metadataPolicy: Fetch` it returns, as ESO does, a JSON
+//!   object of strings: `created_time`, `current_version`, `delete_version_after` and every
+//!   `custom_metadata` entry (a custom entry of the same name wins).
 //! - A KV v1 read returns the `data` map; KV v1 has neither versions nor metadata (asking for
 //!   either is an `InvalidSpec` error naming the field).
 //! - Vault's KV engines only store JSON objects, so every secret is a map. A secret written as a

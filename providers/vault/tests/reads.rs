@@ -85,7 +85,7 @@ async fn a_given_version_reads_that_version() {
 }
 
 #[tokio::test]
-async fn metadata_reads_the_custom_metadata() {
+async fn metadata_reads_the_system_fields_and_the_custom_metadata() {
     let bao = OpenBao::start().await;
     bao.kv2_put("secret", "app", json!({"password": "x"})).await;
     bao.kv2_metadata("secret", "app", json!({"owner": "team-a", "env": "prod"}))
@@ -101,14 +101,25 @@ async fn metadata_reads_the_custom_metadata() {
         version: None,
         metadata: true,
     };
+    // As ESO: created_time, current_version and delete_version_after, then the custom
+    // metadata, all strings (so `property: current_version` works).
     let secret = client.get(&meta("app")).await.unwrap();
+    let mut value = json(secret.value.expose_str().unwrap());
+    let created = value
+        .as_object_mut()
+        .unwrap()
+        .remove("created_time")
+        .expect("created_time");
+    assert!(created.as_str().unwrap().ends_with('Z'), "{created}");
     assert_eq!(
-        json(secret.value.expose_str().unwrap()),
-        json!({"owner": "team-a", "env": "prod"})
+        value,
+        json!({"owner": "team-a", "env": "prod", "current_version": "1", "delete_version_after": "0s"})
     );
     assert_eq!(secret.version.as_deref(), Some("1"));
     let bare = client.get(&meta("bare")).await.unwrap();
-    assert_eq!(json(bare.value.expose_str().unwrap()), json!({}));
+    let bare = json(bare.value.expose_str().unwrap());
+    assert_eq!(bare["current_version"], "1");
+    assert!(bare.get("owner").is_none());
     let missing = client.get(&meta("nope")).await.unwrap_err();
     assert_eq!(missing.reason(), "NotFound");
 }

@@ -68,12 +68,32 @@ pub(super) fn fromyaml(value: Value) -> Result<Value, Error> {
     Ok(json_to_value(json))
 }
 
+/// ESO's `fromYaml`: like `fromyaml`, with every number a float as Go's JSON decoding makes it
+/// (sigs.k8s.io/yaml goes through JSON).
+pub(super) fn from_yaml_eso(value: Value) -> Result<Value, Error> {
+    let text = input_text("fromYaml", &value)?;
+    let json: serde_json::Value = serde_saphyr::from_str(&text).map_err(|err| {
+        let reason = match err.location() {
+            Some(at) => format!("invalid YAML at line {} column {}", at.line(), at.column()),
+            None => "invalid YAML".to_string(),
+        };
+        filter_error("fromYaml", reason)
+    })?;
+    Ok(json_to_value(super::super::sprig::go_numbers(json)))
+}
+
 /// Serializes a value as a YAML document.
 pub(super) fn toyaml(value: Value) -> Result<Value, Error> {
     let json = value_to_json("toyaml", &value, 0)?;
     let text = serde_saphyr::to_string(&json)
         .map_err(|_| filter_error("toyaml", "the value cannot be written as YAML"))?;
     Ok(Value::from(text))
+}
+
+/// ESO's `toYaml`: go-yaml's style (sigs.k8s.io/yaml), without the final newline.
+pub(super) fn to_yaml_eso(value: Value) -> Result<Value, Error> {
+    let json = value_to_json("toYaml", &value, 0)?;
+    Ok(Value::from(super::super::sprig::goyaml::to_yaml(&json)))
 }
 
 /// Lowercase hex SHA-256 of a string's UTF-8 bytes or of a bytes value.

@@ -5,6 +5,7 @@
 //! text output is a string; binary output (a PKCS#12 keystore) is a bytes value.
 
 mod encoding;
+pub(super) mod eso;
 mod keys;
 mod pem;
 mod pkcs12;
@@ -70,6 +71,11 @@ fn bytes_value(bytes: Vec<u8>) -> Value {
         Ok(text) => Value::from(text),
         Err(err) => Value::from_bytes(err.into_bytes()),
     }
+}
+
+/// A JSON value as a template value (shared with the sprig functions).
+pub(in crate::template) fn json_value(json: serde_json::Value) -> Value {
+    json_to_value(json)
 }
 
 /// A JSON value as a template value.

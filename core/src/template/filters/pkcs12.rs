@@ -6,13 +6,15 @@
 //! OpenSSL 3 and Java 12+ write and read), deterministically (see `pkcs12_write.rs`): the same
 //! input renders the same bytes, so a refresh does not rewrite an unchanged Secret.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use minijinja::{Error, Value};
 use p12_keystore::Pkcs12Archive;
 use sha2::{Digest as _, Sha256};
 
 use super::keys::parse_private_key_pem;
 use super::pkcs12_write::{self, CertEntry, KeyEntry};
-use super::x509::{Cert, certs_pem, order_chain, parse_cert_pem};
+use super::x509::{Cert, certs_pem, eso_chain_order, order_chain, parse_cert_pem};
 use super::{filter_error, input_bytes, input_text};
 
 /// Alias of the key entry in keystores kuvert writes.
@@ -49,8 +51,8 @@ pub(super) fn pkcs12_key(value: Value, password: Option<String>) -> Result<Value
     Ok(Value::from(super::pem::encode_blocks([&pem])))
 }
 
-/// PKCS#12 keystore (bytes) → its certificates as PEM, leaf first, then its chain, then any
-/// other certificate.
+/// PKCS#12 keystore (bytes) → its certificates as PEM in ESO's order (see
+/// [`x509::eso_chain_order`]): leaf → root when they form one chain, else as stored.
 pub(super) fn pkcs12_cert(value: Value, password: Option<String>) -> Result<Value, Error> {
     const F: &str = "pkcs12_cert";
     let archive = read_archive(F, &value, password.as_deref())?;
@@ -62,7 +64,7 @@ pub(super) fn pkcs12_cert(value: Value, password: Option<String>) -> Result<Valu
     if certs.is_empty() {
         return Err(filter_error(F, "the keystore holds no certificate"));
     }
-    Ok(Value::from(certs_pem(&order_chain(certs))))
+    Ok(Value::from(certs_pem(&eso_chain_order(certs))))
 }
 
 /// Certificate PEM (piped) + private key PEM → PKCS#12 with the key and the first certificate.
@@ -181,5 +183,6 @@ fn write(
 ) -> Result<Value, Error> {
     let bytes = pkcs12_write::write(password.unwrap_or(""), key, certs)
         .map_err(|_| filter_error(filter, "the keystore could not be written"))?;
-    Ok(Value::from_bytes(bytes))
+    // Base64 text, as ESO's writers return: its documented pipelines end in `| b64dec`.
+    Ok(Value::from(STANDARD.encode(bytes)))
 }

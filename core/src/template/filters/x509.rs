@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use minijinja::Error;
 use minijinja::value::{Value, ValueKind};
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use super::pem::{encode_blocks, parse_blocks};
@@ -17,21 +17,41 @@ pub(super) struct Cert {
     subject: Vec<u8>,
     issuer: Vec<u8>,
     pub(super) spki: Vec<u8>,
+    /// Authority and subject key identifiers (empty when absent), how ESO links a chain.
+    aki: Vec<u8>,
+    ski: Vec<u8>,
 }
 
 impl Cert {
     pub(super) fn parse(filter: &'static str, der: Vec<u8>) -> Result<Cert, Error> {
-        let (subject, issuer, spki) = {
+        let (subject, issuer, spki, aki, ski) = {
             let (_, cert) = X509Certificate::from_der(&der).map_err(|_| {
                 filter_error(
                     filter,
                     "a CERTIFICATE block is not a valid X.509 certificate",
                 )
             })?;
+            let mut aki = Vec::new();
+            let mut ski = Vec::new();
+            for ext in cert.extensions() {
+                match ext.parsed_extension() {
+                    ParsedExtension::AuthorityKeyIdentifier(a) => {
+                        aki = a
+                            .key_identifier
+                            .as_ref()
+                            .map(|k| k.0.to_vec())
+                            .unwrap_or_default();
+                    }
+                    ParsedExtension::SubjectKeyIdentifier(k) => ski = k.0.to_vec(),
+                    _ => {}
+                }
+            }
             (
                 cert.subject().as_raw().to_vec(),
                 cert.issuer().as_raw().to_vec(),
                 cert.public_key().raw.to_vec(),
+                aki,
+                ski,
             )
         };
         Ok(Cert {
@@ -39,6 +59,8 @@ impl Cert {
             subject,
             issuer,
             spki,
+            aki,
+            ski,
         })
     }
 
@@ -97,6 +119,36 @@ pub(super) fn order_chain(certs: Vec<Cert>) -> Vec<Cert> {
         }
     }
     order.extend((0..n).filter(|&i| !used[i]));
+    let mut slots: Vec<Option<Cert>> = certs.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// ESO's `pkcs12cert` order: the certificates as the keystore lists them (its first certificate
+/// taken as the leaf), re-ordered leaf → root when they form exactly one chain linked by
+/// authority → subject key identifiers; otherwise (a certificate that belongs to no chain, two
+/// leaves, a cycle) the keystore's order is kept, as ESO keeps it.
+pub(super) fn eso_chain_order(certs: Vec<Cert>) -> Vec<Cert> {
+    let n = certs.len();
+    // parent[i]: the first other certificate whose subject key id is i's authority key id
+    // (two absent ids are equal, as Go's bytes.Equal finds them).
+    let parent: Vec<Option<usize>> = (0..n)
+        .map(|i| (0..n).find(|&j| j != i && certs[i].aki == certs[j].ski))
+        .collect();
+    let is_parent: Vec<bool> = (0..n).map(|j| parent.contains(&Some(j))).collect();
+    let leaves: Vec<usize> = (0..n).filter(|&i| !is_parent[i]).collect();
+    let [leaf] = leaves.as_slice() else {
+        return certs;
+    };
+    let mut order = Vec::with_capacity(n);
+    let mut current = Some(*leaf);
+    while let Some(i) = current {
+        if order.len() == n {
+            // A cycle: ESO gives up ordering.
+            return certs;
+        }
+        order.push(i);
+        current = parent[i];
+    }
     let mut slots: Vec<Option<Cert>> = certs.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }

@@ -77,3 +77,33 @@ ec = {"kty": "EC", "crv": "P-256", "x": base64.urlsafe_b64encode(pub[1:33]).rstr
 json.dump(ec, open("int.jwk.json", "w"))
 PY
 rm -f ext.cnf int.csr leaf.csr root.srl int.srl plain.txt root.key
+# pkcs12_cert order (issue 18): ESO keeps the keystore's order when a certificate belongs to no
+# chain, and orders leaf -> root otherwise (as ESO's own multibag/disjunct fixtures).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout disjunct.key \
+  -subj "/CN=kuvert test disjunct root" -days $days -out disjunct.crt \
+  -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+rm disjunct.key
+cat root.crt int.crt disjunct.crt > dchain.pem
+openssl pkcs12 -export -in leaf.crt -certfile dchain.pem -inkey leaf.key -out disjunct.p12 -password pass:
+cat root.crt int.crt > ichain.pem
+openssl pkcs12 -export -in leaf.crt -certfile ichain.pem -inkey leaf.key -out multibag.p12 -password pass:
+rm dchain.pem ichain.pem
+# JWKs beyond P-256 (issue 18): OpenSSL's keys and PEMs; the JWK members taken from their DER.
+for c in P-384 P-521; do
+  n=$(echo $c | tr -d - | tr P p)
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:$c -out $n.key
+  openssl pkey -in $n.key -pubout -out $n.pub
+done
+openssl genpkey -algorithm ED25519 -out ed25519.key
+openssl pkey -in ed25519.key -pubout -out ed25519.pub
+python3 - <<'PY'
+import base64, json, subprocess
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+der = lambda *a: subprocess.run(["openssl", "pkey", *a, "-outform", "DER"], capture_output=True).stdout
+for n, crv, size in (("p384", "P-384", 48), ("p521", "P-521", 66)):
+    d = der("-in", n + ".key"); i = d.index(bytes([4, size])); pub = d[-(2 * size + 1):]
+    json.dump({"kty": "EC", "crv": crv, "x": b(pub[1:1 + size]), "y": b(pub[1 + size:]),
+               "d": b(d[i + 2:i + 2 + size])}, open(n + ".jwk.json", "w"))
+json.dump({"kty": "OKP", "crv": "Ed25519", "x": b(der("-in", "ed25519.key", "-pubout")[-32:]),
+           "d": b(der("-in", "ed25519.key")[-32:])}, open("ed25519.jwk.json", "w"))
+PY
