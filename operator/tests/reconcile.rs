@@ -294,8 +294,17 @@ async fn a_failed_sync_reports_why_in_the_status_and_an_event_and_leaves_the_sec
 #[tokio::test]
 async fn a_secret_kuvert_does_not_own_is_refused_and_left_as_it_was() {
     let harness = Harness::with_external_secret().await;
-    let theirs: Secret =
-        yaml("metadata: {name: app-secret, namespace: default}\nstringData: {password: theirs}\n");
+    // Controlled by something else: a Secret with no controller would be adopted, as ESO does.
+    // The owner exists, or the garbage collector would remove the Secret.
+    let owner =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(harness.client.clone(), "default")
+            .create(&PostParams::default(), &yaml("metadata: {name: other}\n"))
+            .await
+            .unwrap();
+    let theirs: Secret = yaml(&format!(
+        "metadata:\n  name: app-secret\n  namespace: default\n  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: other, uid: {}, controller: true}}]\nstringData: {{password: theirs}}\n",
+        owner.metadata.uid.unwrap()
+    ));
     harness
         .secrets()
         .create(&PostParams::default(), &theirs)
