@@ -119,6 +119,15 @@ impl Harness {
         Api::namespaced(self.client.clone(), "default")
     }
 
+    /// Sets `app`'s `force-sync` annotation to `value`, as `kubectl annotate` would.
+    async fn force_sync(&self, value: &str) {
+        let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": value}}});
+        self.external_secrets()
+            .patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+            .await
+            .unwrap();
+    }
+
     /// One reconcile of `app`, as the controller would run it on the object as stored.
     async fn reconcile(&self) -> Result<Action, Error> {
         let es = self.external_secrets().get("app").await.unwrap();
@@ -214,12 +223,7 @@ async fn a_force_sync_annotation_syncs_at_once_and_only_once_per_value() {
     harness.reconcile().await.unwrap();
     let synced_at = harness.refresh_time().await;
     harness.advance(Duration::from_secs(5));
-    let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
-    harness
-        .external_secrets()
-        .patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .unwrap();
+    harness.force_sync("1").await;
     harness.reconcile().await.unwrap();
     let forced_at = harness.refresh_time().await;
     assert!(forced_at > synced_at, "synced on the annotation");
@@ -376,12 +380,7 @@ async fn a_generated_password_is_kept_through_drift_repair_and_made_anew_on_forc
         "restored, not regenerated"
     );
 
-    let annotate = serde_json::json!({"metadata": {"annotations": {"force-sync": "1"}}});
-    harness
-        .external_secrets()
-        .patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .unwrap();
+    harness.force_sync("1").await;
     harness.reconcile().await.unwrap();
     let second = harness.password().await.unwrap();
     assert_ne!(second, first, "a force-sync generates anew");
