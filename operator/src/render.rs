@@ -316,7 +316,7 @@ impl StoreResolver for Stores<'_> {
         namespace: &str,
         store_ref: &SecretStoreRef,
     ) -> Result<ResolvedStore, StoreError> {
-        let (context, display) = match store_ref.kind.unwrap_or_default() {
+        let (context, display, spec) = match store_ref.kind.unwrap_or_default() {
             SecretStoreKind::SecretStore => {
                 let display = format!("SecretStore/{namespace}/{}", store_ref.name);
                 let store = self
@@ -329,9 +329,8 @@ impl StoreResolver for Stores<'_> {
                     kind: SecretStoreKind::SecretStore,
                     name: &store_ref.name,
                     namespace: Some(namespace),
-                    spec: &store.spec.provider,
                 };
-                (context, display)
+                (context, display, &store.spec.provider)
             }
             SecretStoreKind::ClusterSecretStore => {
                 let display = format!("ClusterSecretStore/{}", store_ref.name);
@@ -354,19 +353,15 @@ impl StoreResolver for Stores<'_> {
                     kind: SecretStoreKind::ClusterSecretStore,
                     name: &store_ref.name,
                     namespace: None,
-                    spec: &store.spec.store.provider,
                 };
-                (context, display)
+                (context, display, &store.spec.store.provider)
             }
         };
         let provider_error = |source| StoreError::Provider {
             store: display.clone(),
             source,
         };
-        let provider = self
-            .registry
-            .provider(context.spec)
-            .map_err(provider_error)?;
+        let provider = self.registry.provider(spec);
         provider.validate(&context).map_err(provider_error)?;
         let client = provider
             .client(&context, Some(namespace), self.kube)

@@ -14,8 +14,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use kuvert_core::api::{
-    ClusterSecretStore, SecretStore, SecretStoreKind, SecretStoreSpec, SecretStoreStatus,
-    StoreCapabilities,
+    ClusterSecretStore, ProviderSpec, SecretStore, SecretStoreKind, SecretStoreSpec,
+    SecretStoreStatus, StoreCapabilities,
 };
 use kuvert_core::conditions;
 use kuvert_core::provider::{ProviderError, StoreContext};
@@ -128,11 +128,10 @@ pub async fn reconcile<S: StoreObject>(
         kind: S::KIND,
         name: &name,
         namespace: namespace.as_deref(),
-        spec: &spec.provider,
     };
     let display = store_ctx.display_name();
     let started = Instant::now();
-    let outcome = check(&store_ctx, &ctx).await;
+    let outcome = check(&store_ctx, &spec.provider, &ctx).await;
     metrics::sync(
         S::METRIC_KIND,
         started.elapsed(),
@@ -187,12 +186,13 @@ pub async fn reconcile<S: StoreObject>(
 
 async fn check(
     store: &StoreContext<'_>,
+    spec: &ProviderSpec,
     ctx: &Context,
 ) -> Result<StoreCapabilities, ProviderError> {
-    let provider = ctx.registry.provider(store.spec)?;
+    let provider = ctx.registry.provider(spec);
     provider.validate(store)?;
     let client = provider.client(store, store.namespace, &ctx.kube).await?;
-    metrics::InstrumentedClient::wrap(provider.name(), client)
+    metrics::InstrumentedClient::wrap(spec.name(), client)
         .validate()
         .await
 }
@@ -251,7 +251,6 @@ pub fn error_policy<S: StoreObject>(
         kind: S::KIND,
         name: &name,
         namespace: namespace.as_deref(),
-        spec: &store.store_spec().provider,
     }
     .display_name();
     Action::requeue(if error.is_transient() {

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kuvert_core::api::{ProviderSpec, SecretStoreKind, VaultDynamicSecretSpec};
+use kuvert_core::api::{SecretStoreKind, VaultDynamicSecretSpec};
 use kuvert_core::generator::{
     Generated, Generator, GeneratorContext, GeneratorKind, GeneratorSpec, Lease as CoreLease,
 };
@@ -130,9 +130,8 @@ impl GeneratorKind for VaultDynamicSecretKind {
         request::build(spec)?;
         // The vault settings get the vault provider's own checks, as a SecretStore's would (a
         // namespaced generator may only refer to its own namespace, like a SecretStore).
-        let provider = ProviderSpec::Vault(spec.provider.clone());
         kuvert_provider_vault::VaultProvider::with_cache(self.cache.clone())
-            .validate(&store_context(generator, &provider))
+            .validate(&store_context(generator), &spec.provider)
             .map_err(generator_fields)
     }
 
@@ -143,8 +142,7 @@ impl GeneratorKind for VaultDynamicSecretKind {
     ) -> Result<Arc<dyn Generator>, ProviderError> {
         let spec = spec_of(generator)?;
         let request = request::build(spec)?;
-        let provider = ProviderSpec::Vault(spec.provider.clone());
-        let store = store_context(generator, &provider);
+        let store = store_context(generator);
         let conn = self
             .cache
             .connect(&store, &spec.provider, Some(generator.namespace), kube)
@@ -164,15 +162,11 @@ impl GeneratorKind for VaultDynamicSecretKind {
 }
 
 /// A generator is namespaced: its references resolve like a SecretStore's (own namespace only).
-fn store_context<'a>(
-    generator: &GeneratorContext<'a>,
-    provider: &'a ProviderSpec,
-) -> StoreContext<'a> {
+fn store_context<'a>(generator: &GeneratorContext<'a>) -> StoreContext<'a> {
     StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: generator.name,
         namespace: Some(generator.namespace),
-        spec: provider,
     }
 }
 

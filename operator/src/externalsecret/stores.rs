@@ -407,24 +407,19 @@ impl StoreResolver for Resolver<'_> {
         let client = match self.ctx.clients.get(&cache_key, generation) {
             Some(client) => client,
             None => {
-                let provider = self
-                    .ctx
-                    .registry
-                    .provider(&spec.provider)
-                    .map_err(provider_error)?;
+                let provider = self.ctx.registry.provider(&spec.provider);
                 let store_ctx = StoreContext {
                     kind: key.kind,
                     name: &key.name,
                     namespace: (key.kind == SecretStoreKind::SecretStore)
                         .then_some(key.namespace.as_str()),
-                    spec: &spec.provider,
                 };
                 provider.validate(&store_ctx).map_err(provider_error)?;
                 let client = provider
                     .client(&store_ctx, Some(namespace), &self.ctx.kube)
                     .await
                     .map_err(provider_error)?;
-                let client = crate::metrics::InstrumentedClient::wrap(provider.name(), client);
+                let client = crate::metrics::InstrumentedClient::wrap(spec.provider.name(), client);
                 self.ctx
                     .clients
                     .put(cache_key.clone(), generation, client.clone());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kuvert_core::api::{
-    ProviderSpec, SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec,
+    SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec,
 };
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::StoreContext;
@@ -63,12 +63,10 @@ async fn connect(
     spec: &VaultSpec,
     kube: &MemoryKube,
 ) -> Arc<VaultConnection> {
-    let provider_spec = ProviderSpec::Vault(spec.clone());
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: store_name,
         namespace: Some(NS),
-        spec: &provider_spec,
     };
     cache.connect(&store, spec, Some(NS), kube).await.unwrap()
 }
