@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde::de::DeserializeOwned;
 
 use crate::api;
+use crate::generator::{GeneratorObject, Kind};
 
 /// One object read from a manifest.
 #[derive(Clone, Debug)]
@@ -20,14 +21,8 @@ pub enum Manifest {
     ClusterExternalSecret(api::ClusterExternalSecret),
     /// A PushSecret.
     PushSecret(api::PushSecret),
-    /// A Password generator.
-    Password(api::Password),
-    /// A UUID generator.
-    Uuid(api::UUID),
-    /// A Fake generator.
-    Fake(api::Fake),
-    /// A VaultDynamicSecret generator.
-    VaultDynamicSecret(api::VaultDynamicSecret),
+    /// A generator, of any [`Kind`].
+    Generator(GeneratorObject),
     /// A Secret (e.g. credentials a store refers to).
     Secret(Secret),
     /// A ConfigMap (e.g. templates used by `templateFrom`).
@@ -116,9 +111,15 @@ impl Manifest {
             .to_owned();
         fn typed<T: DeserializeOwned>(
             doc: serde_json::Value,
-            (source_name, kind, name): (&str, &str, &str),
+            cx: (&str, &str, &str),
         ) -> Result<T, ManifestError> {
-            serde_path_to_error::deserialize(doc).map_err(|e| {
+            serde_path_to_error::deserialize(doc).map_err(|e| invalid(e, cx))
+        }
+        fn invalid(
+            e: serde_path_to_error::Error<serde_json::Error>,
+            (source_name, kind, name): (&str, &str, &str),
+        ) -> ManifestError {
+            {
                 // The path names fields and keys, never values; serde's own message may quote a
                 // value, which for a Secret could be secret data.
                 let field = e.path().to_string();
@@ -137,7 +138,7 @@ impl Manifest {
                         format!("{field}: {cause}")
                     },
                 }
-            })
+            }
         }
         let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let cx = (source_name, kind.as_str(), name.as_str());
@@ -149,11 +150,8 @@ impl Manifest {
                 Manifest::ClusterExternalSecret(typed(doc, cx)?)
             }
             (api::GROUP, "PushSecret") => Manifest::PushSecret(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "Password") => Manifest::Password(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "UUID") => Manifest::Uuid(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "Fake") => Manifest::Fake(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "VaultDynamicSecret") => {
-                Manifest::VaultDynamicSecret(typed(doc, cx)?)
+            (api::GENERATORS_GROUP, name) if let Some(kind) = Kind::from_name(name) => {
+                Manifest::Generator(kind.parse_object(doc).map_err(|e| invalid(e, cx))?)
             }
             ("", "Secret") => Manifest::Secret(typed(doc, cx)?),
             ("", "ConfigMap") => Manifest::ConfigMap(typed(doc, cx)?),

@@ -21,12 +21,12 @@ use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, GeneratorLease, GeneratorRef, MANAGED_LABEL};
 use kuvert_core::generator::{
-    GeneratedValues, Generator, GeneratorContext, GeneratorError, GeneratorResolver, GeneratorSpec,
-    checked_kind,
+    GenerateError, GeneratedValues, Generator, GeneratorContext, GeneratorError, GeneratorResolver,
+    Kind, checked_kind,
 };
 use kuvert_core::provider::ProviderError;
 use kuvert_core::secret::SecretBytes;
@@ -244,7 +244,7 @@ pub async fn write_companion(
 pub async fn generator_for(
     ctx: &Context,
     namespace: &str,
-    kind: &str,
+    kind: Kind,
     name: &str,
 ) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
     let display = kuvert_core::generator::display_name(kind, namespace, name);
@@ -252,40 +252,37 @@ pub async fn generator_for(
         generator: display.clone(),
         source,
     };
-    let resource = ApiResource {
-        group: kuvert_core::api::GENERATORS_GROUP.to_owned(),
-        version: "v1alpha1".to_owned(),
-        api_version: kuvert_core::generator::GENERATORS_API_VERSION.to_owned(),
-        kind: kind.to_owned(),
-        plural: format!("{}s", kind.to_lowercase()),
-    };
-    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let api =
+        Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource());
     let object = api.get_opt(name).await.map_err(|e| {
-        fail(ProviderError::Unavailable {
-            message: format!("reading {display}: the Kubernetes API call failed"),
-            source: Some(Box::new(e)),
-        })
+        fail(
+            ProviderError::Unavailable {
+                message: format!("reading {display}: the Kubernetes API call failed"),
+                source: Some(Box::new(e)),
+            }
+            .into(),
+        )
     })?;
     let Some(object) = object else {
         return Err(GeneratorError::NotFound { generator: display });
     };
     let spec_json = object.data.get("spec").cloned().unwrap_or_default();
-    let spec = GeneratorSpec::from_json(kind, spec_json).map_err(fail)?;
+    let spec = kind.parse_spec(spec_json).map_err(fail)?;
     if !ctx.settings.serves(spec.controller()) {
-        return Err(fail(ProviderError::InvalidSpec {
-            field: "spec.controller".to_owned(),
-            message: format!(
+        return Err(fail(GenerateError::invalid_spec(
+            "spec.controller",
+            format!(
                 "the generator belongs to controller class {:?}, and this kuvert serves {:?}",
                 spec.controller().unwrap_or_default(),
                 ctx.settings.controller_class.as_deref().unwrap_or_default()
             ),
-        }));
+        )));
     }
-    let implementation = ctx.generators.kind(kind).map_err(fail)?;
+    let implementation = ctx.generators.kind(&spec);
     let context = GeneratorContext {
+        kind,
         name,
         namespace,
-        spec: &spec,
     };
     implementation.validate(&context).map_err(fail)?;
     let generator = implementation
@@ -451,12 +448,12 @@ fn decode_values(display: &str, kept: &EntryState) -> Result<GeneratedValues, Ge
 
 /// Counts a generator call in the metrics, by outcome.
 pub(super) fn counted<T>(
-    kind: &'static str,
+    kind: Kind,
     operation: &'static str,
-    result: Result<T, ProviderError>,
-) -> Result<T, ProviderError> {
+    result: Result<T, GenerateError>,
+) -> Result<T, GenerateError> {
     let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
-    crate::metrics::generator_request(kind, operation, outcome);
+    crate::metrics::generator_request(kind.as_str(), operation, outcome);
     result
 }
 

@@ -20,16 +20,6 @@ use super::leases::HeldLease;
 use super::{Error, kube_error, report};
 use crate::context::Context;
 
-/// The kind (as a known kind) and name of `Kind/namespace/name`.
-fn parse_display(generator: &str) -> Option<(&'static str, &str)> {
-    let mut parts = generator.splitn(3, '/');
-    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
-    let kind = kuvert_core::generator::GENERATOR_KINDS
-        .iter()
-        .find(|k| **k == kind)?;
-    Some((kind, name))
-}
-
 /// Revokes one lease through its generator. A generator object that is gone cannot revoke:
 /// that is reported as `NotFound` (the caller decides whether to give up on the lease).
 pub async fn revoke(
@@ -38,8 +28,10 @@ pub async fn revoke(
     generator: &str,
     lease_id: &str,
 ) -> Result<(), GeneratorError> {
-    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
-        generator: generator.to_owned(),
+    let (kind, name) = kuvert_core::generator::parse_display_name(generator).ok_or_else(|| {
+        GeneratorError::NotFound {
+            generator: generator.to_owned(),
+        }
     })?;
     let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
     counted(kind, "revoke", implementation.revoke(lease_id).await).map_err(|source| {
@@ -59,8 +51,10 @@ pub async fn renew(
     generator: &str,
     lease: &HeldLease,
 ) -> Result<HeldLease, GeneratorError> {
-    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
-        generator: generator.to_owned(),
+    let (kind, name) = kuvert_core::generator::parse_display_name(generator).ok_or_else(|| {
+        GeneratorError::NotFound {
+            generator: generator.to_owned(),
+        }
     })?;
     let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
     let asked = lease.duration();

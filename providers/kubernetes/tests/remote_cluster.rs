@@ -141,7 +141,9 @@ async fn connect(
         name: "remote",
         namespace: Some("app"),
     };
-    KubernetesProvider.client(&store, &spec, Some("app"), kube).await
+    KubernetesProvider
+        .client(&store, &spec, Some("app"), kube)
+        .await
 }
 
 fn token_spec(remote: &Remote) -> Spec {

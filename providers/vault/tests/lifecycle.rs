@@ -7,9 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kuvert_core::api::{
-    SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec,
-};
+use kuvert_core::api::{SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::StoreContext;
 use kuvert_provider_vault::{ConnectionCache, VaultConnection, VaultProvider};

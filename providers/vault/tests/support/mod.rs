@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use kuvert_core::api::{
-    SecretKeySelector, SecretStoreKind, VaultAuth, VaultProvider as VaultSpec,
-};
+use kuvert_core::api::{SecretKeySelector, SecretStoreKind, VaultAuth, VaultProvider as VaultSpec};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::{GetRequest, Provider, ProviderError, SecretsClient, StoreContext};
 use kuvert_provider_vault::VaultProvider;
