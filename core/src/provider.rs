@@ -85,14 +85,14 @@ pub trait KubeAccess: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError>;
+    ) -> Result<BTreeMap<String, SecretBytes>, KubeReadError>;
 
     /// All keys of a ConfigMap.
     async fn config_map(
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, String>, ProviderError>;
+    ) -> Result<BTreeMap<String, String>, KubeReadError>;
 
     /// A token for a ServiceAccount (TokenRequest API).
     async fn service_account_token(
@@ -101,7 +101,66 @@ pub trait KubeAccess: Send + Sync {
         name: &str,
         audiences: &[String],
         expiration: Duration,
-    ) -> Result<SecretBytes, ProviderError>;
+    ) -> Result<SecretBytes, KubeReadError>;
+}
+
+/// Why [`KubeAccess`] could not read an object (or issue a token). Its own type: the object is
+/// the cluster's, whichever store, generator or template asked for it. A provider's `?` turns
+/// it into the [`ProviderError`] of the same class.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeReadError {
+    /// The object does not exist.
+    #[error("{object} not found")]
+    NotFound {
+        /// `Secret namespace/name`, `ConfigMap namespace/name`, ...
+        object: String,
+    },
+    /// kuvert may not read it.
+    #[error("permission denied: {object}: {message}")]
+    Forbidden {
+        /// The object.
+        object: String,
+        /// The API server's reason.
+        message: String,
+    },
+    /// The API server could not be reached, failed, or answered without what was asked.
+    #[error("{object}: {message}")]
+    Unavailable {
+        /// The object.
+        object: String,
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl KubeReadError {
+    /// Whether reading again later may succeed without a spec change: a missing object may be
+    /// created (GitOps ordering), an unreachable API server may come back.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, KubeReadError::Forbidden { .. })
+    }
+}
+
+impl From<KubeReadError> for ProviderError {
+    fn from(error: KubeReadError) -> Self {
+        match error {
+            KubeReadError::NotFound { object } => ProviderError::NotFound { key: object },
+            KubeReadError::Forbidden { object, message } => ProviderError::Forbidden {
+                message: format!("{object}: {message}"),
+            },
+            KubeReadError::Unavailable {
+                object,
+                message,
+                source,
+            } => ProviderError::Unavailable {
+                message: format!("{object}: {message}"),
+                source,
+            },
+        }
+    }
 }
 
 /// Reads one key of a Secret; a missing key is `NotFound` naming the field.
