@@ -71,3 +71,59 @@ impl Generators {
         vault_dynamic_secret.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kuvert_core::generator::{GeneratorContext, Kind};
+
+    use super::*;
+
+    /// The smallest valid spec of each kind.
+    fn minimal(kind: Kind) -> serde_json::Value {
+        match kind {
+            Kind::VaultDynamicSecret => serde_json::json!({
+                "path": "database/creds/app",
+                "provider": {
+                    "server": "https://vault.example:8200",
+                    "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}}
+                }
+            }),
+            _ => serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn the_registry_serves_every_kind_with_its_own_spec() {
+        let generators = Generators::system(Arc::new(ConnectionCache::new()));
+        for &kind in Kind::ALL {
+            let spec = kind.parse_spec(minimal(kind)).unwrap();
+            let context = GeneratorContext {
+                kind,
+                name: "g",
+                namespace: "apps",
+            };
+            generators
+                .kind(&spec)
+                .validate(&context)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_charts_rbac_lets_kuvert_read_every_kind() {
+        let plurals: Vec<String> = Kind::ALL.iter().map(|k| k.api_resource().plural).collect();
+        for file in ["cluster.yaml", "namespaced.yaml"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/kuvert/files/rbac/");
+            let text = std::fs::read_to_string(format!("{path}{file}")).unwrap();
+            let rules: Vec<serde_json::Value> = serde_saphyr::from_str(&text).unwrap();
+            let readable: Vec<String> = rules
+                .iter()
+                .filter(|r| r["apiGroups"][0] == kuvert_core::api::GENERATORS_GROUP)
+                .filter(|r| r["verbs"].as_array().unwrap().contains(&"get".into()))
+                .flat_map(|r| r["resources"].as_array().unwrap().clone())
+                .map(|r| r.as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(readable, plurals, "{file}");
+        }
+    }
+}
