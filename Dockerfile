@@ -9,13 +9,15 @@
 # the chart's non-root UID, and nothing in the runtime stage needs a shell.
 
 # Build: the workspace's release profile (size-optimised, LTO; see Cargo.toml). Cargo.lock is
-# honoured (--locked), so the image builds exactly the dependencies the tests ran with.
+# honoured (--locked), so the image builds exactly the dependencies the tests ran with. Without
+# the default `dev` feature: the image runs `kuvert run`, and `kuvert dev`'s embedded API
+# server would only add code to it.
 FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p kuvert-operator --bin kuvert \
+    cargo build --release --locked -p kuvert-operator --bin kuvert --no-default-features \
     && install -D -m 0755 target/release/kuvert /out/kuvert
 
 # Run: distroless "cc" holds glibc, libgcc and CA certificates (Vault and other stores are

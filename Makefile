@@ -12,10 +12,12 @@ test: test-deps
 test-deps:
 	./scripts/install-test-deps.sh
 
-## Formatting and clippy with warnings as errors.
+## Formatting and clippy with warnings as errors; the operator also as the image builds it
+## (without the default `dev` feature), so that build cannot rot unseen.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p kuvert-operator --all-targets --no-default-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::api::ClusterSecretStoreCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 
 /// Whether a ClusterSecretStore with `conditions` admits `namespace` (with `labels`): one
 /// with no conditions admits every namespace, otherwise any one condition must admit it.
@@ -44,25 +45,11 @@ pub fn condition_admits(
     by_name && by_regex && by_labels
 }
 
-/// Whether a label selector matches a set of labels (`matchLabels` and `matchExpressions`).
+/// Whether a label selector matches a set of labels (`matchLabels` and `matchExpressions`), by
+/// kube's own selector. A selector the API server would refuse (an unknown operator, `In` or
+/// `NotIn` without values) matches nothing: this is a security boundary.
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    by_labels && by_expressions
+    Selector::try_from(selector.clone()).is_ok_and(|selector| selector.matches(labels))
 }
 
 #[cfg(test)]

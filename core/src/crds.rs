@@ -5,6 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api;
+use crate::generator::Kind;
 
 /// Every CRD kuvert serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -14,11 +15,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         api::ExternalSecret::crd(),
         api::ClusterExternalSecret::crd(),
         api::PushSecret::crd(),
-        api::Password::crd(),
-        api::UUID::crd(),
-        api::Fake::crd(),
-        api::VaultDynamicSecret::crd(),
     ]
+    .into_iter()
+    .chain(Kind::ALL.iter().map(|kind| kind.crd()))
+    .collect()
 }
 
 /// The file name a CRD is kept under in `crds/`: `<plural>.<group>.yaml`.

@@ -15,9 +15,15 @@
 //! Randomness is never taken from a global: kinds that need it get a [`RandomSource`] when they
 //! are created, so tests control it.
 //!
-//! Adding a generator: a spec type in [`crate::api`] and a variant of [`GeneratorSpec`], a crate
-//! implementing [`GeneratorKind`] and [`Generator`] under `generators/`, and one line in the
-//! operator's generator registry (see `generators/README.md`).
+//! Adding a generator: a CRD type in [`crate::api`], a variant of [`Kind`] and of
+//! [`GeneratorSpec`] (the compiler then lists what else to wire), a crate implementing
+//! [`GeneratorKind`] and [`Generator`] under `generators/`, and one arm in the operator's
+//! generator registry (see `generators/README.md`).
+
+mod kind;
+
+pub(crate) use kind::kind_schema;
+pub use kind::{GeneratorObject, Kind};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,17 +31,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::api::{
-    FakeSpec, GENERATORS_GROUP, GeneratorRef, PasswordSpec, UuidSpec, VaultDynamicSecretSpec,
-};
+use crate::api::{FakeSpec, GeneratorRef, PasswordSpec, UuidSpec, VaultDynamicSecretSpec};
 use crate::provider::{KubeAccess, ProviderError};
 use crate::secret::SecretBytes;
 
 /// The `apiVersion` of every generator kind.
 pub const GENERATORS_API_VERSION: &str = "generators.kuvert.io/v1alpha1";
-
-/// The kinds of generator, as written in `generatorRef.kind`.
-pub const GENERATOR_KINDS: [&str; 4] = ["Password", "UUID", "Fake", "VaultDynamicSecret"];
 
 /// What one run of a generator made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,18 +65,18 @@ pub struct Lease {
 pub trait Generator: Send + Sync {
     /// Makes fresh values. Every call makes new ones (and, for dynamic secrets, a new lease):
     /// callers decide when values are to change.
-    async fn generate(&self) -> Result<Generated, ProviderError>;
+    async fn generate(&self) -> Result<Generated, GenerateError>;
 
     /// Extends a lease by `increment` (the store may grant less: a shorter duration than
     /// asked means the lease has reached its maximum TTL). The default: `Unsupported`.
-    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Lease, ProviderError> {
+    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Lease, GenerateError> {
         let _ = (lease_id, increment);
-        Err(ProviderError::Unsupported { operation: "renew" })
+        Err(ProviderError::Unsupported { operation: "renew" }.into())
     }
 
     /// Revokes a lease, so the credentials stop working. Revoking a lease that is already gone
     /// succeeds. The default does nothing (values without a lease need no revoking).
-    async fn revoke(&self, lease_id: &str) -> Result<(), ProviderError> {
+    async fn revoke(&self, lease_id: &str) -> Result<(), GenerateError> {
         let _ = lease_id;
         Ok(())
     }
@@ -88,8 +89,9 @@ pub trait RandomSource: Send + Sync {
     fn fill(&self, dest: &mut [u8]);
 }
 
-/// A generator object's spec, one variant per kind (parsed from the object's `spec`).
-#[derive(Clone, Debug, PartialEq)]
+/// A generator object's spec, one variant per [`Kind`] (parsed by [`Kind::parse_spec`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum GeneratorSpec {
     /// `Password`.
     Password(PasswordSpec),
@@ -102,13 +104,13 @@ pub enum GeneratorSpec {
 }
 
 impl GeneratorSpec {
-    /// The kind, as in `generatorRef.kind`; also the metric label.
-    pub fn kind(&self) -> &'static str {
+    /// The kind.
+    pub fn kind(&self) -> Kind {
         match self {
-            GeneratorSpec::Password(_) => "Password",
-            GeneratorSpec::Uuid(_) => "UUID",
-            GeneratorSpec::Fake(_) => "Fake",
-            GeneratorSpec::VaultDynamicSecret(_) => "VaultDynamicSecret",
+            GeneratorSpec::Password(_) => Kind::Password,
+            GeneratorSpec::Uuid(_) => Kind::Uuid,
+            GeneratorSpec::Fake(_) => Kind::Fake,
+            GeneratorSpec::VaultDynamicSecret(_) => Kind::VaultDynamicSecret,
         }
     }
 
@@ -120,82 +122,159 @@ impl GeneratorSpec {
             GeneratorSpec::Password(_) | GeneratorSpec::Uuid(_) => None,
         }
     }
-
-    /// Parses the `spec` of a generator object of kind `kind`. Errors name the field path.
-    pub fn from_json(kind: &str, spec: serde_json::Value) -> Result<Self, ProviderError> {
-        fn parse<T: serde::de::DeserializeOwned>(
-            spec: serde_json::Value,
-        ) -> Result<T, ProviderError> {
-            serde_path_to_error::deserialize(spec).map_err(|e| {
-                let path = e.path().to_string();
-                ProviderError::InvalidSpec {
-                    field: if path == "." {
-                        "spec".to_owned()
-                    } else {
-                        format!("spec.{path}")
-                    },
-                    message: e.into_inner().to_string(),
-                }
-            })
-        }
-        Ok(match kind {
-            "Password" => GeneratorSpec::Password(parse(spec)?),
-            "UUID" => GeneratorSpec::Uuid(parse(spec)?),
-            "Fake" => GeneratorSpec::Fake(parse(spec)?),
-            "VaultDynamicSecret" => GeneratorSpec::VaultDynamicSecret(Box::new(parse(spec)?)),
-            other => {
-                return Err(ProviderError::InvalidSpec {
-                    field: "kind".to_owned(),
-                    message: format!(
-                        "unknown generator kind {other:?} (known: {})",
-                        GENERATOR_KINDS.join(", ")
-                    ),
-                });
-            }
-        })
-    }
 }
 
 /// A generator object to build a [`Generator`] from.
 #[derive(Clone, Copy, Debug)]
 pub struct GeneratorContext<'a> {
+    /// Its kind.
+    pub kind: Kind,
     /// Name of the generator object.
     pub name: &'a str,
     /// Its namespace (generators are namespaced; an ExternalSecret uses its own namespace's).
     pub namespace: &'a str,
-    /// Its spec.
-    pub spec: &'a GeneratorSpec,
 }
 
 impl GeneratorContext<'_> {
     /// `Kind/namespace/name`, as the generator appears in messages and status.
     pub fn display_name(&self) -> String {
-        display_name(self.spec.kind(), self.namespace, self.name)
+        display_name(self.kind, self.namespace, self.name)
     }
 }
 
 /// One kind of generator: builds generators from objects of its kind. Created once per process
 /// (state it keeps, such as Vault logins, is shared).
+///
+/// A kind serves one variant of [`GeneratorSpec`], its [`GeneratorKind::Spec`]: the operator's
+/// registry matches the variant and hands it over, so a kind never checks it was given its own.
 #[async_trait]
 pub trait GeneratorKind: Send + Sync {
-    /// The kind served, as in `generatorRef.kind` (`Password`).
-    fn kind(&self) -> &'static str;
+    /// The spec type of the kind served (`PasswordSpec`).
+    type Spec: Send + Sync;
 
     /// Checks a generator object's spec without any I/O; errors name the field and the cause
     /// (`spec.digits: 30 digits and 10 symbols do not fit in a length of 24`).
-    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError>;
+    fn validate(
+        &self,
+        generator: &GeneratorContext<'_>,
+        spec: &Self::Spec,
+    ) -> Result<(), GenerateError>;
 
     /// A generator for the object, logged in where it needs to be. `kube` reads what the
     /// object references (a Vault login's Secret or ServiceAccount token).
     async fn generator(
         &self,
         generator: &GeneratorContext<'_>,
+        spec: &Self::Spec,
         kube: &dyn KubeAccess,
-    ) -> Result<Arc<dyn Generator>, ProviderError>;
+    ) -> Result<Arc<dyn Generator>, GenerateError>;
 
     /// Releases what the kind holds outside the process before it exits. Called once, at
     /// shutdown; the default does nothing.
     async fn shutdown(&self) {}
+}
+
+/// A generator kind with the spec it serves: what the registry's `match` on a [`GeneratorSpec`]
+/// yields, so callers hold any kind the same way.
+#[async_trait]
+pub trait BoundGeneratorKind: Send + Sync {
+    /// [`GeneratorKind::validate`] of the bound spec.
+    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), GenerateError>;
+
+    /// [`GeneratorKind::generator`] of the bound spec.
+    async fn generator(
+        &self,
+        generator: &GeneratorContext<'_>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn Generator>, GenerateError>;
+}
+
+/// Binds `spec` to the kind serving it (see [`BoundGeneratorKind`]).
+pub fn bind<'a, K: GeneratorKind>(
+    kind: &'a K,
+    spec: &'a K::Spec,
+) -> Box<dyn BoundGeneratorKind + 'a> {
+    Box::new(Bound { kind, spec })
+}
+
+struct Bound<'a, K: GeneratorKind> {
+    kind: &'a K,
+    spec: &'a K::Spec,
+}
+
+#[async_trait]
+impl<K: GeneratorKind> BoundGeneratorKind for Bound<'_, K> {
+    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), GenerateError> {
+        self.kind.validate(generator, self.spec)
+    }
+
+    async fn generator(
+        &self,
+        generator: &GeneratorContext<'_>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn Generator>, GenerateError> {
+        self.kind.generator(generator, self.spec, kube).await
+    }
+}
+
+/// An error of a generator kind or generator, classified like a provider's (the Vault
+/// generator shares the Vault provider's code, and the operator retries by the same rules), but
+/// about a generator object: its spec is a generator spec, not a store's.
+/// [`GeneratorError::Generator`] adds which object it was.
+#[derive(Debug)]
+pub struct GenerateError(ProviderError);
+
+impl GenerateError {
+    /// A spec error naming the field (`spec.length`).
+    pub fn invalid_spec(field: impl Into<String>, message: impl Into<String>) -> Self {
+        GenerateError(ProviderError::InvalidSpec {
+            field: field.into(),
+            message: message.into(),
+        })
+    }
+
+    /// The classification, as a provider's: what the operator should do.
+    pub fn classified(&self) -> &ProviderError {
+        &self.0
+    }
+
+    /// A stable PascalCase category for condition reasons, Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        self.0.reason()
+    }
+
+    /// Whether retrying the same call later may succeed without a spec change.
+    pub fn is_transient(&self) -> bool {
+        self.0.is_transient()
+    }
+}
+
+impl From<ProviderError> for GenerateError {
+    fn from(error: ProviderError) -> Self {
+        GenerateError(error)
+    }
+}
+
+impl std::fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe(&self.0, f)
+    }
+}
+
+/// A classified error as a generator's: "invalid spec", never "invalid store spec".
+fn describe(error: &ProviderError, out: &mut dyn std::fmt::Write) -> std::fmt::Result {
+    match error {
+        ProviderError::InvalidSpec { field, message } => {
+            write!(out, "invalid spec: {field}: {message}")
+        }
+        other => write!(out, "{other}"),
+    }
+}
+
+impl std::error::Error for GenerateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// The values one `generatorRef` entry contributes to a sync.
@@ -222,12 +301,19 @@ pub trait GeneratorResolver: Send + Sync {
 }
 
 /// `Kind/namespace/name`: how a generator object appears in messages, status and kept state.
-pub fn display_name(kind: &str, namespace: &str, name: &str) -> String {
+pub fn display_name(kind: Kind, namespace: &str, name: &str) -> String {
     format!("{kind}/{namespace}/{name}")
 }
 
+/// The kind and name of `Kind/namespace/name` (see [`display_name`]).
+pub fn parse_display_name(generator: &str) -> Option<(Kind, &str)> {
+    let mut parts = generator.splitn(3, '/');
+    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((Kind::from_name(kind)?, name))
+}
+
 /// Checks a `generatorRef`'s `apiVersion` and `kind`; returns the kind.
-pub fn checked_kind(generator_ref: &GeneratorRef) -> Result<&'static str, GeneratorError> {
+pub fn checked_kind(generator_ref: &GeneratorRef) -> Result<Kind, GeneratorError> {
     if let Some(api_version) = &generator_ref.api_version
         && api_version != GENERATORS_API_VERSION
     {
@@ -236,14 +322,10 @@ pub fn checked_kind(generator_ref: &GeneratorRef) -> Result<&'static str, Genera
             kind: generator_ref.kind.clone(),
         });
     }
-    GENERATOR_KINDS
-        .iter()
-        .find(|k| **k == generator_ref.kind)
-        .copied()
-        .ok_or_else(|| GeneratorError::UnknownKind {
-            api_version: GENERATORS_API_VERSION.to_owned(),
-            kind: generator_ref.kind.clone(),
-        })
+    Kind::from_name(&generator_ref.kind).ok_or_else(|| GeneratorError::UnknownKind {
+        api_version: GENERATORS_API_VERSION.to_owned(),
+        kind: generator_ref.kind.clone(),
+    })
 }
 
 /// Why a `generatorRef` produced no values.
@@ -257,7 +339,8 @@ pub enum GeneratorError {
     },
     /// `apiVersion`/`kind` name no generator kind kuvert has.
     #[error(
-        "unknown generator kind {kind:?} of {api_version} (known: Password, UUID, Fake, VaultDynamicSecret of {GENERATORS_GROUP}/v1alpha1)"
+        "unknown generator kind {kind:?} of {api_version} (known: {} of {GENERATORS_API_VERSION})",
+        Kind::names()
     )]
     UnknownKind {
         /// The `apiVersion` asked for.
@@ -266,13 +349,13 @@ pub enum GeneratorError {
         kind: String,
     },
     /// The generator object is invalid, could not log in, or failed to generate.
-    #[error("{generator}: {}", shown(source))]
+    #[error("{generator}: {source}")]
     Generator {
         /// `Kind/namespace/name`.
         generator: String,
         /// The generator's error, with its classification.
         #[source]
-        source: ProviderError,
+        source: GenerateError,
     },
     /// Values kept from an earlier run could not be read or written (the operator's store of
     /// generated values).
@@ -286,14 +369,11 @@ pub enum GeneratorError {
     },
 }
 
-/// A provider error as a generator's: its spec is a generator spec, not a store's.
+/// The operator's own error about kept values, worded as a generator's.
 fn shown(error: &ProviderError) -> String {
-    match error {
-        ProviderError::InvalidSpec { field, message } => {
-            format!("invalid spec: {field}: {message}")
-        }
-        other => other.to_string(),
-    }
+    let mut out = String::new();
+    let _ = describe(error, &mut out);
+    out
 }
 
 impl GeneratorError {
@@ -302,9 +382,8 @@ impl GeneratorError {
         match self {
             GeneratorError::NotFound { .. } => "GeneratorNotFound",
             GeneratorError::UnknownKind { .. } => "InvalidSpec",
-            GeneratorError::Generator { source, .. } | GeneratorError::State { source, .. } => {
-                source.reason()
-            }
+            GeneratorError::Generator { source, .. } => source.reason(),
+            GeneratorError::State { source, .. } => source.reason(),
         }
     }
 
@@ -314,9 +393,8 @@ impl GeneratorError {
             // The generator may be created after the ExternalSecret (GitOps ordering).
             GeneratorError::NotFound { .. } => true,
             GeneratorError::UnknownKind { .. } => false,
-            GeneratorError::Generator { source, .. } | GeneratorError::State { source, .. } => {
-                source.is_transient()
-            }
+            GeneratorError::Generator { source, .. } => source.is_transient(),
+            GeneratorError::State { source, .. } => source.is_transient(),
         }
     }
 }
@@ -335,10 +413,13 @@ mod tests {
 
     #[test]
     fn a_generator_ref_names_a_known_kind_of_the_generators_group() {
-        assert_eq!(checked_kind(&generator_ref(None, "UUID")).unwrap(), "UUID");
+        assert_eq!(
+            checked_kind(&generator_ref(None, "UUID")).unwrap(),
+            Kind::Uuid
+        );
         assert_eq!(
             checked_kind(&generator_ref(Some(GENERATORS_API_VERSION), "Password")).unwrap(),
-            "Password"
+            Kind::Password
         );
         assert_eq!(
             checked_kind(&generator_ref(None, "ACRAccessToken"))
@@ -361,10 +442,7 @@ mod tests {
     fn a_generator_error_names_the_generator_and_calls_its_spec_a_generator_spec() {
         let e = GeneratorError::Generator {
             generator: "Password/ns/pw".to_owned(),
-            source: ProviderError::InvalidSpec {
-                field: "spec.length".to_owned(),
-                message: "0 is outside 1 to 4096".to_owned(),
-            },
+            source: GenerateError::invalid_spec("spec.length", "0 is outside 1 to 4096"),
         };
         assert_eq!(
             e.to_string(),
@@ -376,7 +454,8 @@ mod tests {
             source: ProviderError::Unavailable {
                 message: "connection refused".to_owned(),
                 source: None,
-            },
+            }
+            .into(),
         };
         assert_eq!(
             e.to_string(),
@@ -387,8 +466,10 @@ mod tests {
 
     #[test]
     fn a_generator_spec_is_parsed_by_kind_and_errors_name_the_field() {
-        let spec = GeneratorSpec::from_json("Password", serde_json::json!({"length": 12})).unwrap();
-        assert_eq!(spec.kind(), "Password");
+        let spec = Kind::Password
+            .parse_spec(serde_json::json!({"length": 12}))
+            .unwrap();
+        assert_eq!(spec.kind(), Kind::Password);
         assert_eq!(
             spec,
             GeneratorSpec::Password(PasswordSpec {
@@ -396,16 +477,12 @@ mod tests {
                 ..PasswordSpec::default()
             })
         );
-        let e = GeneratorSpec::from_json("Password", serde_json::json!({"length": "long"}))
+        let e = Kind::Password
+            .parse_spec(serde_json::json!({"length": "long"}))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid store spec: spec.length: invalid type: string \"long\", expected u32"
-        );
-        let e = GeneratorSpec::from_json("Nope", serde_json::json!({})).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid store spec: kind: unknown generator kind \"Nope\" (known: Password, UUID, Fake, VaultDynamicSecret)"
+            "invalid spec: spec.length: invalid type: string \"long\", expected u32"
         );
     }
 
@@ -414,7 +491,7 @@ mod tests {
         struct Constant;
         #[async_trait]
         impl Generator for Constant {
-            async fn generate(&self) -> Result<Generated, ProviderError> {
+            async fn generate(&self) -> Result<Generated, GenerateError> {
                 Ok(Generated::default())
             }
         }

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde::de::DeserializeOwned;
 
 use crate::api;
+use crate::generator::{GeneratorObject, Kind};
 
 /// One object read from a manifest.
 #[derive(Clone, Debug)]
@@ -20,14 +21,8 @@ pub enum Manifest {
     ClusterExternalSecret(api::ClusterExternalSecret),
     /// A PushSecret.
     PushSecret(api::PushSecret),
-    /// A Password generator.
-    Password(api::Password),
-    /// A UUID generator.
-    Uuid(api::UUID),
-    /// A Fake generator.
-    Fake(api::Fake),
-    /// A VaultDynamicSecret generator.
-    VaultDynamicSecret(api::VaultDynamicSecret),
+    /// A generator, of any [`Kind`].
+    Generator(GeneratorObject),
     /// A Secret (e.g. credentials a store refers to).
     Secret(Secret),
     /// A ConfigMap (e.g. templates used by `templateFrom`).
@@ -129,43 +124,59 @@ impl Manifest {
             .to_owned();
         fn typed<T: DeserializeOwned + serde::Serialize>(
             doc: serde_json::Value,
-            (source_name, kind, name): (&str, &str, &str),
+            cx: (&str, &str, &str),
         ) -> Result<T, ManifestError> {
-            let input = (kind != "Secret" && kind != "ConfigMap").then(|| doc.clone());
-            let object: T = serde_path_to_error::deserialize(doc).map_err(|e| {
-                // The path names fields and keys, never values; serde's own message may quote a
-                // value, which for a Secret could be secret data.
-                let field = e.path().to_string();
-                let cause = if kind == "Secret" {
-                    "does not match the Secret schema (data must be base64)".to_owned()
-                } else {
-                    e.into_inner().to_string()
-                };
-                ManifestError::Invalid {
-                    source_name: source_name.to_owned(),
-                    kind: kind.to_owned(),
-                    name: name.to_owned(),
-                    message: if field == "." {
-                        cause
-                    } else {
-                        format!("{field}: {cause}")
-                    },
-                }
-            })?;
+            let input = (cx.1 != "Secret" && cx.1 != "ConfigMap").then(|| doc.clone());
+            let object: T = serde_path_to_error::deserialize(doc).map_err(|e| invalid(e, cx))?;
             if let Some(input) = input {
-                let known = serde_json::to_value(&object).unwrap_or_default();
-                let mut fields = Vec::new();
-                unknown_fields(&input, &known, "", &mut fields);
-                if !fields.is_empty() {
-                    return Err(ManifestError::UnknownFields {
-                        source_name: source_name.to_owned(),
-                        kind: kind.to_owned(),
-                        name: name.to_owned(),
-                        fields,
-                    });
-                }
+                all_known(
+                    &input,
+                    &serde_json::to_value(&object).unwrap_or_default(),
+                    cx,
+                )?;
             }
             Ok(object)
+        }
+        fn invalid(
+            e: serde_path_to_error::Error<serde_json::Error>,
+            (source_name, kind, name): (&str, &str, &str),
+        ) -> ManifestError {
+            // The path names fields and keys, never values; serde's own message may quote a
+            // value, which for a Secret could be secret data.
+            let field = e.path().to_string();
+            let cause = if kind == "Secret" {
+                "does not match the Secret schema (data must be base64)".to_owned()
+            } else {
+                e.into_inner().to_string()
+            };
+            ManifestError::Invalid {
+                source_name: source_name.to_owned(),
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                message: if field == "." {
+                    cause
+                } else {
+                    format!("{field}: {cause}")
+                },
+            }
+        }
+        /// Fails naming every field of `input` that kuvert's types dropped (`known`).
+        fn all_known(
+            input: &serde_json::Value,
+            known: &serde_json::Value,
+            (source_name, kind, name): (&str, &str, &str),
+        ) -> Result<(), ManifestError> {
+            let mut fields = Vec::new();
+            unknown_fields(input, known, "", &mut fields);
+            if fields.is_empty() {
+                return Ok(());
+            }
+            Err(ManifestError::UnknownFields {
+                source_name: source_name.to_owned(),
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                fields,
+            })
         }
         let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let cx = (source_name, kind.as_str(), name.as_str());
@@ -177,11 +188,11 @@ impl Manifest {
                 Manifest::ClusterExternalSecret(typed(doc, cx)?)
             }
             (api::GROUP, "PushSecret") => Manifest::PushSecret(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "Password") => Manifest::Password(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "UUID") => Manifest::Uuid(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "Fake") => Manifest::Fake(typed(doc, cx)?),
-            (api::GENERATORS_GROUP, "VaultDynamicSecret") => {
-                Manifest::VaultDynamicSecret(typed(doc, cx)?)
+            (api::GENERATORS_GROUP, name) if let Some(kind) = Kind::from_name(name) => {
+                let input = doc.clone();
+                let object = kind.parse_object(doc).map_err(|e| invalid(e, cx))?;
+                all_known(&input, &object.to_json(), cx)?;
+                Manifest::Generator(object)
             }
             ("", "Secret") => Manifest::Secret(typed(doc, cx)?),
             ("", "ConfigMap") => Manifest::ConfigMap(typed(doc, cx)?),

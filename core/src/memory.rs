@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
-use crate::provider::{KubeAccess, ProviderError};
+use crate::provider::{KubeAccess, KubeReadError};
 use crate::secret::SecretBytes;
 
 /// Secrets, ConfigMaps and ServiceAccount tokens by `(namespace, name)`.
@@ -60,9 +60,9 @@ fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> 
     )
 }
 
-fn not_found(kind: &str, namespace: &str, name: &str) -> ProviderError {
-    ProviderError::NotFound {
-        key: format!("{kind} {namespace}/{name}"),
+fn not_found(kind: &str, namespace: &str, name: &str) -> KubeReadError {
+    KubeReadError::NotFound {
+        object: format!("{kind} {namespace}/{name}"),
     }
 }
 
@@ -72,7 +72,7 @@ impl KubeAccess for MemoryKube {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+    ) -> Result<BTreeMap<String, SecretBytes>, KubeReadError> {
         self.secrets
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()
@@ -83,7 +83,7 @@ impl KubeAccess for MemoryKube {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, String>, ProviderError> {
+    ) -> Result<BTreeMap<String, String>, KubeReadError> {
         self.config_maps
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()
@@ -96,7 +96,7 @@ impl KubeAccess for MemoryKube {
         name: &str,
         _audiences: &[String],
         _expiration: Duration,
-    ) -> Result<SecretBytes, ProviderError> {
+    ) -> Result<SecretBytes, KubeReadError> {
         self.tokens
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()

@@ -5,8 +5,12 @@
 //! rewrites, templates — happens once, in the engine, for every provider alike.
 //!
 //! Adding a provider: a spec struct in [`crate::api::ProviderSpec`], a crate implementing
-//! [`Provider`] and [`SecretsClient`], and one line in the operator's registry
+//! [`Provider`] and [`SecretsClient`] that passes the [`conformance`] suite, and one arm in the
+//! operator's registry, whose exhaustive `match` on the spec does not compile until it is there
 //! (see `providers/README.md`).
+
+#[cfg(feature = "test-support")]
+pub mod conformance;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::api::{ProviderSpec, SecretStoreKind, StoreCapabilities};
+use crate::api::{SecretStoreKind, StoreCapabilities};
 use crate::secret::SecretBytes;
 
-/// The store a provider is asked to serve, with what it needs to resolve references.
-#[derive(Clone, Debug)]
+/// The store a provider is asked to serve, with what it needs to resolve references. Its spec
+/// is passed beside it, typed: the registry has matched it to the provider's own variant.
+#[derive(Clone, Copy, Debug)]
 pub struct StoreContext<'a> {
     /// Kind of the store.
     pub kind: SecretStoreKind,
@@ -26,8 +31,6 @@ pub struct StoreContext<'a> {
     pub name: &'a str,
     /// Namespace of a SecretStore; `None` for a ClusterSecretStore.
     pub namespace: Option<&'a str>,
-    /// The provider spec.
-    pub spec: &'a ProviderSpec,
 }
 
 impl StoreContext<'_> {
@@ -76,14 +79,14 @@ pub trait KubeAccess: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError>;
+    ) -> Result<BTreeMap<String, SecretBytes>, KubeReadError>;
 
     /// All keys of a ConfigMap.
     async fn config_map(
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, String>, ProviderError>;
+    ) -> Result<BTreeMap<String, String>, KubeReadError>;
 
     /// A token for a ServiceAccount (TokenRequest API).
     async fn service_account_token(
@@ -92,7 +95,66 @@ pub trait KubeAccess: Send + Sync {
         name: &str,
         audiences: &[String],
         expiration: Duration,
-    ) -> Result<SecretBytes, ProviderError>;
+    ) -> Result<SecretBytes, KubeReadError>;
+}
+
+/// Why [`KubeAccess`] could not read an object (or issue a token). Its own type: the object is
+/// the cluster's, whichever store, generator or template asked for it. A provider's `?` turns
+/// it into the [`ProviderError`] of the same class.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeReadError {
+    /// The object does not exist.
+    #[error("{object} not found")]
+    NotFound {
+        /// `Secret namespace/name`, `ConfigMap namespace/name`, ...
+        object: String,
+    },
+    /// kuvert may not read it.
+    #[error("permission denied: {object}: {message}")]
+    Forbidden {
+        /// The object.
+        object: String,
+        /// The API server's reason.
+        message: String,
+    },
+    /// The API server could not be reached, failed, or answered without what was asked.
+    #[error("{object}: {message}")]
+    Unavailable {
+        /// The object.
+        object: String,
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl KubeReadError {
+    /// Whether reading again later may succeed without a spec change: a missing object may be
+    /// created (GitOps ordering), an unreachable API server may come back.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, KubeReadError::Forbidden { .. })
+    }
+}
+
+impl From<KubeReadError> for ProviderError {
+    fn from(error: KubeReadError) -> Self {
+        match error {
+            KubeReadError::NotFound { object } => ProviderError::NotFound { key: object },
+            KubeReadError::Forbidden { object, message } => ProviderError::Forbidden {
+                message: format!("{object}: {message}"),
+            },
+            KubeReadError::Unavailable {
+                object,
+                message,
+                source,
+            } => ProviderError::Unavailable {
+                message: format!("{object}: {message}"),
+                source,
+            },
+        }
+    }
 }
 
 /// Reads one key of a Secret; a missing key is `NotFound` naming the field.
@@ -110,14 +172,18 @@ pub async fn secret_key(
 }
 
 /// A store implementation: validates store specs and builds clients.
+///
+/// A provider serves one variant of [`crate::api::ProviderSpec`], its [`Provider::Spec`]: the
+/// operator's registry matches the variant and hands it over, so a provider never checks that
+/// it was given the right kind of store.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// The provider's name as in YAML (`vault`); also the metric label.
-    fn name(&self) -> &'static str;
+    /// The spec struct of the `ProviderSpec` variant served (`VaultProvider` for `vault`).
+    type Spec: Send + Sync;
 
     /// Checks a store spec without any I/O: required fields, exclusive fields, references that
     /// a SecretStore may not make.
-    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError>;
+    fn validate(&self, store: &StoreContext<'_>, spec: &Self::Spec) -> Result<(), ProviderError>;
 
     /// Logs in and returns a client for the store. `namespace` is the namespace of the object
     /// using the store (references of a ClusterSecretStore without a namespace resolve there).
@@ -125,6 +191,7 @@ pub trait Provider: Send + Sync {
     async fn client(
         &self,
         store: &StoreContext<'_>,
+        spec: &Self::Spec,
         namespace: Option<&str>,
         kube: &dyn KubeAccess,
     ) -> Result<Arc<dyn SecretsClient>, ProviderError>;
@@ -132,6 +199,50 @@ pub trait Provider: Send + Sync {
     /// Releases what the provider holds outside the process before it exits (Vault revokes the
     /// tokens it logged in for). Called once, at shutdown; the default does nothing.
     async fn shutdown(&self) {}
+}
+
+/// A provider with the spec it serves: what the registry's `match` on a `ProviderSpec` yields,
+/// so callers hold any provider the same way.
+#[async_trait]
+pub trait BoundProvider: Send + Sync {
+    /// [`Provider::validate`] of the bound spec.
+    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError>;
+
+    /// [`Provider::client`] of the bound spec.
+    async fn client(
+        &self,
+        store: &StoreContext<'_>,
+        namespace: Option<&str>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn SecretsClient>, ProviderError>;
+}
+
+/// Binds `spec` to the provider serving it (see [`BoundProvider`]).
+pub fn bind<'a, P: Provider>(provider: &'a P, spec: &'a P::Spec) -> Box<dyn BoundProvider + 'a> {
+    Box::new(Bound { provider, spec })
+}
+
+struct Bound<'a, P: Provider> {
+    provider: &'a P,
+    spec: &'a P::Spec,
+}
+
+#[async_trait]
+impl<P: Provider> BoundProvider for Bound<'_, P> {
+    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError> {
+        self.provider.validate(store, self.spec)
+    }
+
+    async fn client(
+        &self,
+        store: &StoreContext<'_>,
+        namespace: Option<&str>,
+        kube: &dyn KubeAccess,
+    ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
+        self.provider
+            .client(store, self.spec, namespace, kube)
+            .await
+    }
 }
 
 /// Which remote secret to read.
@@ -156,13 +267,13 @@ pub struct RemoteSecret {
 }
 
 /// Which remote secrets to find (`dataFrom.find`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default)]
 pub struct FindRequest {
     /// Only under this path.
     pub path: Option<String>,
-    /// Only names matching this regular expression (unanchored). The engine has checked it
-    /// compiles.
-    pub name_regexp: Option<String>,
+    /// Only names matching this regular expression (unanchored, like ESO's). Compiled once, by
+    /// the engine, which reports an invalid one naming the ExternalSecret's field.
+    pub name_regexp: Option<regex::Regex>,
     /// Only secrets carrying all these tags.
     pub tags: BTreeMap<String, String>,
 }

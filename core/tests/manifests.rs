@@ -188,10 +188,7 @@ fn reserialised(manifest: &Manifest) -> Value {
         Manifest::ClusterSecretStore(o) => serde_json::to_value(o),
         Manifest::ClusterExternalSecret(o) => serde_json::to_value(o),
         Manifest::PushSecret(o) => serde_json::to_value(o),
-        Manifest::Password(o) => serde_json::to_value(o),
-        Manifest::Uuid(o) => serde_json::to_value(o),
-        Manifest::Fake(o) => serde_json::to_value(o),
-        Manifest::VaultDynamicSecret(o) => serde_json::to_value(o),
+        Manifest::Generator(o) => Ok(o.to_json()),
         Manifest::Secret(o) => serde_json::to_value(o),
         Manifest::ConfigMap(o) => serde_json::to_value(o),
     }

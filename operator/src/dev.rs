@@ -11,10 +11,11 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::ExternalSecret;
 use kuvert_core::conditions;
+use kuvert_core::generator::GeneratorObject;
 use kuvert_core::manifest::Manifest;
 use kuvert_devcluster::{Config, DevCluster};
 use serde::Serialize;
@@ -166,10 +167,7 @@ async fn apply(client: &kube::Client, manifest: Manifest) -> anyhow::Result<()> 
         Manifest::ExternalSecret(o) => namespaced(client, o).await,
         Manifest::ClusterExternalSecret(o) => cluster_scoped(client, o).await,
         Manifest::PushSecret(o) => namespaced(client, o).await,
-        Manifest::Password(o) => namespaced(client, o).await,
-        Manifest::Uuid(o) => namespaced(client, o).await,
-        Manifest::Fake(o) => namespaced(client, o).await,
-        Manifest::VaultDynamicSecret(o) => namespaced(client, o).await,
+        Manifest::Generator(o) => generator(client, o).await,
         Manifest::Secret(o) => namespaced::<Secret>(client, o).await,
         Manifest::ConfigMap(o) => namespaced::<ConfigMap>(client, o).await,
     }
@@ -190,6 +188,23 @@ where
     let name = object.name_any();
     Api::<K>::namespaced(client.clone(), &namespace)
         .create(&PostParams::default(), &object)
+        .await
+        .with_context(|| format!("creating {kind} {namespace}/{name}"))?;
+    Ok(())
+}
+
+/// A generator object of any kind, through its CRD's API resource.
+async fn generator(client: &kube::Client, object: GeneratorObject) -> anyhow::Result<()> {
+    let namespace = namespace_of(&object.metadata);
+    ensure_namespace(client, &namespace).await?;
+    let (kind, name) = (
+        object.kind,
+        object.metadata.name.clone().unwrap_or_default(),
+    );
+    let mut dynamic: DynamicObject = serde_json::from_value(object.to_json())?;
+    dynamic.metadata.namespace = Some(namespace.clone());
+    Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &kind.api_resource())
+        .create(&PostParams::default(), &dynamic)
         .await
         .with_context(|| format!("creating {kind} {namespace}/{name}"))?;
     Ok(())

@@ -1,19 +1,27 @@
 //! The generator registry: which crate serves which generator kind.
 //!
-//! Adding a generator to kuvert is one line in [`Generators::builtin`] (see
+//! Adding a generator to kuvert is one arm in [`Generators::kind`], whose `match` on
+//! [`GeneratorSpec`] is exhaustive: a new kind does not compile until it is served here (see
 //! `generators/README.md`). Kinds are created once per process, so state they keep — Vault
 //! logins — is shared by every ExternalSecret.
 
 use std::sync::Arc;
 
-use kuvert_core::generator::{GeneratorKind, RandomSource};
-use kuvert_core::provider::ProviderError;
+use kuvert_core::generator::{
+    BoundGeneratorKind, GeneratorKind, GeneratorSpec, RandomSource, bind,
+};
+use kuvert_generator_fake::FakeKind;
+use kuvert_generator_random::{PasswordKind, UuidKind};
+use kuvert_generator_vault::VaultDynamicSecretKind;
 use kuvert_provider_vault::ConnectionCache;
 
-/// Every generator kind this build of kuvert knows.
+/// Every generator kind this build of kuvert knows, one field each.
 #[derive(Clone)]
 pub struct Generators {
-    kinds: Vec<Arc<dyn GeneratorKind>>,
+    password: Arc<PasswordKind>,
+    uuid: Arc<UuidKind>,
+    fake: FakeKind,
+    vault_dynamic_secret: VaultDynamicSecretKind,
 }
 
 impl Generators {
@@ -23,14 +31,10 @@ impl Generators {
     /// login serves stores and generators alike; the provider registry's shutdown releases it).
     pub fn builtin(random: Arc<dyn RandomSource>, vault_cache: Arc<ConnectionCache>) -> Self {
         Generators {
-            kinds: vec![
-                Arc::new(kuvert_generator_random::PasswordKind::new(random.clone())),
-                Arc::new(kuvert_generator_random::UuidKind::new(random)),
-                Arc::new(kuvert_generator_fake::FakeKind),
-                Arc::new(kuvert_generator_vault::VaultDynamicSecretKind::with_cache(
-                    vault_cache,
-                )),
-            ],
+            password: Arc::new(PasswordKind::new(random.clone())),
+            uuid: Arc::new(UuidKind::new(random)),
+            fake: FakeKind,
+            vault_dynamic_secret: VaultDynamicSecretKind::with_cache(vault_cache),
         }
     }
 
@@ -42,39 +46,84 @@ impl Generators {
         )
     }
 
-    /// The implementation of generator kind `kind`.
-    pub fn kind(&self, kind: &str) -> Result<Arc<dyn GeneratorKind>, ProviderError> {
-        self.kinds
-            .iter()
-            .find(|k| k.kind() == kind)
-            .cloned()
-            .ok_or_else(|| ProviderError::InvalidSpec {
-                field: "kind".to_owned(),
-                message: format!("this build of kuvert has no {kind} generator"),
-            })
+    /// The kind serving a generator spec, with the spec's own variant bound to it.
+    pub fn kind<'a>(&'a self, spec: &'a GeneratorSpec) -> Box<dyn BoundGeneratorKind + 'a> {
+        match spec {
+            GeneratorSpec::Password(spec) => bind(&*self.password, spec),
+            GeneratorSpec::Uuid(spec) => bind(&*self.uuid, spec),
+            GeneratorSpec::Fake(spec) => bind(&self.fake, spec),
+            GeneratorSpec::VaultDynamicSecret(spec) => bind(&self.vault_dynamic_secret, &**spec),
+        }
     }
 
     /// Lets every kind release what it holds outside the process; call once before exiting.
     pub async fn shutdown(&self) {
-        for kind in &self.kinds {
-            kind.shutdown().await;
-        }
+        // Destructured so that a kind added to the registry is not forgotten here.
+        let Generators {
+            password,
+            uuid,
+            fake,
+            vault_dynamic_secret,
+        } = self;
+        password.shutdown().await;
+        uuid.shutdown().await;
+        fake.shutdown().await;
+        vault_dynamic_secret.shutdown().await;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use kuvert_core::generator::{GeneratorContext, Kind};
+
     use super::*;
 
-    #[test]
-    fn the_registry_serves_each_builtin_kind_and_names_a_missing_one() {
-        let generators = Generators::system(Arc::new(ConnectionCache::new()));
-        for kind in ["Password", "UUID", "Fake", "VaultDynamicSecret"] {
-            assert_eq!(generators.kind(kind).unwrap().kind(), kind);
+    /// The smallest valid spec of each kind.
+    fn minimal(kind: Kind) -> serde_json::Value {
+        match kind {
+            Kind::VaultDynamicSecret => serde_json::json!({
+                "path": "database/creds/app",
+                "provider": {
+                    "server": "https://vault.example:8200",
+                    "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}}
+                }
+            }),
+            _ => serde_json::json!({}),
         }
-        assert_eq!(
-            generators.kind("Nope").err().unwrap().to_string(),
-            "invalid store spec: kind: this build of kuvert has no Nope generator"
-        );
+    }
+
+    #[test]
+    fn the_registry_serves_every_kind_with_its_own_spec() {
+        let generators = Generators::system(Arc::new(ConnectionCache::new()));
+        for &kind in Kind::ALL {
+            let spec = kind.parse_spec(minimal(kind)).unwrap();
+            let context = GeneratorContext {
+                kind,
+                name: "g",
+                namespace: "apps",
+            };
+            generators
+                .kind(&spec)
+                .validate(&context)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_charts_rbac_lets_kuvert_read_every_kind() {
+        let plurals: Vec<String> = Kind::ALL.iter().map(|k| k.api_resource().plural).collect();
+        for file in ["cluster.yaml", "namespaced.yaml"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/kuvert/files/rbac/");
+            let text = std::fs::read_to_string(format!("{path}{file}")).unwrap();
+            let rules: Vec<serde_json::Value> = serde_saphyr::from_str(&text).unwrap();
+            let readable: Vec<String> = rules
+                .iter()
+                .filter(|r| r["apiGroups"][0] == kuvert_core::api::GENERATORS_GROUP)
+                .filter(|r| r["verbs"].as_array().unwrap().contains(&"get".into()))
+                .flat_map(|r| r["resources"].as_array().unwrap().clone())
+                .map(|r| r.as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(readable, plurals, "{file}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::PostParams;
 use kube::{Api, Client};
-use kuvert_core::provider::{KubeAccess, ProviderError};
+use kuvert_core::provider::{KubeAccess, KubeReadError};
 use kuvert_core::secret::SecretBytes;
 
 /// Reads Secrets and ConfigMaps and requests ServiceAccount tokens with the operator's client.
@@ -24,16 +24,18 @@ impl ClusterAccess {
     }
 }
 
-fn classify(what: String, error: kube::Error) -> ProviderError {
+fn classify(object: String, error: kube::Error) -> KubeReadError {
     match error {
-        kube::Error::Api(status) if status.code == 404 => ProviderError::NotFound { key: what },
+        kube::Error::Api(status) if status.code == 404 => KubeReadError::NotFound { object },
         kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
-            ProviderError::Forbidden {
-                message: format!("{what}: {}", status.message),
+            KubeReadError::Forbidden {
+                object,
+                message: status.message,
             }
         }
-        other => ProviderError::Unavailable {
-            message: format!("{what}: the Kubernetes API call failed"),
+        other => KubeReadError::Unavailable {
+            object,
+            message: "the Kubernetes API call failed".to_owned(),
             source: Some(Box::new(other)),
         },
     }
@@ -45,7 +47,7 @@ impl KubeAccess for ClusterAccess {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+    ) -> Result<BTreeMap<String, SecretBytes>, KubeReadError> {
         let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get(name)
             .await
@@ -66,7 +68,7 @@ impl KubeAccess for ClusterAccess {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<BTreeMap<String, String>, ProviderError> {
+    ) -> Result<BTreeMap<String, String>, KubeReadError> {
         let config_map = Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
             .get(name)
             .await
@@ -80,7 +82,7 @@ impl KubeAccess for ClusterAccess {
         name: &str,
         audiences: &[String],
         expiration: Duration,
-    ) -> Result<SecretBytes, ProviderError> {
+    ) -> Result<SecretBytes, KubeReadError> {
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
                 audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
@@ -98,8 +100,9 @@ impl KubeAccess for ClusterAccess {
             .status
             .and_then(|s| s.token)
             .map(SecretBytes::from)
-            .ok_or_else(|| ProviderError::Unavailable {
-                message: format!("{what}: the API server returned no token"),
+            .ok_or_else(|| KubeReadError::Unavailable {
+                object: what,
+                message: "the API server returned no token".to_owned(),
                 source: None,
             })
     }

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod context;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod externalsecret;
 pub mod generators;

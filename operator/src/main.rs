@@ -34,6 +34,7 @@ enum Command {
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
     Run(kuvert_operator::run::RunArgs),
     /// The embedded default: an in-memory API server with the operator running against it.
+    #[cfg(feature = "dev")]
     Dev(kuvert_operator::dev::DevArgs),
     /// Sync every ExternalSecret of some manifests once, offline, and print the Secrets.
     Render {
@@ -77,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run(args)?,
+        #[cfg(feature = "dev")]
         Command::Dev(args) => dev(args)?,
     }
     Ok(())
@@ -98,6 +100,7 @@ fn run(args: kuvert_operator::run::RunArgs) -> anyhow::Result<()> {
 }
 
 /// `kuvert dev`: exits 1 when `--once` found an ExternalSecret that did not sync.
+#[cfg(feature = "dev")]
 fn dev(args: kuvert_operator::dev::DevArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

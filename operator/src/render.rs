@@ -28,11 +28,11 @@ use kuvert_core::api::{
 };
 use kuvert_core::engine::{self, ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::generator::{
-    GeneratedValues, GeneratorError, GeneratorResolver, GeneratorSpec, checked_kind,
+    GenerateError, GeneratedValues, GeneratorError, GeneratorResolver, GeneratorSpec, Kind,
+    checked_kind,
 };
 use kuvert_core::manifest::Manifest;
 use kuvert_core::memory::MemoryKube;
-use kuvert_core::provider::ProviderError;
 use kuvert_core::store_key::StoreKey;
 use serde::Serialize;
 
@@ -127,7 +127,7 @@ struct Inputs {
     /// Secrets by (namespace, name), `stringData` folded into `data`.
     secrets: BTreeMap<(String, String), Secret>,
     /// Generator specs by (namespace, kind, name).
-    generators: BTreeMap<(String, String, String), GeneratorSpec>,
+    generators: BTreeMap<(String, Kind, String), GeneratorSpec>,
     kube: MemoryKube,
 }
 
@@ -203,39 +203,13 @@ impl Inputs {
                 cm.metadata.namespace = Some(ns(&cm.metadata));
                 self.kube.add_config_map(&cm);
             }
-            Manifest::Password(g) => {
-                self.add_generator(&g.metadata, GeneratorSpec::Password(g.spec.clone()))
+            Manifest::Generator(g) => {
+                let key = (ns(&g.metadata), g.kind, g.metadata.name.unwrap_or_default());
+                self.generators.insert(key, g.spec);
             }
-            Manifest::Uuid(g) => {
-                self.add_generator(&g.metadata, GeneratorSpec::Uuid(g.spec.clone()))
-            }
-            Manifest::Fake(g) => {
-                self.add_generator(&g.metadata, GeneratorSpec::Fake(g.spec.clone()))
-            }
-            Manifest::VaultDynamicSecret(g) => self.add_generator(
-                &g.metadata,
-                GeneratorSpec::VaultDynamicSecret(Box::new(g.spec.clone())),
-            ),
             // PushSecrets and ClusterExternalSecrets write nothing offline.
             Manifest::PushSecret(_) | Manifest::ClusterExternalSecret(_) => {}
         }
-    }
-}
-
-impl Inputs {
-    fn add_generator(
-        &mut self,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-        spec: GeneratorSpec,
-    ) {
-        let key = (
-            meta.namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_owned()),
-            spec.kind().to_owned(),
-            meta.name.clone().unwrap_or_default(),
-        );
-        self.generators.insert(key, spec);
     }
 }
 
@@ -243,7 +217,7 @@ impl Inputs {
 struct ManifestGenerators<'a> {
     kinds: &'a Generators,
     kube: &'a MemoryKube,
-    specs: &'a BTreeMap<(String, String, String), GeneratorSpec>,
+    specs: &'a BTreeMap<(String, Kind, String), GeneratorSpec>,
 }
 
 #[async_trait]
@@ -251,15 +225,15 @@ impl GeneratorObjects for ManifestGenerators<'_> {
     async fn spec(
         &self,
         namespace: &str,
-        kind: &'static str,
+        kind: Kind,
         name: &str,
-    ) -> Result<Option<GeneratorSpec>, ProviderError> {
-        let key = (namespace.to_owned(), kind.to_owned(), name.to_owned());
+    ) -> Result<Option<GeneratorSpec>, GenerateError> {
+        let key = (namespace.to_owned(), kind, name.to_owned());
         Ok(self.specs.get(&key).cloned())
     }
 
     /// Offline, every generator is served.
-    fn check_serves(&self, _spec: &GeneratorSpec) -> Result<(), ProviderError> {
+    fn check_serves(&self, _spec: &GeneratorSpec) -> Result<(), GenerateError> {
         Ok(())
     }
 }

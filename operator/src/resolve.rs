@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use kuvert_core::admission;
 use kuvert_core::api::{ClusterSecretStoreCondition, SecretStoreRef, SecretStoreSpec};
 use kuvert_core::engine::StoreError;
-use kuvert_core::generator::{Generator, GeneratorContext, GeneratorError, GeneratorSpec};
+use kuvert_core::generator::{
+    GenerateError, Generator, GeneratorContext, GeneratorError, GeneratorSpec, Kind,
+};
 use kuvert_core::provider::{KubeAccess, ProviderError, SecretsClient, StoreContext};
 use kuvert_core::store_key::StoreKey;
 
@@ -65,7 +67,7 @@ pub async fn lookup(
 }
 
 /// A logged-in client of the store `key` with `spec`, used from `namespace`, and its
-/// provider's name.
+/// provider's name (the metric label).
 pub async fn connect(
     registry: &Registry,
     kube: &dyn KubeAccess,
@@ -77,12 +79,11 @@ pub async fn connect(
         kind: key.kind,
         name: &key.name,
         namespace: (!key.namespace.is_empty()).then_some(key.namespace.as_str()),
-        spec: &spec.provider,
     };
-    let provider = registry.provider(store.spec)?;
+    let provider = registry.provider(&spec.provider);
     provider.validate(&store)?;
     let client = provider.client(&store, namespace, kube).await?;
-    Ok((provider.name(), client))
+    Ok((spec.provider.name(), client))
 }
 
 /// Where generator objects come from.
@@ -92,11 +93,11 @@ pub trait GeneratorObjects: Send + Sync {
     async fn spec(
         &self,
         namespace: &str,
-        kind: &'static str,
+        kind: Kind,
         name: &str,
-    ) -> Result<Option<GeneratorSpec>, ProviderError>;
+    ) -> Result<Option<GeneratorSpec>, GenerateError>;
     /// Refuses a generator this kuvert does not serve (another controller class).
-    fn check_serves(&self, spec: &GeneratorSpec) -> Result<(), ProviderError>;
+    fn check_serves(&self, spec: &GeneratorSpec) -> Result<(), GenerateError>;
 }
 
 /// The generator of `kind` named `name` in `namespace`, validated and ready to call, with its
@@ -106,7 +107,7 @@ pub async fn generator(
     objects: &dyn GeneratorObjects,
     kube: &dyn KubeAccess,
     namespace: &str,
-    kind: &'static str,
+    kind: Kind,
     name: &str,
 ) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
     let display = kuvert_core::generator::display_name(kind, namespace, name);
@@ -118,11 +119,11 @@ pub async fn generator(
         return Err(GeneratorError::NotFound { generator: display });
     };
     objects.check_serves(&spec).map_err(fail)?;
-    let implementation = kinds.kind(kind).map_err(fail)?;
+    let implementation = kinds.kind(&spec);
     let context = GeneratorContext {
+        kind,
         name,
         namespace,
-        spec: &spec,
     };
     implementation.validate(&context).map_err(fail)?;
     let generator = implementation

@@ -59,7 +59,7 @@ fn the_image_builds_the_release_binary_and_runs_it_as_the_charts_non_root_user_w
     assert_eq!(
         args(build, "RUN"),
         [
-            "--mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target cargo build --release --locked -p kuvert-operator --bin kuvert && install -D -m 0755 target/release/kuvert /out/kuvert"
+            "--mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target cargo build --release --locked -p kuvert-operator --bin kuvert --no-default-features && install -D -m 0755 target/release/kuvert /out/kuvert"
         ]
     );
     // `target/release/kuvert` is where that command leaves the binary: the operator package
@@ -128,7 +128,8 @@ const RUNTIME_LIBRARIES: &[&str] = &[
 #[test]
 fn kuvert_links_only_libraries_the_runtime_base_ships() {
     // The release build links the same libraries as this one (its profile changes only
-    // optimisation and LTO); TLS is rustls and mimalloc is compiled in, so no OpenSSL.
+    // optimisation and LTO, and leaving out the `dev` feature only drops pure-Rust code); TLS
+    // is rustls and mimalloc is compiled in, so no OpenSSL.
     let out = Command::new("ldd")
         .arg(env!("CARGO_BIN_EXE_kuvert"))
         .output()

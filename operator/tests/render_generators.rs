@@ -58,6 +58,7 @@ fn render_generates_a_password_and_uuid_of_the_asked_shape_afresh_each_time() {
 }
 
 #[test]
+#[cfg(feature = "dev")]
 fn dev_once_syncs_the_generators_example_without_vault() {
     let dir = std::env::temp_dir().join(format!("kuvert-dev-generators-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -414,7 +414,7 @@ pub struct GeneratorRef {
     /// API version of the generator. Default: `generators.kuvert.io/v1alpha1`.
     pub api_version: Option<String>,
     /// Kind of the generator: `Password`, `UUID`, `Fake` or `VaultDynamicSecret`.
-    #[schemars(extend("enum" = ["Password", "UUID", "Fake", "VaultDynamicSecret"]))]
+    #[schemars(schema_with = "crate::generator::kind_schema")]
     pub kind: String,
     /// Name of the generator.
     pub name: String,

@@ -1,6 +1,6 @@
 //! Why a sync failed: typed, classified, and free of secret values.
 
-use crate::provider::ProviderError;
+use crate::provider::{KubeReadError, ProviderError};
 
 /// Why a store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ pub enum SyncError {
         object: String,
         /// The error.
         #[source]
-        source: ProviderError,
+        source: KubeReadError,
     },
     /// `property` names nothing in the remote value.
     #[error("{field}: remote secret {key:?} has no property {property:?}")]
@@ -295,9 +295,7 @@ impl SyncError {
             SyncError::Fetch { source, .. } => {
                 source.is_transient() || matches!(source, ProviderError::NotFound { .. })
             }
-            SyncError::Kube { source, .. } => {
-                source.is_transient() || matches!(source, ProviderError::NotFound { .. })
-            }
+            SyncError::Kube { source, .. } => source.is_transient(),
             SyncError::Generator { source, .. } => source.is_transient(),
             SyncError::SecretMissing { .. } => true,
             _ => false,

@@ -209,14 +209,15 @@ pub async fn fetch(
                 field: format!("{field}.extract.key"),
             });
         } else if let Some(find) = &entry.find {
-            if let Some(name) = &find.name {
-                regex::Regex::new(&name.regexp).map_err(|e| {
+            let name_regexp = match &find.name {
+                Some(name) => Some(regex::Regex::new(&name.regexp).map_err(|e| {
                     SyncError::invalid_regexp(format!("{field}.find.name.regexp"), &name.regexp, &e)
-                })?;
-            }
+                })?),
+                None => None,
+            };
             let request = FindRequest {
                 path: find.path.clone(),
-                name_regexp: find.name.as_ref().map(|n| n.regexp.clone()),
+                name_regexp,
                 tags: find.tags.clone(),
             };
             finds.push((store, request));

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kuvert_core::api::FakeSpec;
 use kuvert_core::generator::{
-    Generated, Generator, GeneratorContext, GeneratorKind, GeneratorSpec,
+    GenerateError, Generated, Generator, GeneratorContext, GeneratorKind,
 };
-use kuvert_core::provider::{KubeAccess, ProviderError};
+use kuvert_core::provider::KubeAccess;
 use kuvert_core::secret::SecretBytes;
 
 /// `GeneratorKind` for `Fake`.
@@ -20,37 +21,26 @@ pub struct FakeKind;
 
 #[async_trait]
 impl GeneratorKind for FakeKind {
-    fn kind(&self) -> &'static str {
-        "Fake"
-    }
+    type Spec = FakeSpec;
 
-    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
-        data(generator).map(|_| ())
+    /// Any data is valid.
+    fn validate(&self, _: &GeneratorContext<'_>, _: &FakeSpec) -> Result<(), GenerateError> {
+        Ok(())
     }
 
     async fn generator(
         &self,
-        generator: &GeneratorContext<'_>,
+        _generator: &GeneratorContext<'_>,
+        spec: &FakeSpec,
         _kube: &dyn KubeAccess,
-    ) -> Result<Arc<dyn Generator>, ProviderError> {
+    ) -> Result<Arc<dyn Generator>, GenerateError> {
         Ok(Arc::new(FakeGenerator {
-            values: data(generator)?
+            values: spec
+                .data
                 .iter()
                 .map(|(k, v)| (k.clone(), SecretBytes::from(v.as_str())))
                 .collect(),
         }))
-    }
-}
-
-fn data<'a>(
-    generator: &GeneratorContext<'a>,
-) -> Result<&'a BTreeMap<String, String>, ProviderError> {
-    match generator.spec {
-        GeneratorSpec::Fake(spec) => Ok(&spec.data),
-        other => Err(ProviderError::InvalidSpec {
-            field: "kind".to_owned(),
-            message: format!("the Fake generator cannot serve a {}", other.kind()),
-        }),
     }
 }
 
@@ -61,7 +51,7 @@ pub struct FakeGenerator {
 
 #[async_trait]
 impl Generator for FakeGenerator {
-    async fn generate(&self) -> Result<Generated, ProviderError> {
+    async fn generate(&self) -> Result<Generated, GenerateError> {
         Ok(Generated {
             values: self.values.clone(),
             lease: None,
@@ -72,27 +62,27 @@ impl Generator for FakeGenerator {
 #[cfg(test)]
 mod tests {
     use futures::executor::block_on;
-    use kuvert_core::api::{FakeSpec, UuidSpec};
+    use kuvert_core::generator::Kind;
     use kuvert_core::memory::MemoryKube;
 
     use super::*;
 
     #[test]
     fn a_fake_generator_returns_its_data_on_every_run() {
-        let spec = GeneratorSpec::Fake(FakeSpec {
+        let spec = FakeSpec {
             controller: None,
             data: [
                 ("user".to_owned(), "app".to_owned()),
                 ("pass".to_owned(), "s3cret".to_owned()),
             ]
             .into(),
-        });
+        };
         let ctx = GeneratorContext {
+            kind: Kind::Fake,
             name: "f",
             namespace: "apps",
-            spec: &spec,
         };
-        let generator = block_on(FakeKind.generator(&ctx, &MemoryKube::default())).unwrap();
+        let generator = block_on(FakeKind.generator(&ctx, &spec, &MemoryKube::default())).unwrap();
         for _ in 0..2 {
             let got = block_on(generator.generate()).unwrap();
             assert_eq!(got.values["user"].expose(), b"app");
@@ -101,19 +91,5 @@ mod tests {
             assert_eq!(got.lease, None);
         }
         block_on(generator.revoke("anything")).unwrap();
-    }
-
-    #[test]
-    fn a_fake_kind_refuses_another_kind_of_spec() {
-        let spec = GeneratorSpec::Uuid(UuidSpec {});
-        let ctx = GeneratorContext {
-            name: "f",
-            namespace: "apps",
-            spec: &spec,
-        };
-        assert_eq!(
-            FakeKind.validate(&ctx).unwrap_err().to_string(),
-            "invalid store spec: kind: the Fake generator cannot serve a UUID"
-        );
     }
 }

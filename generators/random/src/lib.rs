@@ -14,10 +14,11 @@ pub mod uuid;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kuvert_core::api::{PasswordSpec, UuidSpec};
 use kuvert_core::generator::{
-    Generated, Generator, GeneratorContext, GeneratorKind, GeneratorSpec, RandomSource,
+    GenerateError, Generated, Generator, GeneratorContext, GeneratorKind, RandomSource,
 };
-use kuvert_core::provider::{KubeAccess, ProviderError};
+use kuvert_core::provider::KubeAccess;
 use sha2::{Digest, Sha256};
 
 pub use password::PasswordPlan;
@@ -102,37 +103,22 @@ impl PasswordKind {
 
 #[async_trait]
 impl GeneratorKind for PasswordKind {
-    fn kind(&self) -> &'static str {
-        "Password"
-    }
+    type Spec = PasswordSpec;
 
-    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
-        password_spec(generator).map(|_| ())
+    fn validate(&self, _: &GeneratorContext<'_>, spec: &PasswordSpec) -> Result<(), GenerateError> {
+        PasswordPlan::new(spec).map(|_| ())
     }
 
     async fn generator(
         &self,
-        generator: &GeneratorContext<'_>,
+        _generator: &GeneratorContext<'_>,
+        spec: &PasswordSpec,
         _kube: &dyn KubeAccess,
-    ) -> Result<Arc<dyn Generator>, ProviderError> {
+    ) -> Result<Arc<dyn Generator>, GenerateError> {
         Ok(Arc::new(PasswordGenerator {
-            plan: password_spec(generator)?,
+            plan: PasswordPlan::new(spec)?,
             random: self.random.clone(),
         }))
-    }
-}
-
-fn password_spec(generator: &GeneratorContext<'_>) -> Result<PasswordPlan, ProviderError> {
-    match generator.spec {
-        GeneratorSpec::Password(spec) => PasswordPlan::new(spec),
-        other => Err(wrong_kind("Password", other)),
-    }
-}
-
-fn wrong_kind(expected: &str, got: &GeneratorSpec) -> ProviderError {
-    ProviderError::InvalidSpec {
-        field: "kind".to_owned(),
-        message: format!("the {expected} generator cannot serve a {}", got.kind()),
     }
 }
 
@@ -144,7 +130,7 @@ pub struct PasswordGenerator {
 
 #[async_trait]
 impl Generator for PasswordGenerator {
-    async fn generate(&self) -> Result<Generated, ProviderError> {
+    async fn generate(&self) -> Result<Generated, GenerateError> {
         let password = self.plan.generate(self.random.as_ref());
         Ok(Generated {
             values: [("password".to_owned(), password.into())].into(),
@@ -167,23 +153,19 @@ impl UuidKind {
 
 #[async_trait]
 impl GeneratorKind for UuidKind {
-    fn kind(&self) -> &'static str {
-        "UUID"
-    }
+    type Spec = UuidSpec;
 
-    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
-        match generator.spec {
-            GeneratorSpec::Uuid(_) => Ok(()),
-            other => Err(wrong_kind("UUID", other)),
-        }
+    /// A UUID has nothing to configure.
+    fn validate(&self, _: &GeneratorContext<'_>, _: &UuidSpec) -> Result<(), GenerateError> {
+        Ok(())
     }
 
     async fn generator(
         &self,
-        generator: &GeneratorContext<'_>,
+        _generator: &GeneratorContext<'_>,
+        _spec: &UuidSpec,
         _kube: &dyn KubeAccess,
-    ) -> Result<Arc<dyn Generator>, ProviderError> {
-        self.validate(generator)?;
+    ) -> Result<Arc<dyn Generator>, GenerateError> {
         Ok(Arc::new(UuidGenerator {
             random: self.random.clone(),
         }))
@@ -197,7 +179,7 @@ pub struct UuidGenerator {
 
 #[async_trait]
 impl Generator for UuidGenerator {
-    async fn generate(&self) -> Result<Generated, ProviderError> {
+    async fn generate(&self) -> Result<Generated, GenerateError> {
         Ok(Generated {
             values: [("uuid".to_owned(), uuid::v4(self.random.as_ref()).into())].into(),
             lease: None,

@@ -7,8 +7,8 @@
 //! asking for more characters of a class than it has (11 digits, 53 letters) is refused.
 
 use kuvert_core::api::PasswordSpec;
+use kuvert_core::generator::GenerateError;
 use kuvert_core::generator::RandomSource;
-use kuvert_core::provider::ProviderError;
 
 use crate::uniform;
 
@@ -40,16 +40,13 @@ pub struct PasswordPlan {
     pub allow_repeat: bool,
 }
 
-fn invalid(field: &str, message: String) -> ProviderError {
-    ProviderError::InvalidSpec {
-        field: format!("spec.{field}"),
-        message,
-    }
+fn invalid(field: &str, message: String) -> GenerateError {
+    GenerateError::invalid_spec(format!("spec.{field}"), message)
 }
 
 impl PasswordPlan {
     /// Applies the defaults and refuses specs no password can satisfy.
-    pub fn new(spec: &PasswordSpec) -> Result<Self, ProviderError> {
+    pub fn new(spec: &PasswordSpec) -> Result<Self, GenerateError> {
         let length = spec.length.unwrap_or(DEFAULT_LENGTH);
         if !(1..=MAX_LENGTH).contains(&length) {
             return Err(invalid(

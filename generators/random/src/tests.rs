@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use kuvert_core::api::{PasswordSpec, UuidSpec};
-use kuvert_core::generator::{GeneratorContext, GeneratorKind, GeneratorSpec};
+use kuvert_core::generator::{GeneratorContext, GeneratorKind, Kind};
 use kuvert_core::memory::MemoryKube;
 use proptest::prelude::*;
 
@@ -154,19 +154,19 @@ fn the_digit_and_symbol_defaults_are_a_quarter_of_the_length() {
 fn impossible_password_specs_are_refused_naming_the_field() {
     assert_eq!(
         refusal(spec(Some(10), Some(6), Some(5))),
-        "invalid store spec: spec.length: 6 digits and 5 symbols do not fit in a length of 10"
+        "invalid spec: spec.length: 6 digits and 5 symbols do not fit in a length of 10"
     );
     assert_eq!(
         refusal(spec(Some(0), None, None)),
-        "invalid store spec: spec.length: 0 is outside 1 to 4096"
+        "invalid spec: spec.length: 0 is outside 1 to 4096"
     );
     assert_eq!(
         refusal(spec(Some(5000), None, None)),
-        "invalid store spec: spec.length: 5000 is outside 1 to 4096"
+        "invalid spec: spec.length: 5000 is outside 1 to 4096"
     );
     assert_eq!(
         refusal(spec(Some(20), Some(11), Some(0))),
-        "invalid store spec: spec.digits: 11 digits are asked for but there are only 10 digits and allowRepeat is false"
+        "invalid spec: spec.digits: 11 digits are asked for but there are only 10 digits and allowRepeat is false"
     );
     assert_eq!(
         refusal(PasswordSpec {
@@ -174,25 +174,25 @@ fn impossible_password_specs_are_refused_naming_the_field() {
             symbol_characters: Some("!!@".to_owned()),
             ..spec(Some(20), Some(0), None)
         }),
-        "invalid store spec: spec.symbols: 3 symbols are asked for but there are only 2 distinct symbol characters and allowRepeat is false"
+        "invalid spec: spec.symbols: 3 symbols are asked for but there are only 2 distinct symbol characters and allowRepeat is false"
     );
     assert_eq!(
         refusal(PasswordSpec {
             symbol_characters: Some(String::new()),
             ..spec(Some(8), Some(0), Some(1))
         }),
-        "invalid store spec: spec.symbolCharacters: is empty, and 1 symbols are asked for"
+        "invalid spec: spec.symbolCharacters: is empty, and 1 symbols are asked for"
     );
     assert_eq!(
         refusal(PasswordSpec {
             no_upper: Some(true),
             ..spec(Some(30), Some(2), Some(1))
         }),
-        "invalid store spec: spec.length: 27 letters are needed (30 - 2 digits - 1 symbols) but there are only 26 letters and allowRepeat is false"
+        "invalid spec: spec.length: 27 letters are needed (30 - 2 digits - 1 symbols) but there are only 26 letters and allowRepeat is false"
     );
     assert_eq!(
         refusal(spec(Some(100), None, None)),
-        "invalid store spec: spec.digits: 25 digits are asked for but there are only 10 digits and allowRepeat is false"
+        "invalid spec: spec.digits: 25 digits are asked for but there are only 10 digits and allowRepeat is false"
     );
     // The same lengths are fine once repeats are allowed.
     let plan = PasswordPlan::new(&PasswordSpec {
@@ -206,14 +206,14 @@ fn impossible_password_specs_are_refused_naming_the_field() {
 #[test]
 fn the_password_kind_validates_and_builds_generators_that_make_fresh_values() {
     let kind = PasswordKind::new(Arc::new(OsRandom::default()));
-    let good = GeneratorSpec::Password(spec(Some(32), Some(4), Some(4)));
+    let good = spec(Some(32), Some(4), Some(4));
     let ctx = GeneratorContext {
+        kind: Kind::Password,
         name: "pw",
         namespace: "apps",
-        spec: &good,
     };
-    kind.validate(&ctx).unwrap();
-    let generator = block_on(kind.generator(&ctx, &MemoryKube::default())).unwrap();
+    kind.validate(&ctx, &good).unwrap();
+    let generator = block_on(kind.generator(&ctx, &good, &MemoryKube::default())).unwrap();
     let a = block_on(generator.generate()).unwrap();
     let b = block_on(generator.generate()).unwrap();
     assert_eq!(a.values.keys().collect::<Vec<_>>(), ["password"]);
@@ -221,33 +221,23 @@ fn the_password_kind_validates_and_builds_generators_that_make_fresh_values() {
     assert_eq!(a.lease, None);
     assert_ne!(a.values["password"], b.values["password"]);
 
-    let bad = GeneratorSpec::Password(spec(Some(4), Some(4), Some(4)));
-    let bad_ctx = GeneratorContext { spec: &bad, ..ctx };
+    let bad = spec(Some(4), Some(4), Some(4));
     assert_eq!(
-        kind.validate(&bad_ctx).unwrap_err().to_string(),
-        "invalid store spec: spec.length: 4 digits and 4 symbols do not fit in a length of 4"
+        kind.validate(&ctx, &bad).unwrap_err().to_string(),
+        "invalid spec: spec.length: 4 digits and 4 symbols do not fit in a length of 4"
     );
-    assert!(block_on(kind.generator(&bad_ctx, &MemoryKube::default())).is_err());
-
-    let uuid = GeneratorSpec::Uuid(UuidSpec {});
-    assert_eq!(
-        kind.validate(&GeneratorContext { spec: &uuid, ..ctx })
-            .unwrap_err()
-            .to_string(),
-        "invalid store spec: kind: the Password generator cannot serve a UUID"
-    );
+    assert!(block_on(kind.generator(&ctx, &bad, &MemoryKube::default())).is_err());
 }
 
 #[test]
 fn the_uuid_kind_makes_a_new_uuid_each_run() {
     let kind = UuidKind::new(Arc::new(SeededRandom::new(3)));
-    let spec = GeneratorSpec::Uuid(UuidSpec {});
     let ctx = GeneratorContext {
+        kind: Kind::Uuid,
         name: "id",
         namespace: "apps",
-        spec: &spec,
     };
-    let generator = block_on(kind.generator(&ctx, &MemoryKube::default())).unwrap();
+    let generator = block_on(kind.generator(&ctx, &UuidSpec {}, &MemoryKube::default())).unwrap();
     let ids: BTreeSet<_> = (0..1000)
         .map(|_| {
             block_on(generator.generate()).unwrap().values["uuid"]

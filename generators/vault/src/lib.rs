@@ -50,9 +50,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kuvert_core::api::{ProviderSpec, SecretStoreKind, VaultDynamicSecretSpec};
+use kuvert_core::api::{SecretStoreKind, VaultDynamicSecretSpec};
 use kuvert_core::generator::{
-    Generated, Generator, GeneratorContext, GeneratorKind, GeneratorSpec, Lease as CoreLease,
+    GenerateError, Generated, Generator, GeneratorContext, GeneratorKind, Lease as CoreLease,
 };
 use kuvert_core::provider::{KubeAccess, Provider as _, ProviderError, StoreContext};
 use kuvert_provider_vault::{ConnectionCache, VaultConnection};
@@ -87,21 +87,6 @@ impl VaultDynamicSecretKind {
     }
 }
 
-fn spec_of<'a>(
-    generator: &'a GeneratorContext<'_>,
-) -> Result<&'a VaultDynamicSecretSpec, ProviderError> {
-    match generator.spec {
-        GeneratorSpec::VaultDynamicSecret(spec) => Ok(spec),
-        other => Err(ProviderError::InvalidSpec {
-            field: "kind".to_owned(),
-            message: format!(
-                "the VaultDynamicSecret generator cannot run a {}",
-                other.kind()
-            ),
-        }),
-    }
-}
-
 /// The connection code's field paths (`spec.provider.vault.auth...`) as the generator object
 /// has them (`spec.provider.auth...`).
 fn generator_fields(error: ProviderError) -> ProviderError {
@@ -121,30 +106,29 @@ fn generator_fields(error: ProviderError) -> ProviderError {
 
 #[async_trait]
 impl GeneratorKind for VaultDynamicSecretKind {
-    fn kind(&self) -> &'static str {
-        "VaultDynamicSecret"
-    }
+    type Spec = VaultDynamicSecretSpec;
 
-    fn validate(&self, generator: &GeneratorContext<'_>) -> Result<(), ProviderError> {
-        let spec = spec_of(generator)?;
+    fn validate(
+        &self,
+        generator: &GeneratorContext<'_>,
+        spec: &VaultDynamicSecretSpec,
+    ) -> Result<(), GenerateError> {
         request::build(spec)?;
         // The vault settings get the vault provider's own checks, as a SecretStore's would (a
         // namespaced generator may only refer to its own namespace, like a SecretStore).
-        let provider = ProviderSpec::Vault(spec.provider.clone());
         kuvert_provider_vault::VaultProvider::with_cache(self.cache.clone())
-            .validate(&store_context(generator, &provider))
-            .map_err(generator_fields)
+            .validate(&store_context(generator), &spec.provider)
+            .map_err(|e| generator_fields(e).into())
     }
 
     async fn generator(
         &self,
         generator: &GeneratorContext<'_>,
+        spec: &VaultDynamicSecretSpec,
         kube: &dyn KubeAccess,
-    ) -> Result<Arc<dyn Generator>, ProviderError> {
-        let spec = spec_of(generator)?;
+    ) -> Result<Arc<dyn Generator>, GenerateError> {
         let request = request::build(spec)?;
-        let provider = ProviderSpec::Vault(spec.provider.clone());
-        let store = store_context(generator, &provider);
+        let store = store_context(generator);
         let conn = self
             .cache
             .connect(&store, &spec.provider, Some(generator.namespace), kube)
@@ -164,15 +148,11 @@ impl GeneratorKind for VaultDynamicSecretKind {
 }
 
 /// A generator is namespaced: its references resolve like a SecretStore's (own namespace only).
-fn store_context<'a>(
-    generator: &GeneratorContext<'a>,
-    provider: &'a ProviderSpec,
-) -> StoreContext<'a> {
+fn store_context<'a>(generator: &GeneratorContext<'a>) -> StoreContext<'a> {
     StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: generator.name,
         namespace: Some(generator.namespace),
-        spec: provider,
     }
 }
 
@@ -256,7 +236,7 @@ impl DynamicSecret {
 
 #[async_trait]
 impl Generator for DynamicSecret {
-    async fn generate(&self) -> Result<Generated, ProviderError> {
+    async fn generate(&self) -> Result<Generated, GenerateError> {
         let response = self.call().await?;
         let shaped = result::shape(
             &self.request.what(),
@@ -274,7 +254,7 @@ impl Generator for DynamicSecret {
         })
     }
 
-    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<CoreLease, ProviderError> {
+    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<CoreLease, GenerateError> {
         let renewed = self
             .retrying("renew", || {
                 lease::renew(&self.conn, lease_id, Some(increment))
@@ -283,8 +263,9 @@ impl Generator for DynamicSecret {
         Ok(self.within_token(renewed))
     }
 
-    async fn revoke(&self, lease_id: &str) -> Result<(), ProviderError> {
-        self.retrying("revoke", || lease::revoke(&self.conn, lease_id))
-            .await
+    async fn revoke(&self, lease_id: &str) -> Result<(), GenerateError> {
+        Ok(self
+            .retrying("revoke", || lease::revoke(&self.conn, lease_id))
+            .await?)
     }
 }

@@ -151,7 +151,7 @@ async fn an_answer_without_data_is_refused_unless_allow_empty_response() {
         .unwrap_err();
     assert_eq!(
         refused.to_string(),
-        "invalid store spec: spec.allowEmptyResponse: PUT sys/policies/acl/generated answered \
+        "invalid spec: spec.allowEmptyResponse: PUT sys/policies/acl/generated answered \
          without data; set allowEmptyResponse: true to accept an empty result"
     );
     let accepted = generator(&kind, &spec(&bao, fields(true)), &kube)
@@ -183,7 +183,7 @@ async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
     assert_eq!(unknown_role.reason(), "InvalidSpec");
     assert_eq!(
         unknown_role.to_string(),
-        "invalid store spec: GET database/creds/nope: vault refused the request (400 Bad \
+        "invalid spec: GET database/creds/nope: vault refused the request (400 Bad \
          Request): unknown role: nope"
     );
 
@@ -203,7 +203,7 @@ async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
     .await;
     assert_eq!(
         escape.to_string(),
-        "invalid store spec: spec.path: \"database/creds/../../sys/raw\" is not a Vault path \
+        "invalid spec: spec.path: \"database/creds/../../sys/raw\" is not a Vault path \
          (empty, '.' or '..' segments, '?' or '#')"
     );
 
@@ -234,7 +234,7 @@ async fn bad_paths_and_references_are_clear_errors_naming_the_field() {
     .await;
     assert_eq!(
         other_namespace.to_string(),
-        "invalid store spec: spec.provider.auth.tokenSecretRef: a SecretStore may only refer \
+        "invalid spec: spec.provider.auth.tokenSecretRef: a SecretStore may only refer \
          to its own namespace \"apps\", not \"kube-system\""
     );
 
@@ -327,7 +327,10 @@ async fn retry_settings_ride_out_a_restarting_server() {
     bao.stop().await;
     let started = Instant::now();
     let e = without.generate().await.unwrap_err();
-    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+    assert!(
+        matches!(e.classified(), ProviderError::Unavailable { .. }),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let generating = tokio::spawn({
@@ -342,7 +345,10 @@ async fn retry_settings_ride_out_a_restarting_server() {
     // Revocations ride it out too (a lease the fresh dev server does not know is revoked).
     bao.stop().await;
     let e = without.revoke("database/creds/app/x").await.unwrap_err();
-    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+    assert!(
+        matches!(e.classified(), ProviderError::Unavailable { .. }),
+        "{e}"
+    );
     let revoking = tokio::spawn(async move { with.revoke("database/creds/app/x").await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     bao.start_again().await;
@@ -372,7 +378,7 @@ fn approle_spec(
     bao: &OpenBao,
     role_id: &str,
     fields: serde_json::Value,
-) -> kuvert_core::generator::GeneratorSpec {
+) -> kuvert_core::api::VaultDynamicSecretSpec {
     let mut fields = fields;
     fields["provider"] = json!({
         "server": bao.addr(),

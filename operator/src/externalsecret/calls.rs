@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use base64::Engine;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
 use kuvert_core::api::GeneratorRef;
 use kuvert_core::generated::{
     EntryState, GeneratedState, PendingRevoke, Regenerate, decode_values,
 };
 use kuvert_core::generator::{
-    GeneratedValues, Generator, GeneratorError, GeneratorResolver, GeneratorSpec, checked_kind,
+    GenerateError, GeneratedValues, Generator, GeneratorError, GeneratorResolver, GeneratorSpec,
+    Kind, checked_kind,
 };
 use kuvert_core::lease::HeldLease;
 use kuvert_core::provider::ProviderError;
@@ -28,46 +29,41 @@ impl GeneratorObjects for ClusterGeneratorObjects<'_> {
     async fn spec(
         &self,
         namespace: &str,
-        kind: &'static str,
+        kind: Kind,
         name: &str,
-    ) -> Result<Option<GeneratorSpec>, ProviderError> {
-        let resource = ApiResource {
-            group: kuvert_core::api::GENERATORS_GROUP.to_owned(),
-            version: "v1alpha1".to_owned(),
-            api_version: kuvert_core::generator::GENERATORS_API_VERSION.to_owned(),
-            kind: kind.to_owned(),
-            plural: format!("{}s", kind.to_lowercase()),
-        };
-        let api =
-            Api::<DynamicObject>::namespaced_with(self.0.client.clone(), namespace, &resource);
+    ) -> Result<Option<GeneratorSpec>, GenerateError> {
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.0.client.clone(),
+            namespace,
+            &kind.api_resource(),
+        );
         let display = kuvert_core::generator::display_name(kind, namespace, name);
-        let object = api
-            .get_opt(name)
-            .await
-            .map_err(|e| ProviderError::Unavailable {
+        let object = api.get_opt(name).await.map_err(|e| {
+            GenerateError::from(ProviderError::Unavailable {
                 message: format!("reading {display}: the Kubernetes API call failed"),
                 source: Some(Box::new(e)),
-            })?;
+            })
+        })?;
         let Some(object) = object else {
             return Ok(None);
         };
         let spec_json = object.data.get("spec").cloned().unwrap_or_default();
-        GeneratorSpec::from_json(kind, spec_json).map(Some)
+        kind.parse_spec(spec_json).map(Some)
     }
 
-    fn check_serves(&self, spec: &GeneratorSpec) -> Result<(), ProviderError> {
+    fn check_serves(&self, spec: &GeneratorSpec) -> Result<(), GenerateError> {
         let settings = &self.0.settings;
         if settings.serves(spec.controller()) {
             return Ok(());
         }
-        Err(ProviderError::InvalidSpec {
-            field: "spec.controller".to_owned(),
-            message: format!(
+        Err(GenerateError::invalid_spec(
+            "spec.controller",
+            format!(
                 "the generator belongs to controller class {:?}, and this kuvert serves {:?}",
                 spec.controller().unwrap_or_default(),
                 settings.controller_class.as_deref().unwrap_or_default()
             ),
-        })
+        ))
     }
 }
 
@@ -75,21 +71,11 @@ impl GeneratorObjects for ClusterGeneratorObjects<'_> {
 pub async fn generator_for(
     ctx: &Context,
     namespace: &str,
-    kind: &'static str,
+    kind: Kind,
     name: &str,
 ) -> Result<(String, Arc<dyn Generator>), GeneratorError> {
     let objects = ClusterGeneratorObjects(ctx);
     resolve::generator(&ctx.generators, &objects, &ctx.kube, namespace, kind, name).await
-}
-
-/// The kind (as a known kind) and name of `Kind/namespace/name`.
-fn parse_display(generator: &str) -> Option<(&'static str, &str)> {
-    let mut parts = generator.splitn(3, '/');
-    let (kind, _namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
-    let kind = kuvert_core::generator::GENERATOR_KINDS
-        .iter()
-        .find(|k| **k == kind)?;
-    Some((kind, name))
 }
 
 /// The generator a kept entry or lease names (`Kind/namespace/name`). A generator object
@@ -98,9 +84,11 @@ async fn generator_named(
     ctx: &Context,
     namespace: &str,
     generator: &str,
-) -> Result<(&'static str, String, Arc<dyn Generator>), GeneratorError> {
-    let (kind, name) = parse_display(generator).ok_or_else(|| GeneratorError::NotFound {
-        generator: generator.to_owned(),
+) -> Result<(Kind, String, Arc<dyn Generator>), GeneratorError> {
+    let (kind, name) = kuvert_core::generator::parse_display_name(generator).ok_or_else(|| {
+        GeneratorError::NotFound {
+            generator: generator.to_owned(),
+        }
     })?;
     let (display, implementation) = generator_for(ctx, namespace, kind, name).await?;
     Ok((kind, display, implementation))
@@ -299,11 +287,11 @@ impl GeneratorResolver for ClusterGenerators<'_> {
 
 /// Counts a generator call in the metrics, by outcome.
 fn counted<T>(
-    kind: &'static str,
+    kind: Kind,
     operation: &'static str,
-    result: Result<T, ProviderError>,
-) -> Result<T, ProviderError> {
+    result: Result<T, GenerateError>,
+) -> Result<T, GenerateError> {
     let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "ok");
-    crate::metrics::generator_request(kind, operation, outcome);
+    crate::metrics::generator_request(kind.as_str(), operation, outcome);
     result
 }

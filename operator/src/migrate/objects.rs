@@ -17,7 +17,6 @@ const KINDS: &[&str] = &[
     "ClusterExternalSecret",
     "PushSecret",
 ];
-const GENERATOR_KINDS: &[&str] = &["Password", "UUID", "Fake", "VaultDynamicSecret"];
 
 /// The providers kuvert has (a store with another one cannot move).
 const PROVIDERS: &[&str] = &["vault", "kubernetes", "fake"];
@@ -121,8 +120,9 @@ pub fn convert(doc: Value, sources: &Sources) -> Converted {
             }
             format!("{}/{}", kuvert_core::api::GROUP, "v1alpha1")
         }
-        ESO_GENERATORS_GROUP if GENERATOR_KINDS.contains(&kind.as_str()) => {
-            format!("{}/{}", kuvert_core::api::GENERATORS_GROUP, "v1alpha1")
+        // ESO's generator kinds that kuvert has carry the same names.
+        ESO_GENERATORS_GROUP if kuvert_core::generator::Kind::from_name(&kind).is_some() => {
+            kuvert_core::generator::GENERATORS_API_VERSION.to_owned()
         }
         ESO_GROUP | ESO_GENERATORS_GROUP => {
             return Converted::Problems(vec![format!(

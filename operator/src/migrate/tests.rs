@@ -252,7 +252,10 @@ fn eso_manifests_become_kuvert_manifests() {
         yaml.contains("apiVersion: generators.kuvert.io/v1alpha1"),
         "{yaml}"
     );
-    assert!(matches!(objects[2], Manifest::Password(_)));
+    assert!(matches!(
+        &objects[2],
+        Manifest::Generator(g) if g.kind == kuvert_core::generator::Kind::Password
+    ));
     assert!(
         yaml.contains("{{ .not_a_template_here }}"),
         "other objects pass through"

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use kuvert_core::api::{FakeProvider, FakeProviderData, ProviderSpec, StoreCapabilities};
+use kuvert_core::api::{FakeProvider, FakeProviderData, StoreCapabilities};
 use kuvert_core::provider::{
     FindRequest, GetRequest, KubeAccess, Provider, ProviderError, PushRequest, RemoteSecret,
     SecretsClient, StoreContext,
@@ -34,29 +34,16 @@ pub struct FakeStoreProvider;
 /// Where a store spec's fields live, for error messages.
 const FIELD: &str = "spec.provider.fake";
 
-impl FakeStoreProvider {
-    /// The fake spec of a store, or an error when the store is of another provider (the
-    /// registry only hands us fake stores, but a provider must not trust that).
-    fn spec<'a>(store: &'a StoreContext<'_>) -> Result<&'a FakeProvider, ProviderError> {
-        match store.spec {
-            ProviderSpec::Fake(spec) => Ok(spec),
-            other => Err(ProviderError::InvalidSpec {
-                field: "spec.provider".to_owned(),
-                message: format!("the fake provider cannot serve a {} store", other.name()),
-            }),
-        }
-    }
-}
-
 #[async_trait]
 impl Provider for FakeStoreProvider {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
+    type Spec = FakeProvider;
 
     /// Checks the spec without I/O. Every problem names its field.
-    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError> {
-        let spec = Self::spec(store)?;
+    fn validate(
+        &self,
+        _store: &StoreContext<'_>,
+        spec: &FakeProvider,
+    ) -> Result<(), ProviderError> {
         let mut seen = BTreeMap::new();
         for (i, entry) in spec.data.iter().enumerate() {
             let field = format!("{FIELD}.data[{i}]");
@@ -91,12 +78,13 @@ impl Provider for FakeStoreProvider {
     async fn client(
         &self,
         store: &StoreContext<'_>,
+        spec: &FakeProvider,
         _namespace: Option<&str>,
         _kube: &dyn KubeAccess,
     ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
-        self.validate(store)?;
+        self.validate(store, spec)?;
         Ok(Arc::new(FakeClient {
-            data: Self::spec(store)?.data.clone(),
+            data: spec.data.clone(),
             pushed: Mutex::new(BTreeMap::new()),
         }))
     }
@@ -221,22 +209,13 @@ impl SecretsClient for FakeClient {
         &self,
         request: &FindRequest,
     ) -> Result<BTreeMap<String, RemoteSecret>, ProviderError> {
-        // The engine has checked the expression compiles; a provider still must not panic.
-        let name = match &request.name_regexp {
-            Some(re) => Some(
-                regex::Regex::new(re).map_err(|e| ProviderError::InvalidSpec {
-                    field: "name.regexp".to_owned(),
-                    message: e.to_string(),
-                })?,
-            ),
-            None => None,
-        };
+        let name = request.name_regexp.as_ref();
         Ok(self
             .current()
             .into_iter()
             .filter(|e| {
                 request.path.as_deref().is_none_or(|p| e.key.starts_with(p))
-                    && name.as_ref().is_none_or(|re| re.is_match(&e.key))
+                    && name.is_none_or(|re| re.is_match(&e.key))
                     && request.tags.iter().all(|(k, v)| e.tags.get(k) == Some(v))
             })
             .map(|e| {

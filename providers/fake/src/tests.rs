@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use futures::executor::block_on;
-use kuvert_core::api::{FakeProvider, FakeProviderData, ProviderSpec, SecretStoreKind};
+use kuvert_core::api::{FakeProvider, FakeProviderData, SecretStoreKind};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::{
     FindRequest, GetRequest, Provider, ProviderError, PushRequest, SecretsClient, StoreContext,
@@ -36,14 +36,13 @@ fn versioned(key: &str, value: &str, version: &str) -> FakeProviderData {
 }
 
 fn client(data: Vec<FakeProviderData>) -> std::sync::Arc<dyn SecretsClient> {
-    let spec = ProviderSpec::Fake(FakeProvider { data });
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: "fake",
         namespace: Some("default"),
-        spec: &spec,
     };
-    block_on(FakeStoreProvider.client(&store, Some("default"), &MemoryKube::new())).unwrap()
+    let spec = FakeProvider { data };
+    block_on(FakeStoreProvider.client(&store, &spec, Some("default"), &MemoryKube::new())).unwrap()
 }
 
 fn get(c: &dyn SecretsClient, key: &str, version: Option<&str>) -> Result<String, ProviderError> {
@@ -125,7 +124,7 @@ fn find_filters_by_path_name_and_tags() {
         let found = block_on(
             c.find(&FindRequest {
                 path: path.map(str::to_owned),
-                name_regexp: re.map(str::to_owned),
+                name_regexp: re.map(|re| regex::Regex::new(re).unwrap()),
                 tags: tags
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -153,15 +152,13 @@ fn find_filters_by_path_name_and_tags() {
 #[test]
 fn validate_names_the_field_at_fault() {
     let check = |data: Vec<FakeProviderData>| {
-        let spec = ProviderSpec::Fake(FakeProvider { data });
         let store = StoreContext {
             kind: SecretStoreKind::SecretStore,
             name: "fake",
             namespace: Some("default"),
-            spec: &spec,
         };
         FakeStoreProvider
-            .validate(&store)
+            .validate(&store, &FakeProvider { data })
             .map_err(|e| e.to_string())
     };
     assert!(check(vec![entry("a", "1"), versioned("a", "2", "2")]).is_ok());

@@ -148,15 +148,7 @@ impl SecretsClient for KubernetesClient {
                 ),
             });
         }
-        let name = match &request.name_regexp {
-            Some(re) => Some(
-                regex::Regex::new(re).map_err(|e| ProviderError::InvalidSpec {
-                    field: "find.name.regexp".to_owned(),
-                    message: e.to_string(),
-                })?,
-            ),
-            None => None,
-        };
+        let name = request.name_regexp.as_ref();
         let selector = request
             .tags
             .iter()

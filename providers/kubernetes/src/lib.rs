@@ -15,7 +15,6 @@ mod errors;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kuvert_core::api::ProviderSpec;
 use kuvert_core::provider::{KubeAccess, Provider, ProviderError, SecretsClient, StoreContext};
 
 pub use client::KubernetesClient;
@@ -32,38 +31,21 @@ pub const PUSHED_BY_ANNOTATION: &str = "kuvert.io/pushed-by";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KubernetesProvider;
 
-fn spec<'a>(
-    store: &'a StoreContext<'_>,
-) -> Result<&'a kuvert_core::api::KubernetesProvider, ProviderError> {
-    match store.spec {
-        ProviderSpec::Kubernetes(spec) => Ok(spec),
-        other => Err(ProviderError::InvalidSpec {
-            field: "spec.provider".to_owned(),
-            message: format!(
-                "the kubernetes provider cannot serve a {} store",
-                other.name()
-            ),
-        }),
-    }
-}
-
 #[async_trait]
 impl Provider for KubernetesProvider {
-    fn name(&self) -> &'static str {
-        "kubernetes"
-    }
+    type Spec = kuvert_core::api::KubernetesProvider;
 
-    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError> {
-        config::validate(store, spec(store)?)
+    fn validate(&self, store: &StoreContext<'_>, spec: &Self::Spec) -> Result<(), ProviderError> {
+        config::validate(store, spec)
     }
 
     async fn client(
         &self,
         store: &StoreContext<'_>,
+        spec: &Self::Spec,
         namespace: Option<&str>,
         kube: &dyn KubeAccess,
     ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
-        let spec = spec(store)?;
         config::validate(store, spec)?;
         let client = config::connect(store, spec, namespace, kube).await?;
         let remote_namespace = spec

@@ -12,7 +12,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use kuvert_core::api::{
     KubernetesAuth, KubernetesCertAuth, KubernetesProvider as Spec, KubernetesServer,
-    KubernetesTokenAuth, ProviderSpec, SecretKeySelector, SecretStoreKind, ServiceAccountSelector,
+    KubernetesTokenAuth, SecretKeySelector, SecretStoreKind, ServiceAccountSelector,
 };
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::{
@@ -136,14 +136,14 @@ async fn connect(
     spec: Spec,
     kube: &MemoryKube,
 ) -> Result<std::sync::Arc<dyn SecretsClient>, ProviderError> {
-    let spec = ProviderSpec::Kubernetes(spec);
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: "remote",
         namespace: Some("app"),
-        spec: &spec,
     };
-    KubernetesProvider.client(&store, Some("app"), kube).await
+    KubernetesProvider
+        .client(&store, &spec, Some("app"), kube)
+        .await
 }
 
 fn token_spec(remote: &Remote) -> Spec {
@@ -214,7 +214,7 @@ async fn find_by_name_regexp_and_by_labels() {
 
     let by_name = client
         .find(&FindRequest {
-            name_regexp: Some("^d".to_owned()),
+            name_regexp: Some(regex::Regex::new("^d").unwrap()),
             ..FindRequest::default()
         })
         .await

@@ -585,8 +585,8 @@ async fn read_default(
 }
 
 /// A missing object names the field that referred to it.
-fn naming(field: &str, error: ProviderError) -> ProviderError {
-    match error {
+fn naming(field: &str, error: impl Into<ProviderError>) -> ProviderError {
+    match error.into() {
         ProviderError::NotFound { key } if !key.starts_with(field) => ProviderError::NotFound {
             key: format!("{field}: {key}"),
         },

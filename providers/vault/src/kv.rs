@@ -422,15 +422,7 @@ impl SecretsClient for VaultClient {
             }
             _ => (self.split(given, "dataFrom.find.path", true)?, given),
         };
-        let regexp = match &request.name_regexp {
-            Some(r) => Some(regex::Regex::new(r).map_err(|e| {
-                invalid(
-                    "dataFrom.find.name.regexp",
-                    format!("{r:?} is not a regular expression: {e}"),
-                )
-            })?),
-            None => None,
-        };
+        let regexp = request.name_regexp.as_ref();
         let mut out = BTreeMap::new();
         for relative in self.list(&base.mount, &base.rest).await? {
             // Names as ESO gives them: the find path as written, then the path below it.
@@ -439,7 +431,7 @@ impl SecretsClient for VaultClient {
                 .map(|r| r.trim_start_matches('/'))
                 .unwrap_or(&relative);
             let name = join(prefix, below);
-            if let Some(re) = &regexp
+            if let Some(re) = regexp
                 && !re.is_match(&name)
             {
                 continue;

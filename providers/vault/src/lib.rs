@@ -73,7 +73,7 @@ mod kv;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kuvert_core::api::{ProviderSpec, VaultProvider as VaultSpec};
+use kuvert_core::api::VaultProvider as VaultSpec;
 use kuvert_core::provider::{KubeAccess, Provider, ProviderError, SecretsClient, StoreContext};
 
 pub use cache::ConnectionCache;
@@ -110,33 +110,21 @@ impl VaultProvider {
     }
 }
 
-fn spec<'a>(store: &'a StoreContext<'_>) -> Result<&'a VaultSpec, ProviderError> {
-    match store.spec {
-        ProviderSpec::Vault(spec) => Ok(spec),
-        other => Err(ProviderError::InvalidSpec {
-            field: "spec.provider".to_owned(),
-            message: format!("the vault provider cannot serve a {} store", other.name()),
-        }),
-    }
-}
-
 #[async_trait]
 impl Provider for VaultProvider {
-    fn name(&self) -> &'static str {
-        "vault"
-    }
+    type Spec = VaultSpec;
 
-    fn validate(&self, store: &StoreContext<'_>) -> Result<(), ProviderError> {
-        config::validate(store, spec(store)?)
+    fn validate(&self, store: &StoreContext<'_>, spec: &VaultSpec) -> Result<(), ProviderError> {
+        config::validate(store, spec)
     }
 
     async fn client(
         &self,
         store: &StoreContext<'_>,
+        spec: &VaultSpec,
         namespace: Option<&str>,
         kube: &dyn KubeAccess,
     ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
-        let spec = spec(store)?;
         let conn = self.cache.connect(store, spec, namespace, kube).await?;
         let cas_required = spec
             .check_and_set

@@ -610,7 +610,7 @@ async fn extra_and_consistency_headers_are_accepted() {
 /// using it: each namespace logs in with its own credentials, in its own cache entry.
 #[tokio::test]
 async fn a_cluster_store_reads_credentials_from_the_using_namespace() {
-    use kuvert_core::api::{ProviderSpec, SecretStoreKind};
+    use kuvert_core::api::SecretStoreKind;
     use kuvert_core::provider::{Provider, StoreContext};
 
     let bao = OpenBao::start().await;
@@ -629,18 +629,16 @@ async fn a_cluster_store_reads_credentials_from_the_using_namespace() {
         &bao,
         VaultAuth::TokenSecretRef(key_ref("vault-token", "token")),
     );
-    let provider_spec = ProviderSpec::Vault(spec);
     let store = StoreContext {
         kind: SecretStoreKind::ClusterSecretStore,
         name: "vault",
         namespace: None,
-        spec: &provider_spec,
     };
     let provider = VaultProvider::new();
-    provider.validate(&store).unwrap();
+    provider.validate(&store, &spec).unwrap();
 
     let a = provider
-        .client(&store, Some("team-a"), &kube)
+        .client(&store, &spec, Some("team-a"), &kube)
         .await
         .unwrap();
     assert_eq!(
@@ -648,7 +646,7 @@ async fn a_cluster_store_reads_credentials_from_the_using_namespace() {
         json!({"password": "from-vault"})
     );
     let b = provider
-        .client(&store, Some("team-b"), &kube)
+        .client(&store, &spec, Some("team-b"), &kube)
         .await
         .unwrap();
     let err = get_text(b.as_ref(), "app").await.unwrap_err();

@@ -5,7 +5,7 @@
 
 mod support;
 
-use kuvert_core::api::{ProviderSpec, SecretStoreKind};
+use kuvert_core::api::SecretStoreKind;
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::StoreContext;
 use kuvert_provider_vault::ConnectionCache;
@@ -30,13 +30,11 @@ async fn a_dynamic_secret_comes_with_a_lease_that_can_be_looked_up_and_revoked()
     .await;
     let mut kube = MemoryKube::new();
     let spec = root_spec(&bao, &mut kube);
-    let provider_spec = ProviderSpec::Vault(spec.clone());
     // A generator builds a context of its own namespace around its `provider` field.
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: "VaultDynamicSecret/web-cert",
         namespace: Some(NS),
-        spec: &provider_spec,
     };
     let cache = ConnectionCache::new();
     let conn = cache.connect(&store, &spec, Some(NS), &kube).await.unwrap();
@@ -114,12 +112,10 @@ async fn list_is_a_verb_of_its_own() {
     bao.kv2_put("secret", "a/b", json!({"k": "v"})).await;
     let mut kube = MemoryKube::new();
     let spec = root_spec(&bao, &mut kube);
-    let provider_spec = ProviderSpec::Vault(spec.clone());
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: "vault",
         namespace: Some(NS),
-        spec: &provider_spec,
     };
     let conn = ConnectionCache::new()
         .connect(&store, &spec, Some(NS), &kube)

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use kuvert_core::api::{ProviderSpec, SecretStoreKind, VaultAppRole, VaultAuth};
+use kuvert_core::api::{SecretStoreKind, VaultAppRole, VaultAuth};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::{
     FindRequest, GetRequest, Provider, ProviderError, PushRequest, StoreContext,
@@ -82,14 +82,12 @@ async fn bad_specs_are_refused_before_any_request() {
     );
     let provider = VaultProvider::new();
     let check = |spec: &kuvert_core::api::VaultProvider, field: &str| {
-        let provider_spec = ProviderSpec::Vault(spec.clone());
         let store = StoreContext {
             kind: SecretStoreKind::SecretStore,
             name: "vault",
             namespace: Some(NS),
-            spec: &provider_spec,
         };
-        let err = provider.validate(&store).unwrap_err();
+        let err = provider.validate(&store, spec).unwrap_err();
         assert_eq!(err.reason(), "InvalidSpec", "{err}");
         assert!(err.to_string().contains(field), "{field}: {err}");
     };
@@ -188,7 +186,7 @@ async fn no_error_carries_a_secret_value_or_a_token() {
     errors.push(
         c.find(&FindRequest {
             path: None,
-            name_regexp: Some(".*".into()),
+            name_regexp: Some(regex::Regex::new(".*").unwrap()),
             tags: BTreeMap::new(),
         })
         .await

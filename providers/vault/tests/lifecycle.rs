@@ -7,9 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kuvert_core::api::{
-    ProviderSpec, SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec,
-};
+use kuvert_core::api::{SecretStoreKind, VaultAppRole, VaultAuth, VaultProvider as VaultSpec};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::StoreContext;
 use kuvert_provider_vault::{ConnectionCache, VaultConnection, VaultProvider};
@@ -63,12 +61,10 @@ async fn connect(
     spec: &VaultSpec,
     kube: &MemoryKube,
 ) -> Arc<VaultConnection> {
-    let provider_spec = ProviderSpec::Vault(spec.clone());
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: store_name,
         namespace: Some(NS),
-        spec: &provider_spec,
     };
     cache.connect(&store, spec, Some(NS), kube).await.unwrap()
 }

@@ -179,7 +179,7 @@ async fn kv1_reads_the_data_map_without_versions() {
     let found = client
         .find(&FindRequest {
             path: Some("app".into()),
-            name_regexp: Some("db$".into()),
+            name_regexp: Some(regex::Regex::new("db$").unwrap()),
             tags: BTreeMap::new(),
         })
         .await
@@ -302,7 +302,7 @@ async fn find_lists_recursively_and_filters_by_name() {
 
     let find = |path: Option<&str>, re: Option<&str>| FindRequest {
         path: path.map(Into::into),
-        name_regexp: re.map(Into::into),
+        name_regexp: re.map(|re| regex::Regex::new(re).unwrap()),
         tags: BTreeMap::new(),
     };
     let all = client.find(&find(None, Some(".*"))).await.unwrap();
@@ -366,7 +366,7 @@ async fn find_by_tags_matches_custom_metadata() {
 
     // Name and tags together: both apply.
     let mut both = tags(&[("env", "prod")]);
-    both.name_regexp = Some("^other/".into());
+    both.name_regexp = Some(regex::Regex::new("^other/").unwrap());
     let found = client.find(&both).await.unwrap();
     assert_eq!(found.keys().collect::<Vec<_>>(), ["other/db"]);
 }

@@ -144,7 +144,6 @@ async fn a_concurrent_change_loses_the_check_and_set_race() {
                     kind: kuvert_core::api::SecretStoreKind::SecretStore,
                     name: "vault",
                     namespace: Some(NS),
-                    spec: &kuvert_core::api::ProviderSpec::Vault(spec.clone()),
                 },
                 &spec,
                 Some(NS),

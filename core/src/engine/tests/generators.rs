@@ -26,7 +26,7 @@ impl GeneratorResolver for TestGenerators {
         let generator = crate::generator::display_name(kind, namespace, &generator_ref.name);
         let mut calls = self.calls.lock().unwrap();
         calls.push(field.to_owned());
-        let values = match (kind, generator_ref.name.as_str()) {
+        let values = match (kind.as_str(), generator_ref.name.as_str()) {
             ("Fake", "creds") => BTreeMap::from([
                 ("user".to_owned(), SecretBytes::from("app")),
                 ("pass".to_owned(), SecretBytes::from("s3cret")),
@@ -41,7 +41,8 @@ impl GeneratorResolver for TestGenerators {
                     source: ProviderError::Unavailable {
                         message: "connection refused".to_owned(),
                         source: None,
-                    },
+                    }
+                    .into(),
                 });
             }
             _ => return Err(GeneratorError::NotFound { generator }),

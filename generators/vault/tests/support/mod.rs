@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use kuvert_core::generator::{Generator, GeneratorContext, GeneratorKind, GeneratorSpec};
+use kuvert_core::api::VaultDynamicSecretSpec;
+use kuvert_core::generator::{GenerateError, Generator, GeneratorContext, GeneratorKind, Kind};
 use kuvert_core::memory::MemoryKube;
-use kuvert_core::provider::ProviderError;
 use kuvert_generator_vault::VaultDynamicSecretKind;
 use serde_json::{Value, json};
 
@@ -32,7 +32,7 @@ pub fn kube_with_root_token(bao: &OpenBao) -> MemoryKube {
 
 /// A `VaultDynamicSecret` spec: `fields` (path, method, parameters, ...) plus a `provider`
 /// for `bao` logging in with the token in the Secret `vault-token`.
-pub fn spec(bao: &OpenBao, fields: Value) -> GeneratorSpec {
+pub fn spec(bao: &OpenBao, fields: Value) -> VaultDynamicSecretSpec {
     let mut spec = json!({
         "provider": {
             "server": bao.addr(),
@@ -42,22 +42,22 @@ pub fn spec(bao: &OpenBao, fields: Value) -> GeneratorSpec {
     for (k, v) in fields.as_object().expect("fields are a map") {
         spec[k] = v.clone();
     }
-    GeneratorSpec::from_json("VaultDynamicSecret", spec).expect("a valid spec")
+    serde_json::from_value(spec).expect("a valid spec")
 }
 
 /// The generator `NS/name` with `spec`, validated and connected.
 pub async fn generator(
     kind: &VaultDynamicSecretKind,
-    spec: &GeneratorSpec,
+    spec: &VaultDynamicSecretSpec,
     kube: &MemoryKube,
-) -> Result<Arc<dyn Generator>, ProviderError> {
+) -> Result<Arc<dyn Generator>, GenerateError> {
     let context = GeneratorContext {
+        kind: Kind::VaultDynamicSecret,
         name: "gen",
         namespace: NS,
-        spec,
     };
-    kind.validate(&context)?;
-    kind.generator(&context, kube).await
+    kind.validate(&context, spec)?;
+    kind.generator(&context, spec, kube).await
 }
 
 /// The values of a generation as text.
@@ -81,7 +81,7 @@ pub async fn generation_error(
     bao: &OpenBao,
     kube: &MemoryKube,
     fields: Value,
-) -> ProviderError {
+) -> GenerateError {
     let generator = generator(kind, &spec(bao, fields), kube)
         .await
         .unwrap_or_else(|e| panic!("connecting failed: {e}"));
@@ -94,7 +94,7 @@ pub async fn connect_error(
     bao: &OpenBao,
     kube: &MemoryKube,
     fields: Value,
-) -> ProviderError {
+) -> GenerateError {
     generator(kind, &spec(bao, fields), kube)
         .await
         .err()

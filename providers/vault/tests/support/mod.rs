@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use kuvert_core::api::{
-    ProviderSpec, SecretKeySelector, SecretStoreKind, VaultAuth, VaultProvider as VaultSpec,
-};
+use kuvert_core::api::{SecretKeySelector, SecretStoreKind, VaultAuth, VaultProvider as VaultSpec};
 use kuvert_core::memory::MemoryKube;
 use kuvert_core::provider::{GetRequest, Provider, ProviderError, SecretsClient, StoreContext};
 use kuvert_provider_vault::VaultProvider;
@@ -56,15 +54,13 @@ pub async fn client(
     spec: &VaultSpec,
     kube: &MemoryKube,
 ) -> Result<Arc<dyn SecretsClient>, ProviderError> {
-    let spec = ProviderSpec::Vault(spec.clone());
     let store = StoreContext {
         kind: SecretStoreKind::SecretStore,
         name: "vault",
         namespace: Some(NS),
-        spec: &spec,
     };
-    provider.validate(&store)?;
-    provider.client(&store, Some(NS), kube).await
+    provider.validate(&store, spec)?;
+    provider.client(&store, spec, Some(NS), kube).await
 }
 
 /// Reads `key` (current version), returning the value as text.
