@@ -10,6 +10,7 @@ use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
 use kuvert_core::conditions;
 use kuvert_core::decide::spread_interval;
+use kuvert_core::engine::target::KeyChanges;
 use kuvert_core::engine::{SyncError, failed_status};
 
 use super::apply::{Applied, min};
@@ -40,6 +41,7 @@ pub async fn report(
             outcome,
             written,
             lease_wait,
+            changes,
         } => {
             metrics::sync(KIND, started.elapsed(), None);
             let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
@@ -47,6 +49,9 @@ pub async fn report(
             status.synced_resource_version = written;
             write(ctx, es, status).await?;
             tracing::debug!(namespace = ?observed.es_ref.namespace, name = %observed.es_ref.name, why = why.as_str(), "synced");
+            if let Some(changes) = changes {
+                data_changed(ctx, es, &observed.target_name, &changes).await;
+            }
             ctx.index
                 .mark_synced(&observed.es_ref, &observed.generations);
             let key = ObjectKey::of(es);
@@ -107,8 +112,12 @@ async fn write(
         _ => false,
     };
     if let (true, Some(after)) = (changed, after) {
+        let ready = after.status == "True";
+        if ready && before.is_some_and(|b| b.status == "False") {
+            tracing::info!(%namespace, %name, reason = %after.reason, "recovered");
+        }
         let event = Event {
-            type_: if after.status == "True" {
+            type_: if ready {
                 EventType::Normal
             } else {
                 EventType::Warning
@@ -118,14 +127,41 @@ async fn write(
             action: "Sync".to_owned(),
             secondary: None,
         };
-        if let Err(e) = transient_recorder(ctx)
-            .publish(&event, &es.object_ref(&()))
-            .await
-        {
-            tracing::warn!(error = %e, "publishing an event failed");
-        }
+        publish(ctx, es, &event).await;
     }
     Ok(())
+}
+
+/// A sync changed the data of an existing Secret: an Event and a log line naming the keys (never
+/// the values), so rotations leave an audit trail.
+async fn data_changed(ctx: &Context, es: &ExternalSecret, secret: &str, changes: &KeyChanges) {
+    let namespace = es.namespace().unwrap_or_default();
+    tracing::info!(
+        %namespace,
+        name = %es.name_any(),
+        secret,
+        added = ?changes.added,
+        changed = ?changes.changed,
+        removed = ?changes.removed,
+        "secret data changed"
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "DataChanged".to_owned(),
+        note: Some(format!("Secret {namespace}/{secret}: {changes}")),
+        action: "Sync".to_owned(),
+        secondary: None,
+    };
+    publish(ctx, es, &event).await;
+}
+
+async fn publish(ctx: &Context, es: &ExternalSecret, event: &Event) {
+    if let Err(e) = transient_recorder(ctx)
+        .publish(event, &es.object_ref(&()))
+        .await
+    {
+        tracing::warn!(error = %e, "publishing an event failed");
+    }
 }
 
 /// A recorder for one Event. kube-runtime's `Recorder` keeps every Event it published for six
