@@ -242,20 +242,15 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
-    let (es_controller, targets) = externalsecret::controller::controller(
-        ctx.clone(),
-        args.namespace.as_deref(),
-        args.watches_cluster_stores(),
-    );
+    let (es_controller, targets) =
+        externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_cache = es_controller.store();
     {
-        let (caches, es_cache) = (caches.clone(), es_cache.clone());
+        let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
         tokio::spawn(async move {
-            wait_until_ready(&caches.stores).await;
-            if let Some(cluster_stores) = &caches.cluster_stores {
-                wait_until_ready(cluster_stores).await;
-            }
-            wait_until_ready(&es_cache).await;
+            caches.wait_until_ready().await;
+            targets.wait_until_ready().await;
+            externalsecret::stores::wait_until_ready(&es_cache).await;
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
@@ -309,21 +304,6 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     }
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await
-}
-
-/// Waits for a controller's cache to be filled.
-///
-/// kube-runtime's readiness signal keeps a single waker, and the controller's own runner waits
-/// on it too: a second waiter may never be woken. Polling again finds the remembered value.
-async fn wait_until_ready<K>(store: &kube::runtime::reflector::Store<K>)
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
 }
 
 /// Drops coalesced reads no sync would accept any more, once a minute.

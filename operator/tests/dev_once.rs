@@ -1,5 +1,7 @@
 //! `kuvert dev --once`, the README's main-job command, run as a black box.
 
+mod support;
+
 use std::process::Command;
 
 fn kuvert_dev(args: &[&str]) -> (i32, String) {
@@ -47,4 +49,48 @@ fn a_failing_external_secret_is_reported_and_exits_non_zero() {
         out,
         "---\n# ExternalSecret payments/payments-db: Ready=False (StoreNotAllowed) spec.secretStoreRef: ClusterSecretStore/vault does not admit namespace \"payments\"\n"
     );
+}
+
+/// The quickstart folder lists `externalsecret.yaml` before `store.yaml`: the ExternalSecret
+/// still syncs at the first attempt, never reporting its store missing.
+#[tokio::test]
+async fn a_folder_listing_the_external_secret_before_its_store_syncs_without_a_warning() {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::Api;
+    let dir = std::env::temp_dir().join(format!("kuvert-dev-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart");
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_kuvert"))
+        .arg("dev")
+        .args(["-f", examples, "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{}", support::free_port())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::eventually("the kubeconfig", || async { kubeconfig.exists() }).await;
+    let client = support::kube_client(&kubeconfig).await;
+    let ess = Api::namespaced(client.clone(), "default");
+    support::eventually("app-credentials to be Ready", || async {
+        matches!(ess.get_opt("app-credentials").await, Ok(Some(_)))
+            && support::ready(&ess, "app-credentials").await
+                == Some(("True".to_owned(), "SecretSynced".to_owned()))
+    })
+    .await;
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let about_it: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ExternalSecret"))
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+        .collect();
+    let _ = dev.kill();
+    let _ = dev.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(about_it, [("Normal".to_owned(), "SecretSynced".to_owned())]);
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -30,12 +30,19 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 
 /// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected,
 /// metadata only, cached for [`target`]), and store changes mapped to exactly the
-/// ExternalSecrets using them (ClusterSecretStores only with `cluster_stores`).
+/// ExternalSecrets using them (ClusterSecretStores only where `caches` has them).
+///
+/// Reconciles read the store caches and the managed Secrets' cache, so none starts before
+/// every one of them has completed its first list: the ExternalSecrets' own watch starts only
+/// then, and the controller holds its reconciles until that watch has listed too. Otherwise a
+/// restart would find no store (`StoreNotFound`, a Warning, a status write, for every healthy
+/// object) and read every target Secret the empty cache cannot vouch for.
 pub fn controller(
     ctx: Arc<Context>,
     namespace: Option<&str>,
-    cluster_stores: bool,
+    caches: &StoreCaches,
 ) -> (Controller<ExternalSecret>, TargetCache) {
+    let cluster_stores = caches.cluster_stores.is_some();
     let (client, index) = (ctx.client.clone(), ctx.index.clone());
     let es_api: Api<ExternalSecret> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -63,7 +70,17 @@ pub fn controller(
         .inspect_ok(move |event| cache.apply(event))
         .touched_objects();
     let (ess, es_writer) = reflector::store();
-    let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
+    let listed = {
+        let (caches, targets) = (caches.clone(), targets.clone());
+        async move {
+            caches.wait_until_ready().await;
+            targets.wait_until_ready().await;
+            tracing::debug!("store and managed Secret caches listed; watching ExternalSecrets");
+        }
+    };
+    let es_watch = watcher(es_api, watcher::Config::default().any_semantic());
+    let external_secrets = futures::stream::once(listed.map(move |()| es_watch))
+        .flatten()
         .modify(trim)
         .reflect(es_writer)
         .applied_objects()
