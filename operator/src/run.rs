@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use kube::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::watcher;
 use kuvert_core::api::{ClusterSecretStore, SecretStore};
 
+use crate::cache_metrics::CacheMetrics;
 use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
@@ -147,7 +147,12 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let prometheus = metrics::install()?;
     let upkeep = tokio::spawn(metrics::upkeep(prometheus.clone()));
     let readiness = Readiness::default();
-    let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone())
+    let cache_metrics = CacheMetrics::default();
+    let scrape = health::Scrape {
+        recorded: prometheus,
+        cached: cache_metrics.clone(),
+    };
+    let (bound, serving) = health::serve(args.metrics_addr, scrape, readiness.clone())
         .await
         .with_context(|| format!("serving --metrics-addr {}", args.metrics_addr))?;
     tracing::info!(
@@ -234,10 +239,10 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     };
     let cluster_store_controller = args.watches_cluster_stores().then(|| {
         let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
-        Controller::new(cluster_stores, watcher::Config::default().any_semantic())
+        store::controller(cluster_stores, ctx.clone())
     });
 
-    let store_controller = Controller::new(stores, watcher::Config::default().any_semantic());
+    let store_controller = store::controller(stores, ctx.clone());
     let caches = StoreCaches {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
@@ -247,15 +252,17 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let es_cache = es_controller.store();
     {
         let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
+        let settings = ctx.settings.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
+            cache_metrics.set(es_cache, caches, settings);
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
     }
-    let objects = tokio::spawn(externalsecret::controller::report_objects(
+    let objects = tokio::spawn(externalsecret::controller::forget_deleted(
         es_cache,
         caches.clone(),
         ctx.clone(),

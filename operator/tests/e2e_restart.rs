@@ -90,12 +90,15 @@ async fn a_restart_with_500_synced_objects_reads_no_store_and_writes_no_secret()
 /// Ready ExternalSecrets of the restart scenarios, beside one that fails.
 const HEALTHY: usize = 40;
 
+/// A condition as shown: type, status, reason, lastTransitionTime.
+type Shown = (String, String, String, String);
+
 /// What anyone can see of the ExternalSecrets: per object its resourceVersion (any status
 /// write changes it) and its conditions with their transition times; the Events about them;
 /// the Secrets' resourceVersions.
 #[derive(Debug, PartialEq)]
 struct Visible {
-    objects: Vec<(String, String, Vec<(String, String, String, String)>)>,
+    objects: Vec<(String, String, Vec<Shown>)>,
     events: Vec<(String, String, String)>,
     secrets: Vec<(String, String)>,
 }
@@ -117,8 +120,8 @@ async fn visible(client: &kube::Client) -> Visible {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|c| {
-                    let since = Some(c.last_transition_time.0.to_string());
-                    (c.type_, c.status, c.reason, since.unwrap_or_default())
+                    let since = c.last_transition_time.0.to_string();
+                    (c.type_, c.status, c.reason, since)
                 })
                 .collect();
             let name = es.metadata.name.unwrap_or_default();
@@ -220,14 +223,21 @@ async fn healthy_and_broken<T>(cluster: &Cluster, start: impl FnOnce() -> T) -> 
 /// no Secret read, no status write, no Event, and store reads only for the retries of the
 /// failing object (the only sync due).
 async fn assert_restart_cost_nothing(operator: &Operator) {
-    eventually("the failing object to be retried", || async {
-        let (_, metrics) = operator.get("/metrics").await;
-        metric_sum(&metrics, "kuvert_sync_total", &[("kind", "ExternalSecret")]) >= 1.0
+    // Every reconcile started is counted in the queue-wait histogram; each of the failing
+    // object's is a failed sync. With none running, the difference is the healthy objects'.
+    let last = std::sync::Mutex::new(String::new());
+    let last = &last;
+    eventually("every object to be reconciled once", || async move {
+        let metrics = operator.get("/metrics").await.1;
+        *last.lock().unwrap() = metrics.clone();
+        let es = [("kind", "ExternalSecret")];
+        let started = metric_sum(&metrics, "kuvert_reconcile_queue_wait_seconds_count", &es);
+        let running = metric_sum(&metrics, "kuvert_reconcile_queue_depth", &es);
+        let failed = metric_sum(&metrics, "kuvert_sync_errors_total", &es);
+        running == 0.0 && failed >= 1.0 && started - failed == HEALTHY as f64
     })
     .await;
-    // Give every object time to be reconciled once by the new process.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let (_, metrics) = operator.get("/metrics").await;
+    let metrics = last.lock().unwrap().clone();
     let kube = |verb: &str, resource: &str| {
         metric_sum(
             &metrics,
@@ -299,7 +309,87 @@ async fn a_leader_change_changes_no_condition_and_writes_no_event(backend: Backe
     assert_eq!(visible(&cluster.client).await, before);
 }
 
+/// Right after a restart, before any reconcile, `/metrics` already has every object: the
+/// failing one's condition series, the store's health, the counts of every kind; an object
+/// deleted while no operator ran has no series, nor one deleted later.
+async fn metrics_after_a_restart_cover_every_object_and_no_deleted_one(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
+    let flags = ["--per-object-metrics"];
+    let (mut first, _) = healthy_and_broken(&cluster, || Operator::start(&cluster, &flags)).await;
+    first.stop();
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.delete("ok-0", &Default::default()).await.unwrap();
+
+    let second = Operator::start(&cluster, &flags);
+    second.wait_ready().await;
+    let (_, metrics) = second.get("/metrics").await;
+    support::promtool_accepts(&metrics);
+    let docs = include_str!("../../docs/metrics.md");
+    for family in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "docs/metrics.md lacks {name}"
+        );
+    }
+    let series = |name: &str| -> Vec<&str> {
+        let mut lines: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .filter(|l| !l.contains("name=\"ok-"))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        series("kuvert_externalsecret_status_condition"),
+        [
+            r#"kuvert_externalsecret_status_condition{namespace="default",name="broken",condition="Ready",status="False"} 1"#,
+            r#"kuvert_externalsecret_status_condition{namespace="default",name="broken",condition="Ready",status="True"} 0"#,
+        ]
+    );
+    let conditions_of = |name: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("kuvert_externalsecret_status_condition{"))
+            .filter(|l| l.contains(&format!("name=\"{name}\"")))
+            .count()
+    };
+    assert_eq!(conditions_of("ok-1"), 2, "a healthy one has its series");
+    assert_eq!(conditions_of("ok-0"), 0, "deleted before the restart");
+    assert_eq!(
+        series("kuvert_store_ready"),
+        [r#"kuvert_store_ready{kind="SecretStore",namespace="default",name="demo"} 1"#]
+    );
+    let objects = |kind: &str, ready: &str| {
+        metric_sum(
+            &metrics,
+            "kuvert_objects",
+            &[("kind", kind), ("ready", ready)],
+        )
+    };
+    assert_eq!(objects("ExternalSecret", "True"), (HEALTHY - 1) as f64);
+    assert_eq!(objects("ExternalSecret", "False"), 1.0);
+    assert_eq!(objects("SecretStore", "True"), 1.0);
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("kuvert_objects{kind=\"ClusterSecretStore\""))
+            .count(),
+        3,
+        "every kind counted, none of it or not"
+    );
+
+    ess.delete("ok-1", &Default::default()).await.unwrap();
+    eventually("a deleted object's series to go", || async {
+        let (_, metrics) = second.get("/metrics").await;
+        !metrics.contains("name=\"ok-1\"")
+    })
+    .await;
+}
+
 on_both_backends!(
     a_restart_changes_no_condition_and_writes_no_event,
     a_leader_change_changes_no_condition_and_writes_no_event,
+    metrics_after_a_restart_cover_every_object_and_no_deleted_one,
 );

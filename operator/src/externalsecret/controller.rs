@@ -23,7 +23,6 @@ use super::target::TargetCache;
 use super::{error_policy, reconcile};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
-use crate::metrics;
 
 /// kubectl's copy of the manifest it last applied: a second spec on every object it applies.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -61,6 +60,12 @@ pub fn controller(
         .labels(&format!("{MANAGED_LABEL}=true"))
         .any_semantic();
     let (index_a, index_b, index_c) = (index.clone(), index.clone(), index);
+    // Every trigger marks the objects it queues, for the queue-wait histogram.
+    let (queue_es, queue_a, queue_b, queue_c) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
+    let queued = |ctx: &Context, es: ObjectRef<ExternalSecret>| {
+        ctx.queue.queued(es_key(&es));
+        es
+    };
     let targets = TargetCache::default();
     let cache = targets.clone();
     // Metadata only: enough to map a managed Secret to its ExternalSecret, and to know it is
@@ -84,20 +89,28 @@ pub fn controller(
         .modify(trim)
         .reflect(es_writer)
         .applied_objects()
-        .map_ok(|es| trigger(&es));
+        .map_ok(move |es| {
+            queue_es.queue.queued(ObjectKey::of(&es));
+            trigger(&es)
+        });
     let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
-            writer_of(&index_c, &s)
+            writer_of(&index_c, &s).map(|es| queued(&queue_c, es))
         })
         .watches(
             store_api,
             watcher::Config::default().any_semantic(),
             move |s: SecretStore| {
-                index_a.users(&StoreKey::new(
+                let key = StoreKey::new(
                     SecretStoreKind::SecretStore,
                     &s.namespace().unwrap_or_default(),
                     &s.name_any(),
-                ))
+                );
+                let users = index_a.users(&key);
+                users
+                    .into_iter()
+                    .map(|es| queued(&queue_a, es))
+                    .collect::<Vec<_>>()
             },
         );
     let controller = if cluster_stores {
@@ -105,11 +118,12 @@ pub fn controller(
             cluster_store_api,
             watcher::Config::default().any_semantic(),
             move |s: ClusterSecretStore| {
-                index_b.users(&StoreKey::new(
-                    SecretStoreKind::ClusterSecretStore,
-                    "",
-                    &s.name_any(),
-                ))
+                let key = StoreKey::new(SecretStoreKind::ClusterSecretStore, "", &s.name_any());
+                let users = index_b.users(&key);
+                users
+                    .into_iter()
+                    .map(|es| queued(&queue_b, es))
+                    .collect::<Vec<_>>()
             },
         )
     } else {
@@ -135,6 +149,15 @@ fn trigger(es: &ExternalSecret) -> ExternalSecret {
     let mut named = ExternalSecret::new(&es.name_any(), Default::default());
     named.metadata.namespace = es.metadata.namespace.clone();
     named
+}
+
+/// The per-object key of an ExternalSecret reference.
+fn es_key(es: &ObjectRef<ExternalSecret>) -> ObjectKey {
+    ObjectKey {
+        kind: KIND.to_owned(),
+        namespace: es.namespace.clone().unwrap_or_default(),
+        name: es.name.clone(),
+    }
 }
 
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
@@ -165,28 +188,16 @@ pub async fn run(controller: Controller<ExternalSecret>, state: Arc<State>, conc
         .await;
 }
 
-/// Periodically publishes how many ExternalSecrets are Ready, not Ready, or not yet synced,
-/// and drops what the process keeps of deleted objects: ExternalSecrets from the store index,
-/// deleted objects' failure counts, deleted stores' clients.
-pub async fn report_objects(
+/// Periodically drops what the process keeps of deleted objects: ExternalSecrets from the
+/// store index, deleted objects' failure counts and queue times, deleted stores' clients.
+pub async fn forget_deleted(
     cache: kube::runtime::reflector::Store<ExternalSecret>,
     stores: StoreCaches,
     ctx: Arc<Context>,
 ) {
     loop {
-        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
-        let mut uids = std::collections::HashSet::new();
-        for es in cache.state() {
-            uids.extend(es.uid());
-            let status = es.status.as_ref();
-            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
-            match condition.map(|c| c.status.as_str()) {
-                Some("True") => ready += 1,
-                Some("False") => not_ready += 1,
-                _ => unknown += 1,
-            }
-        }
-        metrics::objects(KIND, ready, not_ready, unknown);
+        let uids: std::collections::HashSet<String> =
+            cache.state().iter().filter_map(|es| es.uid()).collect();
         ctx.index.retain(|es| cache.get(es).is_some());
         ctx.statuses.retain(|uid| uids.contains(uid));
         let live = |key: &ObjectKey| match key.kind.as_str() {
@@ -198,6 +209,7 @@ pub async fn report_objects(
         };
         ctx.backoff.retain(live);
         ctx.retry.retain(live);
+        ctx.queue.retain(live);
         ctx.clients.retain(|store| stores.contains(store));
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
