@@ -55,7 +55,6 @@ fn a_failing_external_secret_is_reported_and_exits_non_zero() {
 /// still syncs at the first attempt, never reporting its store missing.
 #[tokio::test]
 async fn a_folder_listing_the_external_secret_before_its_store_syncs_without_a_warning() {
-    use k8s_openapi::api::events::v1::Event;
     use kube::api::Api;
     let dir = std::env::temp_dir().join(format!("kuvert-dev-order-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -79,18 +78,13 @@ async fn a_folder_listing_the_external_secret_before_its_store_syncs_without_a_w
                 == Some(("True".to_owned(), "SecretSynced".to_owned()))
     })
     .await;
-    let events: Api<Event> = Api::namespaced(client, "default");
-    let about_it: Vec<_> = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ExternalSecret"))
-        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
-        .collect();
+    let about_it = support::external_secret_events(&client, "default").await;
     let _ = dev.kill();
     let _ = dev.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(about_it, [("Normal".to_owned(), "SecretSynced".to_owned())]);
+    let synced = ("app-credentials", "Normal", "SecretSynced");
+    assert_eq!(
+        about_it,
+        [synced].map(|(a, b, c)| (a.into(), b.into(), c.into()))
+    );
 }

@@ -105,7 +105,6 @@ struct Visible {
 
 async fn visible(client: &kube::Client) -> Visible {
     use k8s_openapi::api::core::v1::Secret;
-    use k8s_openapi::api::events::v1::Event;
     let ess: Api<ExternalSecret> = Api::namespaced(client.clone(), "default");
     let mut objects: Vec<_> = ess
         .list(&ListParams::default())
@@ -133,24 +132,7 @@ async fn visible(client: &kube::Client) -> Visible {
         })
         .collect();
     objects.sort();
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let mut events: Vec<_> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ExternalSecret"))
-        .map(|e| {
-            let about = e.regarding.and_then(|r| r.name).unwrap_or_default();
-            (
-                about,
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-            )
-        })
-        .collect();
-    events.sort();
+    let events = support::external_secret_events(client, "default").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     let mut secrets: Vec<_> = secrets
         .list(&ListParams::default())

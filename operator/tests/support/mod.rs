@@ -775,3 +775,27 @@ pub fn promtool_accepts(metrics: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Events about ExternalSecrets in `namespace`, as (object name, type, reason), sorted.
+pub async fn external_secret_events(
+    client: &kube::Client,
+    namespace: &str,
+) -> Vec<(String, String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let mut about: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ExternalSecret"))
+        .map(|e| {
+            let name = e.regarding.and_then(|r| r.name).unwrap_or_default();
+            let (type_, reason) = (e.type_.unwrap_or_default(), e.reason.unwrap_or_default());
+            (name, type_, reason)
+        })
+        .collect();
+    about.sort();
+    about
+}
