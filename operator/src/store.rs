@@ -174,7 +174,7 @@ pub async fn reconcile<S: StoreObject>(
                 .refresh_interval
                 .filter(|secs| *secs > 0)
                 .map(|secs| Duration::from_secs(secs as u64));
-            Ok(ctx.queue.next(key, refresh))
+            Ok(ctx.queue.next(&key, refresh))
         }
         Err(source) => Err(StoreError::Provider {
             store: display,
@@ -262,7 +262,7 @@ pub fn error_policy<S: StoreObject>(
     } else {
         ctx.retry.next(&key)
     };
-    ctx.queue.next(key, Some(after))
+    ctx.queue.next(&key, Some(after))
 }
 
 /// The controller of one store kind, watching `api`; each store its watch queues is marked
@@ -275,7 +275,7 @@ pub fn controller<S: StoreObject>(api: Api<S>, ctx: Arc<Context>) -> Controller<
         .default_backoff()
         .reflect(writer)
         .applied_objects()
-        .inspect_ok(move |store: &S| ctx.queue.queued(ObjectKey::of(store)));
+        .inspect_ok(move |store: &S| ctx.queue.queued(&ObjectKey::of(store)));
     Controller::for_stream(stream, reader)
 }
 

@@ -63,7 +63,7 @@ pub fn controller(
     // Every trigger marks the objects it queues, for the queue-wait histogram.
     let (queue_es, queue_a, queue_b, queue_c) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
     let queued = |ctx: &Context, es: ObjectRef<ExternalSecret>| {
-        ctx.queue.queued(es_key(&es));
+        ctx.queue.queued(&es_key(&es));
         es
     };
     let targets = TargetCache::default();
@@ -90,7 +90,7 @@ pub fn controller(
         .reflect(es_writer)
         .applied_objects()
         .map_ok(move |es| {
-            queue_es.queue.queued(ObjectKey::of(&es));
+            queue_es.queue.queued(&ObjectKey::of(&es));
             trigger(&es)
         });
     let controller = Controller::for_stream(external_secrets, ess)
@@ -209,7 +209,16 @@ pub async fn forget_deleted(
         };
         ctx.backoff.retain(live);
         ctx.retry.retain(live);
-        ctx.queue.retain(live);
+        let mut queued: Vec<ObjectKey> = cache
+            .state()
+            .iter()
+            .map(|es| ObjectKey::of(&**es))
+            .collect();
+        queued.extend(stores.stores.state().iter().map(|s| ObjectKey::of(&**s)));
+        if let Some(cluster_stores) = &stores.cluster_stores {
+            queued.extend(cluster_stores.state().iter().map(|s| ObjectKey::of(&**s)));
+        }
+        ctx.queue.retain(&queued);
         ctx.clients.retain(|store| stores.contains(store));
         tokio::time::sleep(Duration::from_secs(10)).await;
     }

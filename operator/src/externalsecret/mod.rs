@@ -144,7 +144,7 @@ async fn pipeline(
     if let Decision::Wait(wait) = decision
         && observed.leases.renew.is_empty()
     {
-        return Ok(state.ctx.queue.next(ObjectKey::of(es), wait));
+        return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
     let _slot = match decision {
         Decision::Sync { why, .. } if why.is_background() => match state.background.try_take() {
@@ -152,7 +152,7 @@ async fn pipeline(
             None => {
                 let attempt = now.as_second().unsigned_abs();
                 let delay = priority::step_back(&ObjectKey::of(es), attempt);
-                return Ok(state.ctx.queue.next(ObjectKey::of(es), Some(delay)));
+                return Ok(state.ctx.queue.next(&ObjectKey::of(es), Some(delay)));
             }
         },
         _ => None,
@@ -237,5 +237,5 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
     };
     let renew = kuvert_core::lease::next_in_status(&es, (state.ctx.clock)());
     let after = renew.map_or(retry, |renew| renew.min(retry));
-    state.ctx.queue.next(key, Some(after))
+    state.ctx.queue.next(&key, Some(after))
 }

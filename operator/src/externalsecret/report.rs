@@ -32,7 +32,7 @@ pub async fn report(
             let mut status = es.status.clone().unwrap_or_default();
             status.leases = leases;
             write(ctx, es, status).await?;
-            Ok(ctx.queue.next(ObjectKey::of(es), wait))
+            Ok(ctx.queue.next(&ObjectKey::of(es), wait))
         }
         Applied::Synced {
             why,
@@ -52,7 +52,7 @@ pub async fn report(
             let key = ObjectKey::of(es);
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
-            Ok(ctx.queue.next(key, min(refresh, lease_wait)))
+            Ok(ctx.queue.next(&key, min(refresh, lease_wait)))
         }
     }
 }
