@@ -13,6 +13,7 @@ use crate::externalsecret::written::WrittenStatuses;
 use crate::generators::Generators;
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
+use crate::queue::QueueClock;
 use crate::reads::ReadCache;
 
 /// The clock reconciles read; tests substitute their own.
@@ -81,6 +82,8 @@ pub struct Context {
     /// template): slower, but never given up, since the change may be outside the object
     /// (a credential rotated, a policy restored, a store created).
     pub retry: Backoff,
+    /// When waiting objects were queued (the queue-wait histogram).
+    pub queue: QueueClock,
     /// The current time.
     pub clock: Clock,
     /// Command-line settings.
@@ -120,6 +123,7 @@ impl Context {
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
+            queue: QueueClock::default(),
             clock,
             settings,
         })

@@ -72,6 +72,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
         .write_kubeconfig(&args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
 
+    // Every object exists before the operator starts, so its first reconciles find the stores
+    // their ExternalSecrets name, whatever order the files list them in.
+    let applied = apply_all(&client, &args.files).await?;
     if !args.no_operator {
         let run_args = RunArgs {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -98,8 +101,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             }
         });
     }
-
-    let applied = apply_all(&client, &args.files).await?;
 
     if args.once {
         if args.no_operator {
@@ -129,8 +130,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Creates every object of the manifests (and any namespace they need); returns the
-/// ExternalSecrets applied, as `(namespace, name)`.
+/// Creates every object of the manifests (and any namespace they need), what others refer to
+/// first ([`apply_order`]); returns the ExternalSecrets applied, as `(namespace, name)`.
 async fn apply_all(
     client: &kube::Client,
     paths: &[PathBuf],
@@ -140,18 +141,37 @@ async fn apply_all(
     if let Some(error) = errors.first() {
         anyhow::bail!("{error}");
     }
-    let mut external_secrets = Vec::new();
+    let mut manifests = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        for manifest in Manifest::parse_all(&file.display().to_string(), &text)? {
-            if let Manifest::ExternalSecret(es) = &manifest {
-                external_secrets.push((namespace_of(&es.metadata), es.name_any()));
-            }
-            apply(client, manifest).await?;
+        manifests.extend(Manifest::parse_all(&file.display().to_string(), &text)?);
+    }
+    manifests.sort_by_key(apply_order);
+    let mut external_secrets = Vec::new();
+    for manifest in manifests {
+        if let Manifest::ExternalSecret(es) = &manifest {
+            external_secrets.push((namespace_of(&es.metadata), es.name_any()));
         }
+        apply(client, manifest).await?;
     }
     Ok(external_secrets)
+}
+
+/// When a manifest is applied: what objects refer to (credentials, templates, generators,
+/// stores) before what refers to them, so that an operator already running (`--no-operator`
+/// beside a `kuvert run`) never sees a reference to an object about to be created.
+fn apply_order(manifest: &Manifest) -> u8 {
+    match manifest {
+        // Namespaces first, with their labels: store admission reads them.
+        Manifest::Namespace(_) => 0,
+        Manifest::Secret(_) | Manifest::ConfigMap(_) => 1,
+        Manifest::Generator(_) => 2,
+        Manifest::SecretStore(_) | Manifest::ClusterSecretStore(_) => 3,
+        Manifest::ExternalSecret(_)
+        | Manifest::ClusterExternalSecret(_)
+        | Manifest::PushSecret(_) => 4,
+    }
 }
 
 fn namespace_of(meta: &ObjectMeta) -> String {

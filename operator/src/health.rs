@@ -15,6 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+use crate::cache_metrics::CacheMetrics;
+
 /// Whether the operator is ready to serve; set once every controller's cache is synced.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
@@ -31,11 +33,21 @@ impl Readiness {
     }
 }
 
+/// What `/metrics` shows: the metrics recorded as things happen, then those computed from the
+/// caches when scraped.
+#[derive(Clone)]
+pub struct Scrape {
+    /// Counters, histograms and gauges recorded through the `metrics` crate.
+    pub recorded: PrometheusHandle,
+    /// Gauges computed from the controllers' caches.
+    pub cached: CacheMetrics,
+}
+
 /// Binds `addr` and serves until the task is dropped. Returns the bound address (useful with
 /// port 0) and the serving future.
 pub async fn serve(
     addr: SocketAddr,
-    metrics: PrometheusHandle,
+    metrics: Scrape,
     readiness: Readiness,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = TcpListener::bind(addr).await?;
@@ -63,7 +75,7 @@ pub async fn serve(
 
 fn respond(
     req: &Request<Incoming>,
-    metrics: &PrometheusHandle,
+    metrics: &Scrape,
     readiness: &Readiness,
 ) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: String, content_type: &str| {
@@ -85,7 +97,9 @@ fn respond(
             StatusCode::OK,
             {
                 crate::metrics::collect_process();
-                metrics.render()
+                let mut text = metrics.recorded.render();
+                text.push_str(&metrics.cached.render());
+                text
             },
             "text/plain; version=0.0.4; charset=utf-8",
         ),

@@ -4,6 +4,7 @@
 //! every piece is reachable from tests.
 
 pub mod backoff;
+pub mod cache_metrics;
 pub mod context;
 #[cfg(feature = "dev")]
 pub mod dev;
@@ -16,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod migrate;
 pub mod providers;
+pub mod queue;
 pub mod ratelimit;
 pub mod reads;
 pub mod render;

@@ -20,12 +20,22 @@ pub const STORE_REQUESTS: &str = "kuvert_store_requests_total";
 /// Generator calls, by generator kind, operation (`generate`, `renew`, `revoke`) and outcome
 /// (`ok` or an error reason).
 pub const GENERATOR_REQUESTS: &str = "kuvert_generator_requests_total";
-/// Objects by kind and Ready state (`True`, `False`, `Unknown`).
+/// Objects by kind and Ready state (`True`, `False`, `Unknown`), from the caches
+/// ([`crate::cache_metrics`]).
 pub const OBJECTS: &str = "kuvert_objects";
-/// Reconciles running or waiting for a worker, by kind.
+/// 1 while a store (`kind`, `namespace`, `name`) is Ready, else 0, from the caches.
+pub const STORE_READY: &str = "kuvert_store_ready";
+/// Reconciles running, by kind.
 pub const QUEUE_DEPTH: &str = "kuvert_reconcile_queue_depth";
-/// Ready state of each object, when `--per-object-metrics` is set (1 = Ready).
+/// Seconds from an object being queued (a watch event, or its requeue falling due) to its
+/// reconcile starting, by kind.
+pub const QUEUE_WAIT: &str = "kuvert_reconcile_queue_wait_seconds";
+/// Ready state of each ExternalSecret, when `--per-object-metrics` is set (1 = Ready), from the
+/// cache.
 pub const OBJECT_READY: &str = "kuvert_object_ready";
+/// Each ExternalSecret condition's status (ESO's `externalsecret_status_condition`), when
+/// `--per-object-metrics` is set, from the cache.
+pub const CONDITION: &str = "kuvert_externalsecret_status_condition";
 /// 1, labelled with the version kuvert was built as.
 pub const BUILD_INFO: &str = "kuvert_build_info";
 /// 1 while this replica leads (always, without `--leader-election`), else 0.
@@ -46,6 +56,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             ),
             &[
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(QUEUE_WAIT.to_owned()),
+            &[
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
             ],
         )?
         .install_recorder()?;
@@ -93,11 +109,11 @@ fn describe() {
         GENERATOR_REQUESTS,
         "Generator calls, by generator kind, operation and outcome."
     );
-    metrics::describe_gauge!(OBJECTS, "Objects by kind and Ready state.");
-    metrics::describe_gauge!(QUEUE_DEPTH, "Reconciles running or waiting, by kind.");
-    metrics::describe_gauge!(
-        OBJECT_READY,
-        "Ready state per object (--per-object-metrics)."
+    metrics::describe_gauge!(QUEUE_DEPTH, "Reconciles running, by kind.");
+    metrics::describe_histogram!(
+        QUEUE_WAIT,
+        metrics::Unit::Seconds,
+        "Time from an object being queued to its reconcile starting, by kind."
     );
     metrics::describe_gauge!(BUILD_INFO, "1, labelled with kuvert's version.");
     metrics::describe_gauge!(
@@ -131,24 +147,6 @@ pub fn store_request(provider: &'static str, operation: &'static str, outcome: &
 pub fn generator_request(kind: &'static str, operation: &'static str, outcome: &'static str) {
     counter!(GENERATOR_REQUESTS, "kind" => kind, "operation" => operation, "outcome" => outcome)
         .increment(1);
-}
-
-/// Sets how many objects of a kind are in each Ready state.
-pub fn objects(kind: &'static str, ready: usize, not_ready: usize, unknown: usize) {
-    gauge!(OBJECTS, "kind" => kind, "ready" => "True").set(ready as f64);
-    gauge!(OBJECTS, "kind" => kind, "ready" => "False").set(not_ready as f64);
-    gauge!(OBJECTS, "kind" => kind, "ready" => "Unknown").set(unknown as f64);
-}
-
-/// Sets one object's Ready gauge (only with `--per-object-metrics`: one series per object).
-pub fn object_ready(kind: &'static str, namespace: &str, name: &str, ready: bool) {
-    gauge!(
-        OBJECT_READY,
-        "kind" => kind,
-        "namespace" => namespace.to_owned(),
-        "name" => name.to_owned()
-    )
-    .set(if ready { 1.0 } else { 0.0 });
 }
 
 /// Tracks a reconcile from queueing to completion in the queue-depth gauge.

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use kube::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::watcher;
 use kuvert_core::api::{ClusterSecretStore, SecretStore};
 
+use crate::cache_metrics::CacheMetrics;
 use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
@@ -147,7 +147,12 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let prometheus = metrics::install()?;
     let upkeep = tokio::spawn(metrics::upkeep(prometheus.clone()));
     let readiness = Readiness::default();
-    let (bound, serving) = health::serve(args.metrics_addr, prometheus, readiness.clone())
+    let cache_metrics = CacheMetrics::default();
+    let scrape = health::Scrape {
+        recorded: prometheus,
+        cached: cache_metrics.clone(),
+    };
+    let (bound, serving) = health::serve(args.metrics_addr, scrape, readiness.clone())
         .await
         .with_context(|| format!("serving --metrics-addr {}", args.metrics_addr))?;
     tracing::info!(
@@ -234,33 +239,30 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     };
     let cluster_store_controller = args.watches_cluster_stores().then(|| {
         let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
-        Controller::new(cluster_stores, watcher::Config::default().any_semantic())
+        store::controller(cluster_stores, ctx.clone())
     });
 
-    let store_controller = Controller::new(stores, watcher::Config::default().any_semantic());
+    let store_controller = store::controller(stores, ctx.clone());
     let caches = StoreCaches {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
-    let (es_controller, targets) = externalsecret::controller::controller(
-        ctx.clone(),
-        args.namespace.as_deref(),
-        args.watches_cluster_stores(),
-    );
+    let (es_controller, targets) =
+        externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_cache = es_controller.store();
     {
-        let (caches, es_cache) = (caches.clone(), es_cache.clone());
+        let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
+        let settings = ctx.settings.clone();
         tokio::spawn(async move {
-            wait_until_ready(&caches.stores).await;
-            if let Some(cluster_stores) = &caches.cluster_stores {
-                wait_until_ready(cluster_stores).await;
-            }
-            wait_until_ready(&es_cache).await;
+            caches.wait_until_ready().await;
+            targets.wait_until_ready().await;
+            externalsecret::stores::wait_until_ready(&es_cache).await;
+            cache_metrics.set(es_cache, caches, settings);
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
     }
-    let objects = tokio::spawn(externalsecret::controller::report_objects(
+    let objects = tokio::spawn(externalsecret::controller::forget_deleted(
         es_cache,
         caches.clone(),
         ctx.clone(),
@@ -309,21 +311,6 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     }
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await
-}
-
-/// Waits for a controller's cache to be filled.
-///
-/// kube-runtime's readiness signal keeps a single waker, and the controller's own runner waits
-/// on it too: a second waiter may never be woken. Polling again finds the remembered value.
-async fn wait_until_ready<K>(store: &kube::runtime::reflector::Store<K>)
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
 }
 
 /// Drops coalesced reads no sync would accept any more, once a minute.

@@ -120,6 +120,8 @@ pub async fn reconcile<S: StoreObject>(
     ctx: Arc<Context>,
 ) -> Result<Action, StoreError> {
     let _queued = metrics::InQueue::enter(S::METRIC_KIND);
+    ctx.queue
+        .started(S::METRIC_KIND, &ObjectKey::of(store.as_ref()));
     let spec = store.store_spec();
     if !ctx.settings.serves(spec.controller.as_deref()) {
         return Ok(Action::await_change());
@@ -168,10 +170,11 @@ pub async fn reconcile<S: StoreObject>(
             let key = ObjectKey::of(store.as_ref());
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
-            Ok(match spec.refresh_interval {
-                Some(secs) if secs > 0 => Action::requeue(Duration::from_secs(secs as u64)),
-                _ => Action::await_change(),
-            })
+            let refresh = spec
+                .refresh_interval
+                .filter(|secs| *secs > 0)
+                .map(|secs| Duration::from_secs(secs as u64));
+            Ok(ctx.queue.next(&key, refresh))
         }
         Err(source) => Err(StoreError::Provider {
             store: display,
@@ -254,11 +257,26 @@ pub fn error_policy<S: StoreObject>(
 ) -> Action {
     tracing::warn!(reason = error.reason(), error = %error, "store check failed");
     let key = ObjectKey::of(store.as_ref());
-    Action::requeue(if error.is_transient() {
+    let after = if error.is_transient() {
         ctx.backoff.next(&key)
     } else {
         ctx.retry.next(&key)
-    })
+    };
+    ctx.queue.next(&key, Some(after))
+}
+
+/// The controller of one store kind, watching `api`; each store its watch queues is marked
+/// for the queue-wait histogram.
+pub fn controller<S: StoreObject>(api: Api<S>, ctx: Arc<Context>) -> Controller<S> {
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .inspect_ok(move |store: &S| ctx.queue.queued(&ObjectKey::of(store)));
+    Controller::for_stream(stream, reader)
 }
 
 /// Runs a store controller until shutdown.

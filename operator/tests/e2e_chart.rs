@@ -594,15 +594,43 @@ fn exported_metrics() -> Vec<String> {
         STORE_REQUESTS,
         GENERATOR_REQUESTS,
         OBJECTS,
+        STORE_READY,
         QUEUE_DEPTH,
         OBJECT_READY,
+        CONDITION,
+        BUILD_INFO,
+        LEADER,
+        kuvert_operator::kube_metrics::REQUESTS,
     ]
     .map(String::from)
     .to_vec();
-    for suffix in ["_bucket", "_sum", "_count"] {
-        names.push(format!("{SYNC_DURATION}{suffix}"));
+    for histogram in [
+        SYNC_DURATION,
+        QUEUE_WAIT,
+        kuvert_operator::kube_metrics::REQUEST_DURATION,
+    ] {
+        names.push(histogram.to_owned());
+        for suffix in ["_bucket", "_sum", "_count"] {
+            names.push(format!("{histogram}{suffix}"));
+        }
     }
     names
+}
+
+#[test]
+fn every_exported_metric_is_documented() {
+    let docs = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"),
+    )
+    .unwrap();
+    let missing: Vec<String> = exported_metrics()
+        .into_iter()
+        .filter(|name| {
+            !name.ends_with("_bucket") && !name.ends_with("_sum") && !name.ends_with("_count")
+        })
+        .filter(|name| !docs.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "docs/metrics.md lacks {missing:?}");
 }
 
 /// The `kuvert_*` names in a text.
@@ -639,7 +667,7 @@ fn the_alerts_pass_promtool_and_fire_on_kuverts_metrics() {
     assert_eq!(
         (text(&check.stdout), check.status.success()),
         (
-            format!("Checking {}\n  SUCCESS: 7 rules found\n\n", rules.display()),
+            format!("Checking {}\n  SUCCESS: 8 rules found\n\n", rules.display()),
             true
         ),
         "{}",
@@ -673,6 +701,10 @@ tests:
         values: '0+0x4 1+0x9 2+0x9 3+0x9 4+0x9 5+0x9 6+0x5'
       - series: 'kuvert_generator_requests_total{{kind="VaultDynamicSecret", operation="renew", outcome="PermissionDenied", {labels}}}'
         values: '0x30 1+0x29'
+      - series: 'kuvert_store_ready{{kind="SecretStore", exported_namespace="team-a", name="vault", {labels}}}'
+        values: '1 1 0x58'
+      - series: 'kuvert_store_ready{{kind="ClusterSecretStore", exported_namespace="", name="shared", {labels}}}'
+        values: '1x60'
     alert_rule_test:
       - eval_time: 10m
         alertname: KuvertExternalSecretsNotReady
@@ -698,6 +730,16 @@ tests:
             exp_annotations:
               summary: "Renewing VaultDynamicSecret leases fails: PermissionDenied"
               description: "kuvert could not renew the lease of a generated credential (VaultDynamicSecret, PermissionDenied); it replaces such credentials, and if that fails too they expire while applications use them."
+      - eval_time: 10m
+        alertname: KuvertStoreNotReady
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: KuvertStoreNotReady
+        exp_alerts:
+          - exp_labels: {{severity: warning, kind: SecretStore, exported_namespace: team-a, name: vault, job: kuvert-metrics, namespace: kuvert}}
+            exp_annotations:
+              summary: "SecretStore team-a/vault is not Ready"
+              description: "SecretStore team-a/vault has not been Ready for 10 minutes: ExternalSecrets using it cannot sync. Its Ready condition says why (`kubectl describe secretstore`)."
       - eval_time: 40m
         alertname: KuvertDown
         exp_alerts: []

@@ -190,33 +190,7 @@ async fn a_broken_template_fails_with_a_clear_status_and_keeps_the_secret(backen
             "{prefix} in:\n{metrics}"
         );
     }
-    promtool_accepts(&metrics);
-}
-
-/// `promtool check metrics` (Debian's `prometheus` package, installed by
-/// scripts/install-test-deps.sh) finds the exposition valid and lint-free.
-fn promtool_accepts(metrics: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; see scripts/install-test-deps.sh)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{metrics}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::promtool_accepts(&metrics);
 }
 
 // Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -25,19 +25,25 @@ use super::target::TargetCache;
 use super::{error_policy, reconcile};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
-use crate::metrics;
 
 /// kubectl's copy of the manifest it last applied: a second spec on every object it applies.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Builds the controller: ExternalSecrets, the Secrets kuvert manages (label-selected,
 /// metadata only, cached for [`target`]), and store changes mapped to exactly the
-/// ExternalSecrets using them (ClusterSecretStores only with `cluster_stores`).
+/// ExternalSecrets using them (ClusterSecretStores only where `caches` has them).
+///
+/// Reconciles read the store caches and the managed Secrets' cache, so none starts before
+/// every one of them has completed its first list: the ExternalSecrets' own watch starts only
+/// then, and the controller holds its reconciles until that watch has listed too. Otherwise a
+/// restart would find no store (`StoreNotFound`, a Warning, a status write, for every healthy
+/// object) and read every target Secret the empty cache cannot vouch for.
 pub fn controller(
     ctx: Arc<Context>,
     namespace: Option<&str>,
-    cluster_stores: bool,
+    caches: &StoreCaches,
 ) -> (Controller<ExternalSecret>, TargetCache) {
+    let cluster_stores = caches.cluster_stores.is_some();
     let (client, index) = (ctx.client.clone(), ctx.index.clone());
     let es_api: Api<ExternalSecret> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -56,6 +62,12 @@ pub fn controller(
         .labels(&format!("{MANAGED_LABEL}=true"))
         .any_semantic();
     let (index_a, index_b, index_c) = (index.clone(), index.clone(), index);
+    // Every trigger marks the objects it queues, for the queue-wait histogram.
+    let (queue_es, queue_a, queue_b, queue_c) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
+    let queued = |ctx: &Context, es: ObjectRef<ExternalSecret>| {
+        ctx.queue.queued(&es_key(&es));
+        es
+    };
     let targets = TargetCache::default();
     let cache = targets.clone();
     // Metadata only: enough to map a managed Secret to its ExternalSecret, and to know it is
@@ -65,24 +77,45 @@ pub fn controller(
         .inspect_ok(move |event| cache.apply(event))
         .touched_objects();
     let (ess, es_writer) = reflector::store();
+    let listed = {
+        let (caches, targets) = (caches.clone(), targets.clone());
+        async move {
+            caches.wait_until_ready().await;
+            targets.wait_until_ready().await;
+            tracing::debug!("store and managed Secret caches listed; watching ExternalSecrets");
+        }
+    };
+    let es_watch = watcher(es_api, watcher::Config::default().any_semantic());
     let mut wakes = Wakes::default();
-    let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
+    let external_secrets = futures::stream::once(listed.map(move |()| es_watch))
+        .flatten()
         .modify(trim)
         .reflect(es_writer)
-        .try_filter_map(move |event| futures::future::ready(Ok(wakes.wake(event))));
+        .try_filter_map(move |event| {
+            let woken = wakes.wake(event);
+            if let Some(es) = &woken {
+                queue_es.queue.queued(&ObjectKey::of(es));
+            }
+            futures::future::ready(Ok(woken))
+        });
     let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
-            writer_of(&index_c, &s)
+            writer_of(&index_c, &s).map(|es| queued(&queue_c, es))
         })
         .watches(
             store_api,
             watcher::Config::default().any_semantic(),
             move |s: SecretStore| {
-                index_a.users(&StoreKey::new(
+                let key = StoreKey::new(
                     SecretStoreKind::SecretStore,
                     &s.namespace().unwrap_or_default(),
                     &s.name_any(),
-                ))
+                );
+                let users = index_a.users(&key);
+                users
+                    .into_iter()
+                    .map(|es| queued(&queue_a, es))
+                    .collect::<Vec<_>>()
             },
         );
     let controller = if cluster_stores {
@@ -90,11 +123,12 @@ pub fn controller(
             cluster_store_api,
             watcher::Config::default().any_semantic(),
             move |s: ClusterSecretStore| {
-                index_b.users(&StoreKey::new(
-                    SecretStoreKind::ClusterSecretStore,
-                    "",
-                    &s.name_any(),
-                ))
+                let key = StoreKey::new(SecretStoreKind::ClusterSecretStore, "", &s.name_any());
+                let users = index_b.users(&key);
+                users
+                    .into_iter()
+                    .map(|es| queued(&queue_b, es))
+                    .collect::<Vec<_>>()
             },
         )
     } else {
@@ -171,6 +205,15 @@ fn name_key(es: &ExternalSecret) -> u64 {
     hasher.finish()
 }
 
+/// The per-object key of an ExternalSecret reference.
+fn es_key(es: &ObjectRef<ExternalSecret>) -> ObjectKey {
+    ObjectKey {
+        kind: KIND.to_owned(),
+        namespace: es.namespace.clone().unwrap_or_default(),
+        name: es.name.clone(),
+    }
+}
+
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
 /// writes without an owner reference) the one that last wrote it.
 fn writer_of(
@@ -199,30 +242,19 @@ pub async fn run(controller: Controller<ExternalSecret>, state: Arc<State>, conc
         .await;
 }
 
-/// Periodically publishes how many ExternalSecrets are Ready, not Ready, or not yet synced,
-/// and drops what the process keeps of deleted objects: ExternalSecrets from the store index,
-/// deleted objects' failure counts, deleted stores' clients.
-pub async fn report_objects(
+/// Periodically drops what the process keeps of deleted objects: ExternalSecrets from the
+/// store index, deleted objects' failure counts and queue times, deleted stores' clients.
+pub async fn forget_deleted(
     cache: kube::runtime::reflector::Store<ExternalSecret>,
     stores: StoreCaches,
     ctx: Arc<Context>,
 ) {
     loop {
-        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
-        let mut objects = HashMap::new();
-        for es in cache.state() {
-            if let Some(uid) = es.uid() {
-                objects.insert(uid, es.clone());
-            }
-            let status = es.status.as_ref();
-            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
-            match condition.map(|c| c.status.as_str()) {
-                Some("True") => ready += 1,
-                Some("False") => not_ready += 1,
-                _ => unknown += 1,
-            }
-        }
-        metrics::objects(KIND, ready, not_ready, unknown);
+        let objects: HashMap<String, Arc<ExternalSecret>> = cache
+            .state()
+            .into_iter()
+            .filter_map(|es| Some((es.uid()?, es)))
+            .collect();
         ctx.index.retain(|es| cache.get(es).is_some());
         // A record is dropped once its object is deleted or the cache shows its status.
         ctx.statuses.retain(|uid, recorded| {
@@ -240,6 +272,16 @@ pub async fn report_objects(
         };
         ctx.backoff.retain(live);
         ctx.retry.retain(live);
+        let mut queued: Vec<ObjectKey> = cache
+            .state()
+            .iter()
+            .map(|es| ObjectKey::of(&**es))
+            .collect();
+        queued.extend(stores.stores.state().iter().map(|s| ObjectKey::of(&**s)));
+        if let Some(cluster_stores) = &stores.cluster_stores {
+            queued.extend(cluster_stores.state().iter().map(|s| ObjectKey::of(&**s)));
+        }
+        ctx.queue.retain(&queued);
         ctx.clients.retain(|store| stores.contains(store));
         tokio::time::sleep(Duration::from_secs(10)).await;
     }

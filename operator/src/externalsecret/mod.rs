@@ -110,6 +110,7 @@ impl Error {
 pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
     let _queued = metrics::InQueue::enter(KIND);
     let ctx = &state.ctx;
+    ctx.queue.started(KIND, &ObjectKey::of(es.as_ref()));
     let es = ctx.statuses.latest(&es).map_or(es, Arc::new);
     // Recorded even for an object this instance does not serve: a change of its store (to
     // this instance's class) must wake it.
@@ -143,7 +144,7 @@ async fn pipeline(
     if let Decision::Wait(wait) = decision
         && observed.leases.renew.is_empty()
     {
-        return Ok(wait.map_or_else(Action::await_change, Action::requeue));
+        return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
     let _slot = match decision {
         Decision::Sync { why, .. } if why.is_background() => match state.background.try_take() {
@@ -151,7 +152,7 @@ async fn pipeline(
             None => {
                 let attempt = now.as_second().unsigned_abs();
                 let delay = priority::step_back(&ObjectKey::of(es), attempt);
-                return Ok(Action::requeue(delay));
+                return Ok(state.ctx.queue.next(&ObjectKey::of(es), Some(delay)));
             }
         },
         _ => None,
@@ -235,5 +236,6 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &Error, state: Arc<State>) -
         state.ctx.retry.next(&key)
     };
     let renew = kuvert_core::lease::next_in_status(&es, (state.ctx.clock)());
-    Action::requeue(renew.map_or(retry, |renew| renew.min(retry)))
+    let after = renew.map_or(retry, |renew| renew.min(retry));
+    state.ctx.queue.next(&key, Some(after))
 }

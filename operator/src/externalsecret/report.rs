@@ -33,7 +33,7 @@ pub async fn report(
             let mut status = es.status.clone().unwrap_or_default();
             status.leases = leases;
             write(ctx, es, status).await?;
-            Ok(wait.map_or_else(Action::await_change, Action::requeue))
+            Ok(ctx.queue.next(&ObjectKey::of(es), wait))
         }
         Applied::Synced {
             why,
@@ -57,7 +57,7 @@ pub async fn report(
             let key = ObjectKey::of(es);
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
-            Ok(min(refresh, lease_wait).map_or_else(Action::await_change, Action::requeue))
+            Ok(ctx.queue.next(&key, min(refresh, lease_wait)))
         }
     }
 }
@@ -99,10 +99,6 @@ async fn write(
             "writing status of ExternalSecret {namespace}/{name}"
         )))?;
     ctx.statuses.wrote(es, &status);
-    if ctx.settings.per_object_metrics {
-        let ready = conditions::find_ready(&status.conditions).is_some_and(|c| c.status == "True");
-        metrics::object_ready(KIND, &namespace, &name, ready);
-    }
 
     let before = conditions::find_ready(&previous.conditions);
     let after = conditions::find_ready(&status.conditions);

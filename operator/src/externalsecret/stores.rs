@@ -188,6 +188,15 @@ impl StoreIndex {
 }
 
 impl StoreCaches {
+    /// Resolves once every store cache has completed its first list: until then a store
+    /// missing from it may exist.
+    pub async fn wait_until_ready(&self) {
+        wait_until_ready(&self.stores).await;
+        if let Some(cluster_stores) = &self.cluster_stores {
+            wait_until_ready(cluster_stores).await;
+        }
+    }
+
     /// The current generation of each store an ExternalSecret uses.
     pub fn generations(&self, es: &ExternalSecret) -> StoreGenerations {
         stores_of(es)
@@ -234,6 +243,21 @@ impl StoreCaches {
                 .map(CachedStore::Cluster),
         }
     }
+}
+
+/// Waits for a reflector's cache to complete its first list.
+///
+/// kube-runtime's readiness signal keeps a single waker, and the controller's own runner waits
+/// on it too: a second waiter may never be woken. Polling again finds the remembered value.
+pub async fn wait_until_ready<K>(store: &Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 /// A store object from a controller's cache.

@@ -40,8 +40,21 @@ impl Cached {
 }
 
 /// The managed Secrets by `namespace/name`, filled from the controller's watch of them.
-#[derive(Clone, Default)]
-pub struct TargetCache(Arc<Mutex<Secrets>>);
+#[derive(Clone)]
+pub struct TargetCache {
+    secrets: Arc<Mutex<Secrets>>,
+    /// Turns true when the first list completes (never back: a relist keeps the old view).
+    listed: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for TargetCache {
+    fn default() -> Self {
+        TargetCache {
+            secrets: Arc::default(),
+            listed: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Secrets {
@@ -63,7 +76,7 @@ fn key_of(secret: &PartialObjectMeta<Secret>) -> String {
 impl TargetCache {
     /// Applies one event of the managed Secrets' watch.
     pub fn apply(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
-        let mut secrets = self.0.lock().expect("target cache lock");
+        let mut secrets = self.secrets.lock().expect("target cache lock");
         match event {
             watcher::Event::Apply(s) => {
                 secrets.current.insert(key_of(s), Cached::of(s));
@@ -83,13 +96,21 @@ impl TargetCache {
                     secrets.current = listed;
                 }
                 secrets.ready = true;
+                self.listed.send_replace(true);
             }
         }
     }
 
+    /// Resolves once the first list of the managed Secrets completed.
+    pub async fn wait_until_ready(&self) {
+        let mut listed = self.listed.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = listed.wait_for(|listed| *listed).await;
+    }
+
     /// What the cache proves of `es`'s target Secret `namespace/name`; `None`: read it.
     pub fn known(&self, es: &ExternalSecret, namespace: &str, name: &str) -> Option<Known> {
-        let secrets = self.0.lock().expect("target cache lock");
+        let secrets = self.secrets.lock().expect("target cache lock");
         let cached = secrets
             .ready
             .then(|| secrets.current.get(&key(namespace, name)).cloned())
@@ -195,6 +216,28 @@ mod tests {
         meta.metadata.namespace = Some("ns".to_owned());
         meta.metadata.resource_version = Some(resource_version.to_owned());
         meta
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_ready_once_its_first_list_completes() {
+        use futures::FutureExt;
+        use watcher::Event;
+        let cache = TargetCache::default();
+        cache.apply(&Event::Init);
+        cache.apply(&Event::InitApply(secret("a", "2")));
+        assert!(cache.wait_until_ready().now_or_never().is_none(), "listing");
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.wait_until_ready().await }
+        });
+        cache.apply(&Event::InitDone);
+        waiting.await.unwrap();
+        cache.apply(&Event::Init);
+        assert_eq!(
+            cache.wait_until_ready().now_or_never(),
+            Some(()),
+            "a relist keeps it ready"
+        );
     }
 
     #[test]
