@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
@@ -69,6 +69,7 @@ pub async fn check(
     probe::<SecretStore>(scoped(client, namespace), false).await?;
     if cluster_stores {
         probe::<ClusterSecretStore>(Api::all(client.clone()), false).await?;
+        probe::<Namespace>(Api::all(client.clone()), true).await?;
     }
     probe::<Secret>(scoped(client, namespace), true).await
 }

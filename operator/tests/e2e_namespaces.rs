@@ -1,15 +1,18 @@
 //! A namespace deleted while it holds ExternalSecrets, one of them holding a database lease
 //! behind kuvert's finalizer: the namespace goes away completely (nothing stuck on kuvert's
 //! finalizer, whichever order the namespace controller deletes things in), and the operator
-//! keeps serving the rest of the cluster.
+//! keeps serving the rest of the cluster. A namespace relabelled to match a
+//! ClusterSecretStore's `namespaceSelector` re-admits its waiting ExternalSecret at once.
 
 mod support;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, VaultDynamicSecret};
 use kuvert_testkit::{OpenBao, Postgres, string_secret};
-use support::{Backend, Cluster, Operator, create, eventually, fake_store, map, secret_data, yaml};
+use support::{
+    Backend, Cluster, Operator, create, eventually, fake_store, map, ready, secret_data, yaml,
+};
 
 const NS: &str = "doomed";
 
@@ -108,3 +111,50 @@ async fn a_deleted_namespace_goes_away_with_its_external_secrets_and_leases(back
 }
 
 on_both_backends!(a_deleted_namespace_goes_away_with_its_external_secrets_and_leases);
+
+async fn a_relabelled_namespace_is_admitted_without_waiting_for_a_retry(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    namespaces
+        .create(&PostParams::default(), &yaml("metadata: {name: team}"))
+        .await
+        .unwrap();
+    let store: kuvert_core::api::ClusterSecretStore = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider: {fake: {data: [{key: k, value: v}]}}\n  conditions: [{namespaceSelector: {matchLabels: {team: a}}}]\n",
+    );
+    Api::all(cluster.client.clone())
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "team");
+    ess.create(
+        &PostParams::default(),
+        &yaml("apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: app, namespace: team}\nspec:\n  secretStoreRef: {name: shared, kind: ClusterSecretStore}\n  data: [{secretKey: k, remoteRef: {key: k}}]\n"),
+    )
+    .await
+    .unwrap();
+    eventually("Ready=False StoreNotAllowed", || async {
+        ready(&ess, "app").await == Some(("False".into(), "StoreNotAllowed".into()))
+    })
+    .await;
+
+    let labelled = tokio::time::Instant::now();
+    let label = serde_json::json!({"metadata": {"labels": {"team": "a"}}});
+    namespaces
+        .patch("team", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "team");
+    eventually("the Secret once the namespace is labelled", || async {
+        secret_data(&secrets, "app").await == map(&[("k", "v")])
+    })
+    .await;
+    // The first retry of a refused ExternalSecret is 10 s away: only the namespace watch
+    // explains a sync before it.
+    let took = labelled.elapsed();
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}
+
+on_both_backends!(a_relabelled_namespace_is_admitted_without_waiting_for_a_retry);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -57,6 +57,7 @@ pub fn controller(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     let cluster_store_api: Api<ClusterSecretStore> = Api::all(client);
     let managed = watcher::Config::default()
         .labels(&format!("{MANAGED_LABEL}=true"))
@@ -119,18 +120,34 @@ pub fn controller(
             },
         );
     let controller = if cluster_stores {
-        controller.watches(
-            cluster_store_api,
-            watcher::Config::default().any_semantic(),
-            move |s: ClusterSecretStore| {
-                let key = StoreKey::new(SecretStoreKind::ClusterSecretStore, "", &s.name_any());
-                let users = index_b.users(&key);
-                users
-                    .into_iter()
-                    .map(|es| queued(&queue_b, es))
-                    .collect::<Vec<_>>()
-            },
-        )
+        // A namespace relabelled to match (or no longer match) a ClusterSecretStore's
+        // `namespaceSelector` re-admits (or refuses) its waiting ExternalSecrets at once.
+        let (index_d, queue_d) = (index_b.clone(), queue_b.clone());
+        controller
+            .watches_stream(
+                watcher(namespace_api, watcher::Config::default().any_semantic())
+                    .default_backoff()
+                    .touched_objects(),
+                move |ns: PartialObjectMeta<Namespace>| {
+                    let users = index_d.cluster_store_users_in(&ns.name_any());
+                    users
+                        .into_iter()
+                        .map(|es| queued(&queue_d, es))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .watches(
+                cluster_store_api,
+                watcher::Config::default().any_semantic(),
+                move |s: ClusterSecretStore| {
+                    let key = StoreKey::new(SecretStoreKind::ClusterSecretStore, "", &s.name_any());
+                    let users = index_b.users(&key);
+                    users
+                        .into_iter()
+                        .map(|es| queued(&queue_b, es))
+                        .collect::<Vec<_>>()
+                },
+            )
     } else {
         controller
     };

@@ -185,6 +185,23 @@ impl StoreIndex {
             .map(|set| set.iter().map(|k| (**k).clone()).collect())
             .unwrap_or_default()
     }
+
+    /// The ExternalSecrets in `namespace` that use a ClusterSecretStore: a change of the
+    /// namespace's labels may admit or refuse them.
+    pub fn cluster_store_users_in(&self, namespace: &str) -> Vec<ObjectRef<ExternalSecret>> {
+        let index = self.lock();
+        let mut users: Vec<_> = index
+            .users
+            .iter()
+            .filter(|(store, _)| store.kind == SecretStoreKind::ClusterSecretStore)
+            .flat_map(|(_, users)| users.iter())
+            .filter(|es| es.namespace.as_deref() == Some(namespace))
+            .map(|es| (**es).clone())
+            .collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        users.dedup();
+        users
+    }
 }
 
 impl StoreCaches {
@@ -468,6 +485,17 @@ mod tests {
             None,
             "a's target forgotten"
         );
+    }
+
+    #[test]
+    fn a_namespace_wakes_its_external_secrets_that_use_a_cluster_store() {
+        let index = StoreIndex::default();
+        let cluster = StoreKey::new(SecretStoreKind::ClusterSecretStore, "", "shared");
+        index.record(&es_ref("a"), vec![cluster.clone(), store("s1")]);
+        index.record(&es_ref("b"), vec![store("s1")]);
+        index.record(&ObjectRef::new("c").within("other"), vec![cluster]);
+        assert_eq!(index.cluster_store_users_in("ns"), vec![es_ref("a")]);
+        assert!(index.cluster_store_users_in("empty").is_empty());
     }
 
     #[test]
