@@ -185,8 +185,8 @@ impl std::fmt::Display for NamespaceFailure {
     }
 }
 
+/// One write the controller makes.
 #[derive(Clone, Debug, serde::Serialize)]
-#[derive(Clone, Debug)]
 pub enum Step {
     /// Create this ExternalSecret (a 409 means one not ours exists: [`NamespaceFailure::NotOwned`]).
     Create(ExternalSecret),
@@ -395,10 +395,6 @@ spec:
 
     fn delete(namespace: &str, name: &str) -> (&'static str, serde_json::Value) {
         ("delete", serde_json::json!([namespace, name]))
-    }
-
-    fn json(steps: &[Step]) -> serde_json::Value {
-        serde_json::to_value(steps).unwrap()
     }
 
     fn team_selector() -> &'static str {
