@@ -4,6 +4,7 @@
 //! every piece is reachable from tests.
 
 pub mod backoff;
+pub mod clusterexternalsecret;
 pub mod context;
 #[cfg(feature = "dev")]
 pub mod dev;

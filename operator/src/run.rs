@@ -10,6 +10,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use kuvert_core::api::{ClusterSecretStore, SecretStore};
 
+use crate::clusterexternalsecret;
 use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
@@ -266,6 +267,18 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         ctx.clone(),
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
+    // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
+    // Role can read neither.
+    let ces_controller = match &args.namespace {
+        None => Some(clusterexternalsecret::controller(ctx.clone())),
+        Some(ns) => {
+            tracing::info!(
+                namespace = %ns,
+                "ClusterExternalSecrets are not served with --namespace (they are cluster-scoped)"
+            );
+            None
+        }
+    };
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
         caches,
@@ -281,6 +294,11 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             }
         },
         externalsecret::controller::run(es_controller, state, args.concurrency),
+        async {
+            if let Some((controller, state)) = ces_controller {
+                clusterexternalsecret::run(controller, state, args.concurrency).await;
+            }
+        },
     );
     objects.abort();
     sweeper.abort();

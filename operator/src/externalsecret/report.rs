@@ -134,7 +134,7 @@ async fn write(
 /// kuvert-bench's massif profile) and was scanned on every publish. A recorder per Event
 /// publishes the same Event and keeps nothing; a transition repeated within six minutes becomes
 /// a new Event instead of a series count.
-fn transient_recorder(ctx: &Context) -> Recorder {
+pub(crate) fn transient_recorder(ctx: &Context) -> Recorder {
     Recorder::new(
         ctx.client.clone(),
         Reporter {
