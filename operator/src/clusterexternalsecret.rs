@@ -229,7 +229,7 @@ async fn apply(ctx: &Context, step: Step) -> Result<Applied, KubeCall> {
             let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.replace(&name, &PostParams::default(), &es).await {
                 Ok(_) => {
-                    tracing::info!(%namespace, %name, "stamped ExternalSecret put back in step");
+                    tracing::info!(%namespace, %name, "stamped ExternalSecret updated to the spec");
                     Ok(Applied::Provisioned(namespace))
                 }
                 Err(kube::Error::Api(status)) if status.code != 409 && status.code != 404 => {
