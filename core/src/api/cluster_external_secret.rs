@@ -76,9 +76,12 @@ pub struct ClusterExternalSecretStatus {
     pub provisioned_namespaces: Vec<String>,
     /// How many namespaces are provisioned (the length of `provisionedNamespaces`, for
     /// `kubectl get`).
+    // `int32`, not schemars' `uint32`, which the API server does not know (see PasswordSpec).
+    #[schemars(extend("format" = "int32"))]
     pub provisioned_namespace_count: Option<u32>,
     /// How many of the created ExternalSecrets are Ready: below the provisioned count, some
     /// namespaces are not in sync (their ExternalSecrets' conditions say why).
+    #[schemars(extend("format" = "int32"))]
     pub ready_external_secrets: Option<u32>,
     /// Provisioned namespaces whose ExternalSecret is not Ready (not yet synced, or failing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
