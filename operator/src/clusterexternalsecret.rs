@@ -21,12 +21,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ClusterExternalSecret, ClusterExternalSecretStatus, ExternalSecret};
-use kuvert_core::conditions;
 use kuvert_core::stamping::{self, NamespaceFailure, NamespaceView, STAMPED_BY_LABEL, Step};
 
 use crate::backoff::ObjectKey;
@@ -297,32 +295,14 @@ async fn report(
         "writing status of ClusterExternalSecret {name}"
     )))?;
 
-    let before = conditions::find_ready(&previous.conditions);
-    let after = conditions::find_ready(&status.conditions);
-    let changed = match (before, after) {
-        (Some(b), Some(a)) => b.status != a.status || b.reason != a.reason,
-        (None, Some(_)) => true,
-        _ => false,
-    };
-    if let (true, Some(after)) = (changed, after) {
-        let event = Event {
-            type_: if after.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: after.reason.clone(),
-            note: Some(after.message.clone()),
-            action: "Provision".to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = crate::externalsecret::report::transient_recorder(ctx)
-            .publish(&event, &ces.object_ref(&()))
-            .await
-        {
-            tracing::warn!(error = %e, "publishing an event failed");
-        }
-    }
+    crate::externalsecret::report::publish_ready_transition(
+        ctx,
+        &previous.conditions,
+        &status.conditions,
+        &ces.object_ref(&()),
+        "Provision",
+    )
+    .await;
     Ok(())
 }
 

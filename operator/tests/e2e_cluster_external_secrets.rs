@@ -133,6 +133,24 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "NamespacesFailed")
     );
+    // A Warning Event names the failure (a cluster-scoped object's Events are in `default`).
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    eventually("a Warning NamespacesFailed Event", || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("NamespacesFailed")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref())
+                        == Some("ClusterExternalSecret")
+            })
+    })
+    .await;
     for ns in ["listed", "team-a"] {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         assert_eq!(secret_data(&secrets, "shared").await, map(&[("k", "v")]));

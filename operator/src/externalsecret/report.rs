@@ -99,8 +99,28 @@ async fn write(
         metrics::object_ready(KIND, &namespace, &name, ready);
     }
 
-    let before = conditions::find_ready(&previous.conditions);
-    let after = conditions::find_ready(&status.conditions);
+    publish_ready_transition(
+        ctx,
+        &previous.conditions,
+        &status.conditions,
+        &es.object_ref(&()),
+        "Sync",
+    )
+    .await;
+    Ok(())
+}
+
+/// Publishes an Event when the `Ready` condition appeared or changed status or reason (never
+/// per refresh): Normal when it is True, else Warning, its reason and message as the Event's.
+pub(crate) async fn publish_ready_transition(
+    ctx: &Context,
+    previous: &[kuvert_core::api::Condition],
+    current: &[kuvert_core::api::Condition],
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    action: &str,
+) {
+    let before = conditions::find_ready(previous);
+    let after = conditions::find_ready(current);
     let changed = match (before, after) {
         (Some(b), Some(a)) => b.status != a.status || b.reason != a.reason,
         (None, Some(_)) => true,
@@ -115,17 +135,13 @@ async fn write(
             },
             reason: after.reason.clone(),
             note: Some(after.message.clone()),
-            action: "Sync".to_owned(),
+            action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = transient_recorder(ctx)
-            .publish(&event, &es.object_ref(&()))
-            .await
-        {
+        if let Err(e) = transient_recorder(ctx).publish(&event, reference).await {
             tracing::warn!(error = %e, "publishing an event failed");
         }
     }
-    Ok(())
 }
 
 /// A recorder for one Event. kube-runtime's `Recorder` keeps every Event it published for six
@@ -134,7 +150,7 @@ async fn write(
 /// kuvert-bench's massif profile) and was scanned on every publish. A recorder per Event
 /// publishes the same Event and keeps nothing; a transition repeated within six minutes becomes
 /// a new Event instead of a series count.
-pub(crate) fn transient_recorder(ctx: &Context) -> Recorder {
+fn transient_recorder(ctx: &Context) -> Recorder {
     Recorder::new(
         ctx.client.clone(),
         Reporter {
