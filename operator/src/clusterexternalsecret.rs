@@ -13,7 +13,8 @@
 //! Cluster-wide installs only: a namespace-scoped install's Role can read neither
 //! ClusterExternalSecrets nor namespaces.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -39,6 +40,17 @@ pub struct State {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The ExternalSecrets labelled [`STAMPED_BY_LABEL`], in every namespace.
     pub stamped: Store<ExternalSecret>,
+    /// ExternalSecrets this process created that the cache has not shown yet, by (owner uid,
+    /// namespace, name): a reconcile in that window (a namespace event) plans the create again,
+    /// and its 409 is ours, not a foreign ExternalSecret's.
+    pub created: Mutex<HashSet<(String, String, String)>>,
+}
+
+impl State {
+    /// [`State::created`], locked (a panic elsewhere while holding it leaves a usable set).
+    fn created(&self) -> MutexGuard<'_, HashSet<(String, String, String)>> {
+        self.created.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Why a reconcile failed (a refused create or update is not one: it is a failed namespace in
@@ -105,6 +117,7 @@ pub fn controller(ctx: Arc<Context>) -> (Controller<ClusterExternalSecret>, Arc<
         ctx,
         namespaces,
         stamped,
+        created: Default::default(),
     });
     (controller, state)
 }
@@ -130,10 +143,21 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
         return Ok(Action::await_change());
     }
     let (namespaces, labelled) = observe(&ces, &state);
+    let uid = ces.uid().unwrap_or_default();
+    {
+        let mut created = state.created();
+        for es in labelled.iter().filter(|es| stamping::stamped_by(es, &ces)) {
+            created.remove(&(
+                uid.clone(),
+                es.namespace().unwrap_or_default(),
+                es.name_any(),
+            ));
+        }
+    }
     let plan = stamping::plan(&ces, &namespaces, &labelled);
     let (mut provisioned, mut failed) = (plan.in_step, plan.failed);
     for step in plan.steps {
-        match apply(&state.ctx, step).await? {
+        match apply(&state, &uid, step).await? {
             Applied::Provisioned(namespace) => provisioned.push(namespace),
             Applied::Failed(namespace, failure) => failed.push((namespace, failure)),
             Applied::Deleted => {}
@@ -195,14 +219,22 @@ enum Applied {
 /// Makes one write. A create answered 409 finds an ExternalSecret of the name that is not
 /// ours (ours would be in the cache); a refused create or update fails its namespace. An update
 /// that lost a race (409), and any failed delete, fail the reconcile, to be retried.
-async fn apply(ctx: &Context, step: Step) -> Result<Applied, KubeCall> {
+async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall> {
+    let ctx = &state.ctx;
     match step {
         Step::Create(es) => {
             let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
+            let key = (uid.to_owned(), namespace.clone(), name.clone());
             let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.create(&PostParams::default(), &es).await {
                 Ok(_) => {
                     tracing::info!(%namespace, %name, "stamped ExternalSecret created");
+                    state.created().insert(key);
+                    Ok(Applied::Provisioned(namespace))
+                }
+                Err(kube::Error::Api(status))
+                    if status.code == 409 && state.created().contains(&key) =>
+                {
                     Ok(Applied::Provisioned(namespace))
                 }
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Failed(
@@ -250,6 +282,7 @@ async fn apply(ctx: &Context, step: Step) -> Result<Applied, KubeCall> {
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
                     tracing::info!(%namespace, %name, "stamped ExternalSecret deleted");
+                    state.created().remove(&(uid.to_owned(), namespace, name));
                     Ok(Applied::Deleted)
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(Applied::Deleted),
