@@ -136,6 +136,28 @@ pub async fn run(
         .await;
 }
 
+/// Publishes every 10 s how many ClusterExternalSecrets are Ready, not Ready, or not yet
+/// reconciled (`kuvert_objects{kind="ClusterExternalSecret"}`).
+pub async fn report_objects(cache: Store<ClusterExternalSecret>) {
+    loop {
+        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+        for ces in cache.state() {
+            let status = ces.status.as_ref();
+            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
+            match condition.map(|c| c.status.as_str()) {
+                Some("True") => ready += 1,
+                Some("False") => not_ready += 1,
+                _ => unknown += 1,
+            }
+        }
+        crate::metrics::objects(KIND, ready, not_ready, unknown);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Metric label of this kind.
+const KIND: &str = "ClusterExternalSecret";
+
 /// observe → plan → apply → report.
 async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
     if ces.meta().deletion_timestamp.is_some() {

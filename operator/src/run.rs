@@ -270,7 +270,11 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
     // Role can read neither.
     let ces_controller = match &args.namespace {
-        None => Some(clusterexternalsecret::controller(ctx.clone())),
+        None => {
+            let (controller, state) = clusterexternalsecret::controller(ctx.clone());
+            let reporting = tokio::spawn(clusterexternalsecret::report_objects(controller.store()));
+            Some((controller, state, reporting))
+        }
         Some(ns) => {
             tracing::info!(
                 namespace = %ns,
@@ -295,8 +299,9 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         },
         externalsecret::controller::run(es_controller, state, args.concurrency),
         async {
-            if let Some((controller, state)) = ces_controller {
+            if let Some((controller, state, reporting)) = ces_controller {
                 clusterexternalsecret::run(controller, state, args.concurrency).await;
+                reporting.abort();
             }
         },
     );

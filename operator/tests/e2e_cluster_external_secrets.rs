@@ -151,6 +151,14 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
             })
     })
     .await;
+    eventually("the not-Ready ClusterExternalSecret counted", || async {
+        operator
+            .get("/metrics")
+            .await
+            .1
+            .contains("kuvert_objects{kind=\"ClusterExternalSecret\",ready=\"False\"} 1")
+    })
+    .await;
     for ns in ["listed", "team-a"] {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         assert_eq!(secret_data(&secrets, "shared").await, map(&[("k", "v")]));
