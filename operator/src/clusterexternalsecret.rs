@@ -140,17 +140,12 @@ pub async fn run(
 /// reconciled (`kuvert_objects{kind="ClusterExternalSecret"}`).
 pub async fn report_objects(cache: Store<ClusterExternalSecret>) {
     loop {
-        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
-        for ces in cache.state() {
-            let status = ces.status.as_ref();
-            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
-            match condition.map(|c| c.status.as_str()) {
-                Some("True") => ready += 1,
-                Some("False") => not_ready += 1,
-                _ => unknown += 1,
-            }
-        }
-        crate::metrics::objects(KIND, ready, not_ready, unknown);
+        let all = cache.state();
+        crate::metrics::objects_by_condition(
+            KIND,
+            all.iter()
+                .map(|ces| ces.status.as_ref().map(|s| s.conditions.as_slice())),
+        );
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

@@ -140,6 +140,24 @@ pub fn objects(kind: &'static str, ready: usize, not_ready: usize, unknown: usiz
     gauge!(OBJECTS, "kind" => kind, "ready" => "Unknown").set(unknown as f64);
 }
 
+/// Sets the objects gauges of `kind` from each object's conditions (`None`: no status yet):
+/// `Ready` True, False, or absent (Unknown).
+pub fn objects_by_condition<'a>(
+    kind: &'static str,
+    conditions: impl IntoIterator<Item = Option<&'a [kuvert_core::api::Condition]>>,
+) {
+    let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+    for conditions in conditions {
+        let condition = conditions.and_then(kuvert_core::conditions::find_ready);
+        match condition.map(|c| c.status.as_str()) {
+            Some("True") => ready += 1,
+            Some("False") => not_ready += 1,
+            _ => unknown += 1,
+        }
+    }
+    objects(kind, ready, not_ready, unknown);
+}
+
 /// Sets one object's Ready gauge (only with `--per-object-metrics`: one series per object).
 pub fn object_ready(kind: &'static str, namespace: &str, name: &str, ready: bool) {
     gauge!(

@@ -157,19 +157,14 @@ pub async fn report_objects(
     ctx: Arc<Context>,
 ) {
     loop {
-        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
-        let mut uids = std::collections::HashSet::new();
-        for es in cache.state() {
-            uids.extend(es.uid());
-            let status = es.status.as_ref();
-            let condition = status.and_then(|s| kuvert_core::conditions::find_ready(&s.conditions));
-            match condition.map(|c| c.status.as_str()) {
-                Some("True") => ready += 1,
-                Some("False") => not_ready += 1,
-                _ => unknown += 1,
-            }
-        }
-        metrics::objects(KIND, ready, not_ready, unknown);
+        let all = cache.state();
+        let uids: std::collections::HashSet<String> =
+            all.iter().filter_map(|es| es.uid()).collect();
+        metrics::objects_by_condition(
+            KIND,
+            all.iter()
+                .map(|es| es.status.as_ref().map(|s| s.conditions.as_slice())),
+        );
         ctx.index.retain(|es| cache.get(es).is_some());
         ctx.statuses.retain(|uid| uids.contains(uid));
         let live = |key: &ObjectKey| match key.kind.as_str() {
