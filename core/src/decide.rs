@@ -131,6 +131,23 @@ pub fn target_state(es: &ExternalSecret, secret: Option<&Secret>) -> TargetState
     }
 }
 
+/// What in an ExternalSecret can call for a reconcile, as one number: its identity, spec,
+/// labels, annotations (the force-sync one among them) and deletion, but not its status. A
+/// change of status alone is kuvert's own write: reconciling on it again read the stores a
+/// second time and logged a failure twice.
+pub fn change_key(es: &ExternalSecret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    es.metadata.uid.hash(&mut hasher);
+    serde_json::to_string(&es.spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    es.metadata.labels.hash(&mut hasher);
+    es.metadata.annotations.hash(&mut hasher);
+    es.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Periodic refreshes land in the last tenth of the interval, at a point fixed per object, so
 /// objects created together do not refresh together.
 pub fn spread_interval(es: &ExternalSecret, interval: Duration) -> Duration {
@@ -308,6 +325,30 @@ mod tests {
             ..ExternalSecretStatus::default()
         });
         es
+    }
+
+    #[test]
+    fn only_a_change_outside_the_status_calls_for_a_reconcile() {
+        let es = synced_es("1h");
+        let key = change_key(&es);
+        let mut status_only = es.clone();
+        status_only.status = None;
+        assert_eq!(change_key(&status_only), key);
+
+        let mut spec = es.clone();
+        spec.spec.refresh_interval = Some("2h".into());
+        let mut annotated = es.clone();
+        annotated.metadata.annotations =
+            Some([(crate::api::FORCE_SYNC_ANNOTATION.to_owned(), "1".to_owned())].into());
+        let mut labelled = es.clone();
+        labelled.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        let mut deleted = es.clone();
+        deleted.metadata.deletion_timestamp = Some(Time(at(2000)));
+        let mut recreated = es.clone();
+        recreated.metadata.uid = Some("uid-2".into());
+        for changed in [spec, annotated, labelled, deleted, recreated] {
+            assert_ne!(change_key(&changed), key);
+        }
     }
 
     fn seen(target: TargetState) -> Observed {

@@ -1,7 +1,7 @@
 //! Reading kuvert manifests from YAML: every kuvert kind, plus the Secrets and ConfigMaps they
-//! refer to. Used by `kuvert render`, `kuvert dev` and the tests of `examples/`.
+//! refer to and the Namespaces whose labels admit them to stores. Used by `kuvert render`, `kuvert dev` and the tests of `examples/`.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use serde::de::DeserializeOwned;
 
 use crate::api;
@@ -27,6 +27,8 @@ pub enum Manifest {
     Secret(Secret),
     /// A ConfigMap (e.g. templates used by `templateFrom`).
     ConfigMap(ConfigMap),
+    /// A Namespace: its labels admit it to ClusterSecretStores with a `namespaceSelector`.
+    Namespace(Namespace),
 }
 
 /// Why a manifest could not be read.
@@ -196,6 +198,7 @@ impl Manifest {
             }
             ("", "Secret") => Manifest::Secret(typed(doc, cx)?),
             ("", "ConfigMap") => Manifest::ConfigMap(typed(doc, cx)?),
+            ("", "Namespace") => Manifest::Namespace(typed(doc, cx)?),
             _ => {
                 return Err(ManifestError::UnsupportedKind {
                     source_name: source_name.to_owned(),

@@ -75,7 +75,7 @@ fn every_kind_has_its_short_name_and_scope() {
 }
 
 #[test]
-fn external_secret_printer_columns_are_store_refresh_status_ready_age() {
+fn external_secret_printer_columns_are_esos_with_the_effective_refresh_interval() {
     let crd = kuvert_core::crds::all()
         .into_iter()
         .find(|c| c.spec.names.kind == "ExternalSecret")
@@ -88,7 +88,25 @@ fn external_secret_printer_columns_are_store_refresh_status_ready_age() {
         .collect();
     assert_eq!(
         columns,
-        ["Store", "Refresh Interval", "Status", "Ready", "Age"]
+        [
+            "StoreType",
+            "Store",
+            "Refresh Interval",
+            "Status",
+            "Ready",
+            "Last Sync",
+            "Age"
+        ]
+    );
+    let refresh = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .find(|c| c.name == "Refresh Interval")
+        .unwrap();
+    assert_eq!(
+        refresh.json_path, ".status.refreshInterval",
+        "shown when defaulted"
     );
 }
 

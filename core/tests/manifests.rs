@@ -191,6 +191,7 @@ fn reserialised(manifest: &Manifest) -> Value {
         Manifest::Generator(o) => Ok(o.to_json()),
         Manifest::Secret(o) => serde_json::to_value(o),
         Manifest::ConfigMap(o) => serde_json::to_value(o),
+        Manifest::Namespace(o) => serde_json::to_value(o),
     }
     .unwrap()
 }

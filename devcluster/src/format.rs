@@ -245,11 +245,11 @@ fn table(info: &ResourceInfo, version: &str, objects: &[Value], list_meta: Optio
             for c in &custom {
                 let path = c["jsonPath"].as_str().unwrap_or("");
                 let v = json_path(o, path);
-                // A path matching nothing is a null cell, which kubectl prints as blank.
-                cells.push(if path == ".metadata.creationTimestamp" {
-                    json!(age(v.as_str().unwrap_or("")))
-                } else {
-                    v.clone()
+                // A path matching nothing is a null cell, which kubectl prints as blank; a
+                // `date` column holding a timestamp is shown as its age, as kube-apiserver does.
+                cells.push(match v.as_str() {
+                    Some(time) if c["type"] == "date" => json!(age(time)),
+                    _ => v.clone(),
                 });
             }
             cells.extend(builtin.iter().map(|(_, _, cell)| cell(o)));

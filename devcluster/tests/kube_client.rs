@@ -840,6 +840,31 @@ async fn an_object_whose_owner_does_not_exist_is_collected_and_one_whose_owner_e
 }
 
 #[tokio::test]
+async fn a_namespace_carries_its_name_as_a_label_whatever_is_written() {
+    let dc = cluster().await;
+    let nss: Api<Namespace> = Api::all(dc.client().unwrap());
+    let created = nss
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team", "labels": {"a": "b"}}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let name_label = ("kubernetes.io/metadata.name".to_owned(), "team".to_owned());
+    assert_eq!(
+        created.metadata.labels,
+        Some([("a".to_owned(), "b".to_owned()), name_label.clone()].into())
+    );
+    let unlabel = json!({"metadata": {"labels": {"kubernetes.io/metadata.name": null, "a": null}}});
+    let patched = nss
+        .patch("team", &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.labels, Some([name_label].into()));
+}
+
+#[tokio::test]
 async fn deleting_a_namespace_deletes_its_objects() {
     let dc = cluster().await;
     let client = dc.client().unwrap();

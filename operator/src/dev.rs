@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::ExternalSecret;
 use kuvert_core::conditions;
@@ -170,7 +170,31 @@ async fn apply(client: &kube::Client, manifest: Manifest) -> anyhow::Result<()> 
         Manifest::Generator(o) => generator(client, o).await,
         Manifest::Secret(o) => namespaced::<Secret>(client, o).await,
         Manifest::ConfigMap(o) => namespaced::<ConfigMap>(client, o).await,
+        Manifest::Namespace(o) => namespace(client, o).await,
     }
+}
+
+/// A Namespace from the manifests: created, or (made earlier for an object in it) given its
+/// labels and annotations, so its order in the files does not matter.
+async fn namespace(client: &kube::Client, object: Namespace) -> anyhow::Result<()> {
+    let name = object.name_any();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(&name).await?.is_none() {
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .with_context(|| format!("creating Namespace {name}"))?;
+        return Ok(());
+    }
+    let patch = serde_json::json!({"metadata": {
+        "labels": object.metadata.labels,
+        "annotations": object.metadata.annotations,
+    }});
+    namespaces
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("labelling Namespace {name}"))?;
+    Ok(())
 }
 
 async fn namespaced<K>(client: &kube::Client, mut object: K) -> anyhow::Result<()>

@@ -64,6 +64,7 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
         kube: &inputs.kube,
         secret_stores: &inputs.secret_stores,
         cluster_stores: &inputs.cluster_stores,
+        namespaces: &inputs.namespaces,
     };
     let kinds = Generators::system(registry.vault_cache().clone());
     let generators = ManifestGenerators {
@@ -127,6 +128,8 @@ struct Inputs {
     external_secrets: Vec<ExternalSecret>,
     secret_stores: BTreeMap<(String, String), SecretStore>,
     cluster_stores: BTreeMap<String, ClusterSecretStore>,
+    /// The labels of the Namespaces in the manifests.
+    namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Secrets by (namespace, name), `stringData` folded into `data`.
     secrets: BTreeMap<(String, String), Secret>,
     /// Generator specs by (namespace, kind, name).
@@ -212,6 +215,11 @@ impl Inputs {
                 let key = (ns(&g.metadata), g.kind, g.metadata.name.unwrap_or_default());
                 self.generators.insert(key, g.spec);
             }
+            Manifest::Namespace(namespace) => {
+                let name = namespace.metadata.name.unwrap_or_default();
+                let labels = namespace.metadata.labels.unwrap_or_default();
+                self.namespaces.insert(name, labels);
+            }
             Manifest::ClusterExternalSecret(ces) => self.notes.push(format!(
                 "ClusterExternalSecret {}: does nothing offline (kuvert run stamps its \
                  ExternalSecret into the selected namespaces); render an ExternalSecret \
@@ -296,6 +304,7 @@ struct Stores<'a> {
     kube: &'a MemoryKube,
     secret_stores: &'a BTreeMap<(String, String), SecretStore>,
     cluster_stores: &'a BTreeMap<String, ClusterSecretStore>,
+    namespaces: &'a BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[async_trait]
@@ -320,12 +329,12 @@ impl StoreObjects for Stores<'_> {
         })
     }
 
-    /// Offline there are no Namespace objects: a namespace has no labels.
+    /// The labels of the Namespace as the manifests give it; one they do not give has none.
     async fn namespace_labels(
         &self,
-        _namespace: &str,
+        namespace: &str,
     ) -> Result<BTreeMap<String, String>, StoreError> {
-        Ok(BTreeMap::new())
+        Ok(self.namespaces.get(namespace).cloned().unwrap_or_default())
     }
 }
 

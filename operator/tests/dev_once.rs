@@ -41,10 +41,25 @@ fn quickstart_syncs_and_prints_the_decoded_secret() {
 
 #[test]
 fn a_failing_external_secret_is_reported_and_exits_non_zero() {
-    let (code, out) = kuvert_dev(&["-f", "$EXAMPLES/vault-approle", "--timeout", "10s"]);
+    // The AppRole example with its Vault unreachable: nothing listens on port 1.
+    let dir = std::env::temp_dir().join(format!("kuvert-dev-failing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/vault-approle/clustersecretstore.yaml"
+    );
+    let shipped = std::fs::read_to_string(example).unwrap();
+    std::fs::write(
+        dir.join("store.yaml"),
+        shipped.replace("https://vault.example.com:8200", "http://127.0.0.1:1"),
+    )
+    .unwrap();
+    let path = dir.display().to_string();
+    let (code, out) = kuvert_dev(&["-f", &path, "--timeout", "10s"]);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         out,
-        "---\n# ExternalSecret payments/payments-db: Ready=False (StoreNotAllowed) spec.secretStoreRef: ClusterSecretStore/vault does not admit namespace \"payments\"\n"
+        "---\n# ExternalSecret payments/payments-db: Ready=False (StoreNotReady) spec.secretStoreRef: ClusterSecretStore/vault: store unavailable: POST auth/approle/login: the request to vault could not connect\n"
     );
 }

@@ -96,7 +96,7 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
         "metadata: {name: shared, labels: {columns: 'yes'}}\nspec: {provider: {fake: {data: []}}}",
     );
     let es: kuvert_core::api::ExternalSecret = yaml(
-        "metadata: {name: app, namespace: columns}\nspec: {refreshInterval: 1h, secretStoreRef: {name: demo}}",
+        "metadata: {name: app, namespace: columns}\nspec: {secretStoreRef: {name: demo, kind: SecretStore}}",
     );
     let pp = PostParams::default();
     Api::namespaced(client.clone(), "columns")
@@ -140,19 +140,22 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
     assert_eq!(
         header_and_cells(&before),
         (
-            "NAME   STORE   REFRESH INTERVAL   STATUS   READY   AGE".to_owned(),
+            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS   READY   LAST SYNC   AGE"
+                .to_owned(),
             vec![vec![
                 "app".to_owned(),
+                "SecretStore".to_owned(),
                 "demo".to_owned(),
-                "1h".to_owned(),
                 "<age>".to_owned()
             ]]
         ),
         "{before}"
     );
 
-    // The Status and Ready columns read the Ready condition through a JSONPath filter.
-    let status = json!({"status": {"conditions": [
+    // The Status and Ready columns read the Ready condition through a JSONPath filter; the
+    // refresh interval in effect (the default here) and the last sync come from the status.
+    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap();
+    let status = json!({"status": {"refreshInterval": "1h", "refreshTime": now.to_string(), "conditions": [
         {"type": "Other", "status": "False", "reason": "NotThis", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
         {"type": "Ready", "status": "True", "reason": "SecretSynced", "message": "synced", "lastTransitionTime": "2026-01-01T00:00:00Z"}
     ]}});
@@ -163,13 +166,16 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
     assert_eq!(
         header_and_cells(&after),
         (
-            "NAME   STORE   REFRESH INTERVAL   STATUS         READY   AGE".to_owned(),
+            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS         READY   LAST SYNC   AGE"
+                .to_owned(),
             vec![vec![
                 "app".to_owned(),
+                "SecretStore".to_owned(),
                 "demo".to_owned(),
                 "1h".to_owned(),
                 "SecretSynced".to_owned(),
                 "True".to_owned(),
+                "<age>".to_owned(),
                 "<age>".to_owned()
             ]]
         ),

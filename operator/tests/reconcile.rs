@@ -153,6 +153,17 @@ impl Harness {
             .collect()
     }
 
+    /// The notes of the Events with this reason.
+    async fn notes(&self, reason: &str) -> Vec<String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let list = events.list(&Default::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| e.note.unwrap_or_default())
+            .collect()
+    }
+
     async fn refresh_time(&self) -> Option<jiff::Timestamp> {
         let es = self.external_secrets().get("app").await.unwrap();
         Some(es.status?.refresh_time?.0)
@@ -215,6 +226,12 @@ async fn nothing_is_synced_before_the_refresh_is_due_and_a_changed_store_is_foll
     harness.reconcile().await.unwrap();
     assert_eq!(harness.password().await.as_deref(), Some("pw-2"));
     assert!(harness.refresh_time().await > refreshed_at);
+    // The rotation leaves an audit trail naming the key, never the value; the refresh that
+    // read the same value left none.
+    assert_eq!(
+        harness.notes("DataChanged").await,
+        ["Secret default/app-secret: changed key password"]
+    );
 }
 
 #[tokio::test]
@@ -254,9 +271,12 @@ async fn an_edited_secret_is_restored_without_waiting_for_the_refresh() {
     harness.reconcile().await.unwrap();
     assert_eq!(harness.password().await.as_deref(), Some("pw-1"));
     assert_eq!(
-        harness.events().await.len(),
-        1,
-        "a repair is no transition: no second Event"
+        harness.events().await,
+        [
+            ("Normal".to_owned(), "SecretSynced".to_owned()),
+            ("Normal".to_owned(), "DataChanged".to_owned())
+        ],
+        "a repair is no transition, but it changes data"
     );
 }
 

@@ -25,10 +25,12 @@ pub(crate) const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|
     status = "ExternalSecretStatus",
     shortname = "es",
     category = "kuvert",
+    printcolumn = r#"{"name":"StoreType","type":"string","jsonPath":".spec.secretStoreRef.kind"}"#,
     printcolumn = r#"{"name":"Store","type":"string","jsonPath":".spec.secretStoreRef.name"}"#,
-    printcolumn = r#"{"name":"Refresh Interval","type":"string","jsonPath":".spec.refreshInterval"}"#,
+    printcolumn = r#"{"name":"Refresh Interval","type":"string","jsonPath":".status.refreshInterval"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.refreshTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -560,6 +562,10 @@ pub struct ExternalSecretStatus {
     pub conditions: Vec<Condition>,
     /// When the remote secrets were last read.
     pub refresh_time: Option<Time>,
+    /// The refresh interval in effect: `spec.refreshInterval`, or its default `1h` when unset
+    /// (kuvert does not write defaults into the spec). Absent when nothing refreshes
+    /// periodically (`refreshPolicy` other than `Periodic`, or an interval of `0`).
+    pub refresh_interval: Option<String>,
     /// The `resourceVersion` of the target Secret as last written.
     pub synced_resource_version: Option<String>,
     /// The target Secret.

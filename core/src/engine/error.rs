@@ -269,7 +269,7 @@ impl SyncError {
             SyncError::Decode { .. } => "DecodingError",
             SyncError::NullBytes { .. } => "NullBytes",
             SyncError::InvalidRegexp { .. } => "InvalidRegexp",
-            SyncError::Template { .. } => "TemplateError",
+            SyncError::Template { source, .. } => source.reason(),
             SyncError::InvalidKey { .. } => "InvalidSecretKey",
             SyncError::KeyCollision { .. } => "KeyCollision",
             SyncError::MergeConflict { .. } => "MergeConflict",

@@ -49,6 +49,18 @@ pub fn refresh_interval(es: &ExternalSecret) -> Result<Option<Duration>, SyncErr
     })
 }
 
+/// The refresh interval in effect as the status shows it: the spec's text or the default
+/// `1h`; `None` when nothing refreshes periodically (or the interval is invalid).
+pub fn effective_refresh_interval(es: &ExternalSecret) -> Option<String> {
+    refresh_interval(es).ok().flatten()?;
+    Some(
+        es.spec
+            .refresh_interval
+            .clone()
+            .unwrap_or_else(|| "1h".to_owned()),
+    )
+}
+
 /// Parses a Go duration (`1h30m`, `1.5s`, `250ms`, `0`).
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     if text == "0" {
@@ -106,10 +118,11 @@ pub fn synced(
     let namespace = es.metadata.namespace.as_deref().unwrap_or("default");
     let message = match (secret, note) {
         (_, Some(note)) => note.to_owned(),
-        (Some(s), None) => format!(
-            "Secret {namespace}/{name} is in sync ({} keys)",
-            s.data.as_ref().map_or(0, |d| d.len())
-        ),
+        (Some(s), None) => {
+            let keys = s.data.as_ref().map_or(0, |d| d.len());
+            let plural = if keys == 1 { "" } else { "s" };
+            format!("Secret {namespace}/{name} is in sync ({keys} key{plural})")
+        }
         (None, None) => {
             "every remote secret resolved; creationPolicy None writes no Secret".to_owned()
         }
@@ -124,6 +137,7 @@ pub fn synced(
             now,
         )],
         refresh_time: Some(Time(now)),
+        refresh_interval: effective_refresh_interval(es),
         synced_resource_version: previous.synced_resource_version,
         binding: secret.map(|_| LocalObjectReference { name }),
         observed_generation: es.metadata.generation,

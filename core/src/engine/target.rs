@@ -292,6 +292,66 @@ fn is_esos(r: &OwnerReference, es: &ExternalSecret) -> bool {
         && Some(&r.name) == es.metadata.name.as_ref()
 }
 
+/// Which keys of a Secret's data a write changes: names only, never values. Rotations leave an
+/// audit trail with them (an Event and a log line), so each names what changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// Keys the Secret did not have.
+    pub added: Vec<String>,
+    /// Keys whose value changed.
+    pub changed: Vec<String>,
+    /// Keys the Secret no longer has.
+    pub removed: Vec<String>,
+}
+
+impl KeyChanges {
+    /// The keys `after` adds, changes or removes compared with `before`, in key order.
+    pub fn between(before: &Secret, after: &Secret) -> Self {
+        let empty = BTreeMap::new();
+        let old = before.data.as_ref().unwrap_or(&empty);
+        let new = after.data.as_ref().unwrap_or(&empty);
+        let mut changes = KeyChanges::default();
+        for (key, value) in new {
+            match old.get(key) {
+                None => changes.added.push(key.clone()),
+                Some(previous) if previous != value => changes.changed.push(key.clone()),
+                Some(_) => {}
+            }
+        }
+        changes.removed = old
+            .keys()
+            .filter(|k| !new.contains_key(*k))
+            .cloned()
+            .collect();
+        changes
+    }
+
+    /// Whether the data stays as it was.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl std::fmt::Display for KeyChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = [
+            ("changed", &self.changed),
+            ("added", &self.added),
+            ("removed", &self.removed),
+        ];
+        let mut first = true;
+        for (what, keys) in parts.into_iter().filter(|(_, keys)| !keys.is_empty()) {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            let noun = if keys.len() == 1 { "key" } else { "keys" };
+            write!(f, "{what} {noun} {}", keys.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// A digest of the metadata [`build`] writes into a Secret: labels, annotations (the data
 /// hash among them) and owner references. Lets a cache of the Secrets kuvert manages keep one
 /// number per Secret instead of its metadata.

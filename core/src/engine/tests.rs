@@ -597,7 +597,46 @@ fn a_secret_over_one_mebibyte_is_refused() {
     assert_eq!(e.reason(), "TooLarge");
 }
 
+#[test]
+fn key_changes_name_the_keys_a_write_changes_never_the_values() {
+    let secret = |pairs: &[(&str, &str)]| Secret {
+        data: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let before = secret(&[("password", "hunter2"), ("user", "app"), ("old", "x")]);
+    let after = secret(&[
+        ("password", "s3cret-rotated"),
+        ("user", "app"),
+        ("host", "db"),
+    ]);
+    let changes = target::KeyChanges::between(&before, &after);
+    assert_eq!(changes.changed, ["password"]);
+    assert_eq!(changes.added, ["host"]);
+    assert_eq!(changes.removed, ["old"]);
+    let text = changes.to_string();
+    assert_eq!(
+        text,
+        "changed key password; added key host; removed key old"
+    );
+    assert!(!text.contains("hunter2") && !text.contains("s3cret"));
+    assert!(target::KeyChanges::between(&after, &after).is_empty());
+}
+
 // --- status ---------------------------------------------------------------------------------
+
+#[test]
+fn status_counts_one_key_in_the_singular() {
+    let out = run("data:\n- secretKey: pw\n  remoteRef: {key: password}").unwrap();
+    assert_eq!(
+        out.status.conditions[0].message,
+        "Secret ns/app is in sync (1 key)"
+    );
+}
 
 #[test]
 fn status_says_synced_with_versions_and_refresh() {
@@ -761,7 +800,7 @@ fn an_undefined_variable_is_a_template_error_naming_the_key() {
     let e = err(
         "target:\n  template:\n    data:\n      x: '{{ nope }}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
     );
-    assert_eq!(e.reason(), "TemplateError");
+    assert_eq!(e.reason(), "UndefinedVariable");
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
 }
 
@@ -771,7 +810,7 @@ fn a_template_output_over_one_mebibyte_is_refused() {
         "target:\n  template:\n    data:\n      x: '{{ big }}'\ndata:\n- secretKey: big\n  remoteRef: {key: big}",
     );
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
-    assert!(matches!(e.reason(), "TooLarge" | "TemplateError"), "{e}");
+    assert!(matches!(e.reason(), "TooLarge" | "OutputTooLarge"), "{e}");
 }
 
 // --- no value ever leaks --------------------------------------------------------------------
@@ -869,7 +908,7 @@ fn transform_rewrites_render_each_key_as_value() {
         "dataFrom:\n- find: {path: services/billing/}\n  rewrite:\n  - transform: {template: '{{ nope }}'}",
     );
     assert_eq!(e.field(), "spec.dataFrom[0].rewrite[0].transform.template");
-    assert_eq!(e.reason(), "TemplateError");
+    assert_eq!(e.reason(), "UndefinedVariable");
 }
 
 #[test]
@@ -877,7 +916,7 @@ fn a_template_syntax_error_names_the_template_and_line() {
     let e = err(
         "target:\n  template:\n    data:\n      x: \"ok\\n{{ pw \"\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
     );
-    assert_eq!(e.reason(), "TemplateError");
+    assert_eq!(e.reason(), "TemplateSyntax");
     assert!(
         e.to_string()
             .starts_with(r#"spec.target.template.data["x"]: template syntax error at line 2"#),
@@ -965,7 +1004,7 @@ fn a_template_looping_past_one_mebibyte_is_refused() {
         "target:\n  template:\n    data:\n      x: '{% for i in range(300000) %}xxxxxxxxxx{% endfor %}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
     );
     assert_eq!(e.field(), r#"spec.target.template.data["x"]"#);
-    assert_eq!(e.reason(), "TemplateError");
+    assert_eq!(e.reason(), "TemplateRender");
 }
 
 #[test]

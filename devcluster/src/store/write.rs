@@ -160,6 +160,14 @@ impl State {
                 if obj["status"]["phase"].is_null() {
                     obj["status"] = json!({"phase": "Active"});
                 }
+                // The API server keeps this label equal to the name on every write, so label
+                // selectors can pick a namespace by name.
+                let name = json!(meta_str(obj, "name"));
+                let metadata = &mut obj["metadata"];
+                if !metadata["labels"].is_object() {
+                    metadata["labels"] = json!({});
+                }
+                metadata["labels"]["kubernetes.io/metadata.name"] = name;
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let parsed = from_crd(obj).map_err(|msg| {

@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kuvert_core::api::{ExternalSecret, GeneratorLease};
 use kuvert_core::decide::SyncReason;
+use kuvert_core::engine::target::KeyChanges;
 use kuvert_core::engine::{SyncError, SyncOutcome, TargetAction};
 use kuvert_core::generated::GeneratedState;
 
@@ -61,6 +62,9 @@ pub enum Applied {
         written: Option<String>,
         /// How long until the next lease needs anything.
         lease_wait: Option<Duration>,
+        /// The keys an update of the existing Secret changed (`None`: created, or no data
+        /// changed).
+        changes: Option<KeyChanges>,
     },
 }
 
@@ -116,6 +120,12 @@ pub async fn apply(
                     }
                     other => other?,
                 };
+            let changes = match (&observed.target, &outcome.secret, &outcome.action) {
+                (Known::Read(Some(before)), Some(after), TargetAction::Update) => {
+                    Some(KeyChanges::between(before, after)).filter(|c| !c.is_empty())
+                }
+                _ => None,
+            };
             // Replaced leases go only now that the Secret holding their successors is written.
             let namespace = es.namespace().unwrap_or_default();
             if !held.revoke.is_empty()
@@ -129,6 +139,7 @@ pub async fn apply(
                 outcome: Box::new(outcome),
                 written,
                 lease_wait: held.next_lease_action((state.ctx.clock)(), fraction),
+                changes,
             })
         }
     }

@@ -1,6 +1,7 @@
 //! The ExternalSecret controller's wiring: what it watches (ExternalSecrets, the Secrets kuvert
 //! manages, the stores), how it runs, and the periodic upkeep of its per-object state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kuvert_core::api::{
     ClusterSecretStore, ExternalSecret, MANAGED_LABEL, SecretStore, SecretStoreKind,
 };
+use kuvert_core::decide::change_key;
 use kuvert_core::store_key::StoreKey;
 
 use super::state::{KIND, State};
@@ -63,11 +65,11 @@ pub fn controller(
         .inspect_ok(move |event| cache.apply(event))
         .touched_objects();
     let (ess, es_writer) = reflector::store();
+    let mut wakes = Wakes::default();
     let external_secrets = watcher(es_api, watcher::Config::default().any_semantic())
         .modify(trim)
         .reflect(es_writer)
-        .applied_objects()
-        .map_ok(|es| trigger(&es));
+        .try_filter_map(move |event| futures::future::ready(Ok(wakes.wake(event))));
     let controller = Controller::for_stream(external_secrets, ess)
         .watches_stream(managed_secrets, move |s: PartialObjectMeta<Secret>| {
             writer_of(&index_c, &s)
@@ -120,6 +122,55 @@ fn trigger(es: &ExternalSecret) -> ExternalSecret {
     named
 }
 
+/// Which watch events wake the reconciler: an ExternalSecret new to this process, or changed in
+/// what [`change_key`] covers. kuvert's own status writes come back as watch events and wake
+/// nothing. Keyed by a hash of namespace and name; a relist drops what it no longer lists.
+#[derive(Default)]
+struct Wakes {
+    seen: HashMap<u64, u64>,
+    /// What the relist in progress has listed so far.
+    relisted: HashMap<u64, u64>,
+}
+
+impl Wakes {
+    fn wake(&mut self, event: watcher::Event<ExternalSecret>) -> Option<ExternalSecret> {
+        match event {
+            watcher::Event::Apply(es) => {
+                let key = change_key(&es);
+                (self.seen.insert(name_key(&es), key) != Some(key)).then(|| trigger(&es))
+            }
+            watcher::Event::InitApply(es) => {
+                let (name, key) = (name_key(&es), change_key(&es));
+                self.relisted.insert(name, key);
+                (self.seen.get(&name) != Some(&key)).then(|| trigger(&es))
+            }
+            watcher::Event::Delete(es) => {
+                self.seen.remove(&name_key(&es));
+                None
+            }
+            watcher::Event::Init => {
+                self.relisted.clear();
+                None
+            }
+            watcher::Event::InitDone => {
+                self.seen = std::mem::take(&mut self.relisted);
+                None
+            }
+        }
+    }
+}
+
+fn name_key(es: &ExternalSecret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        es.metadata.namespace.as_deref(),
+        es.metadata.name.as_deref(),
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 /// The ExternalSecret a managed Secret belongs to: its controlling owner, or (for Secrets kuvert
 /// writes without an owner reference) the one that last wrote it.
 fn writer_of(
@@ -158,15 +209,24 @@ pub async fn report_objects(
 ) {
     loop {
         let all = cache.state();
-        let uids: std::collections::HashSet<String> =
-            all.iter().filter_map(|es| es.uid()).collect();
         metrics::objects_by_condition(
             KIND,
             all.iter()
                 .map(|es| es.status.as_ref().map(|s| s.conditions.as_slice())),
         );
+        let objects: HashMap<String, _> = all
+            .iter()
+            .filter_map(|es| es.uid().map(|uid| (uid, es.clone())))
+            .collect();
+        drop(all);
         ctx.index.retain(|es| cache.get(es).is_some());
-        ctx.statuses.retain(|uid| uids.contains(uid));
+        // A record is dropped once its object is deleted or the cache shows its status.
+        ctx.statuses.retain(|uid, recorded| {
+            objects
+                .get(uid)
+                .is_some_and(|es| es.status.as_ref() != Some(recorded))
+        });
+        drop(objects);
         let live = |key: &ObjectKey| match key.kind.as_str() {
             KIND => cache
                 .get(&ObjectRef::new(&key.name).within(&key.namespace))
@@ -184,6 +244,45 @@ pub async fn report_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn named(name: &str) -> ExternalSecret {
+        let mut es = ExternalSecret::new(name, Default::default());
+        es.metadata.namespace = Some("ns".to_owned());
+        es.metadata.uid = Some(format!("uid-{name}"));
+        es
+    }
+
+    #[test]
+    fn kuverts_own_status_writes_wake_no_reconcile() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let mut wakes = Wakes::default();
+        let woken = |es: Option<ExternalSecret>| es.map(|es| es.name_any());
+        let app = named("app");
+        assert_eq!(woken(wakes.wake(Apply(app.clone()))), Some("app".into()));
+
+        let mut failed = app.clone();
+        failed.status = Some(Default::default());
+        assert_eq!(woken(wakes.wake(Apply(failed.clone()))), None);
+
+        let mut forced = failed.clone();
+        forced.metadata.annotations =
+            Some([("kuvert.io/force-sync".to_owned(), "1".to_owned())].into());
+        assert_eq!(woken(wakes.wake(Apply(forced.clone()))), Some("app".into()));
+
+        // A relist wakes what changed meanwhile and forgets what it no longer lists.
+        let other = named("other");
+        assert_eq!(
+            woken(wakes.wake(Apply(other.clone()))),
+            Some("other".into())
+        );
+        assert_eq!(woken(wakes.wake(Init)), None);
+        assert_eq!(woken(wakes.wake(InitApply(forced.clone()))), None);
+        assert_eq!(woken(wakes.wake(InitDone)), None);
+        assert_eq!(woken(wakes.wake(Apply(other))), Some("other".into()));
+
+        assert_eq!(woken(wakes.wake(Delete(forced.clone()))), None);
+        assert_eq!(woken(wakes.wake(Apply(forced))), Some("app".into()));
+    }
 
     #[test]
     fn the_cache_and_the_scheduler_keep_only_what_reconciles_read() {

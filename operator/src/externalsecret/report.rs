@@ -10,6 +10,7 @@ use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
 use kuvert_core::conditions;
 use kuvert_core::decide::spread_interval;
+use kuvert_core::engine::target::KeyChanges;
 use kuvert_core::engine::{SyncError, failed_status};
 
 use super::apply::{Applied, min};
@@ -40,6 +41,7 @@ pub async fn report(
             outcome,
             written,
             lease_wait,
+            changes,
         } => {
             metrics::sync(KIND, started.elapsed(), None);
             let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
@@ -47,6 +49,9 @@ pub async fn report(
             status.synced_resource_version = written;
             write(ctx, es, status).await?;
             tracing::debug!(namespace = ?observed.es_ref.namespace, name = %observed.es_ref.name, why = why.as_str(), "synced");
+            if let Some(changes) = changes {
+                data_changed(ctx, es, &observed.target_name, &changes).await;
+            }
             ctx.index
                 .mark_synced(&observed.es_ref, &observed.generations);
             let key = ObjectKey::of(es);
@@ -127,8 +132,14 @@ pub(crate) async fn publish_ready_transition(
         _ => false,
     };
     if let (true, Some(after)) = (changed, after) {
+        let ready = after.status == "True";
+        if ready && before.is_some_and(|b| b.status == "False") {
+            let namespace = reference.namespace.as_deref().unwrap_or_default();
+            let name = reference.name.as_deref().unwrap_or_default();
+            tracing::info!(%namespace, %name, reason = %after.reason, "recovered");
+        }
         let event = Event {
-            type_: if after.status == "True" {
+            type_: if ready {
                 EventType::Normal
             } else {
                 EventType::Warning
@@ -138,9 +149,40 @@ pub(crate) async fn publish_ready_transition(
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = transient_recorder(ctx).publish(&event, reference).await {
-            tracing::warn!(error = %e, "publishing an event failed");
-        }
+        publish(ctx, reference, &event).await;
+    }
+}
+
+/// A sync changed the data of an existing Secret: an Event and a log line naming the keys (never
+/// the values), so rotations leave an audit trail.
+async fn data_changed(ctx: &Context, es: &ExternalSecret, secret: &str, changes: &KeyChanges) {
+    let namespace = es.namespace().unwrap_or_default();
+    tracing::info!(
+        %namespace,
+        name = %es.name_any(),
+        secret,
+        added = ?changes.added,
+        changed = ?changes.changed,
+        removed = ?changes.removed,
+        "secret data changed"
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "DataChanged".to_owned(),
+        note: Some(format!("Secret {namespace}/{secret}: {changes}")),
+        action: "Sync".to_owned(),
+        secondary: None,
+    };
+    publish(ctx, &es.object_ref(&()), &event).await;
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    event: &Event,
+) {
+    if let Err(e) = transient_recorder(ctx).publish(event, reference).await {
+        tracing::warn!(error = %e, "publishing an event failed");
     }
 }
 

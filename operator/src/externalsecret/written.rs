@@ -6,10 +6,11 @@
 //! writes an ExternalSecret's status, so a cached status that differs from the one recorded
 //! here is simply older: the recorded one is used until the cache catches up, then forgotten.
 //!
-//! It is forgotten by the object's next reconcile, never when the watch delivers the status:
-//! a reconcile may already hold the older cached object then (it took it from the cache just
-//! before), and without the record it would sync a second time. The status write's own watch
-//! event wakes that next reconcile, so a record lives about as long as the watch's delay.
+//! It is forgotten by the object's next reconcile, or by the controller's periodic upkeep once
+//! the cache shows it, never the moment the watch delivers the status: a reconcile may already
+//! hold the older cached object then (it took it from the cache just before), and without the
+//! record it would sync a second time. kuvert's own status writes wake no reconcile (see the
+//! controller's `Wakes`), so the upkeep, every 10 s, is what bounds how long a record lives.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,13 +44,13 @@ impl WrittenStatuses {
         }
     }
 
-    /// Forgets the records of objects whose uid `live` does not know (deleted before the cache
-    /// showed their last status).
-    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+    /// Keeps the records `keep` (given the uid and the status recorded) says to keep: the
+    /// caller drops those of deleted objects and those the cache shows already.
+    pub fn retain(&self, keep: impl Fn(&str, &ExternalSecretStatus) -> bool) {
         self.0
             .lock()
             .expect("statuses lock")
-            .retain(|uid, _| live(uid));
+            .retain(|uid, recorded| keep(uid, recorded));
     }
 
     /// The object with the newest status known: its own once the cache has caught up.
@@ -105,7 +106,7 @@ mod tests {
         let written = WrittenStatuses::default();
         let stale = es(None);
         written.wrote(&stale, &es(Some("1")).status.unwrap());
-        written.retain(|uid| uid != "u1");
+        written.retain(|uid, _| uid != "u1");
         assert!(written.latest(&stale).is_none());
     }
 

@@ -77,6 +77,35 @@ async fn a_token_from_a_secret_reads_and_validates_capabilities() {
     assert_eq!(c.validate().await.unwrap(), StoreCapabilities::WriteOnly);
 }
 
+#[tokio::test]
+async fn a_token_that_may_read_only_some_paths_validates_and_is_forbidden_elsewhere_only() {
+    let bao = OpenBao::start().await;
+    seed(&bao).await;
+    bao.kv2_put("secret", "team-a/db", json!({"password": "team-a-pw"}))
+        .await;
+    bao.policy(
+        "team-a",
+        r#"path "secret/data/team-a/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let token = bao.token(&["team-a"], json!({})).await;
+    let mut kube = MemoryKube::new();
+    kube.add_secret(&secret("team-a-token", &[("token", &token)]));
+    let spec = spec_for(
+        &bao,
+        VaultAuth::TokenSecretRef(key_ref("team-a-token", "token")),
+    );
+    let provider = VaultProvider::new();
+    let c = client(&provider, &spec, &kube).await.unwrap();
+    assert_eq!(c.validate().await.unwrap(), StoreCapabilities::ReadWrite);
+    assert_eq!(
+        json(&get_text(c.as_ref(), "team-a/db").await.unwrap()),
+        json!({"password": "team-a-pw"})
+    );
+    let err = get_text(c.as_ref(), "app").await.unwrap_err();
+    assert_eq!(err.reason(), "Forbidden", "{err}");
+}
+
 fn spec_for(bao: &OpenBao, auth: VaultAuth) -> kuvert_core::api::VaultProvider {
     spec(bao.addr(), auth)
 }

@@ -1,0 +1,123 @@
+//! Every example runs with `kuvert dev -f DIR --once`: those that need no store as shipped, the
+//! Vault AppRole one against a real OpenBao set up as its comments describe (only the server
+//! address differs).
+
+use std::path::Path;
+use std::process::Command;
+
+use kuvert_testkit::OpenBao;
+use serde_json::json;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+
+/// Runs `kuvert dev -f DIR --once` in a scratch directory; returns its exit code and stdout.
+fn dev_once(dir: &Path) -> (i32, String) {
+    let scratch = std::env::temp_dir().join(format!(
+        "kuvert-dev-examples-{}-{}",
+        std::process::id(),
+        kuvert_testkit::random_hex(4)
+    ));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kuvert"))
+        .current_dir(&scratch)
+        .args(["dev", "-f"])
+        .arg(dir)
+        .args(["--once", "--timeout", "60s"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+/// The `# ExternalSecret ...` lines of the output, one per ExternalSecret.
+fn reports(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("# ExternalSecret "))
+        .collect()
+}
+
+#[test]
+fn the_examples_without_a_store_server_sync_as_shipped() {
+    for (example, external_secrets) in [("quickstart", 1), ("templating", 1), ("generators", 1)] {
+        let (code, out) = dev_once(&Path::new(EXAMPLES).join(example));
+        assert_eq!(code, 0, "{example}: {out}");
+        let reports = reports(&out);
+        assert_eq!(reports.len(), external_secrets, "{example}: {out}");
+        for report in reports {
+            assert!(
+                report.contains(": Ready=True (SecretSynced) "),
+                "{example}: {report}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_vault_approle_example_syncs_against_openbao_set_up_as_it_describes() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put(
+        "secret",
+        "payments/database",
+        json!({"password": "pay-db-1"}),
+    )
+    .await;
+    bao.policy(
+        "payments",
+        r#"path "secret/data/payments/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    bao.enable_auth("approle", "approle").await;
+    bao.write(
+        "auth/approle/role/kuvert",
+        json!({"token_policies": ["payments"]}),
+    )
+    .await;
+    // The role and secret ids the example ships with.
+    bao.write(
+        "auth/approle/role/kuvert/role-id",
+        json!({"role_id": "4d5b6e2c-1111-2222-3333-444455556666"}),
+    )
+    .await;
+    bao.write(
+        "auth/approle/role/kuvert/custom-secret-id",
+        json!({"secret_id": "replace-me"}),
+    )
+    .await;
+
+    let dir = std::env::temp_dir().join(format!(
+        "kuvert-example-approle-{}",
+        kuvert_testkit::random_hex(4)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(EXAMPLES).join("vault-approle/clustersecretstore.yaml"))
+            .unwrap();
+    assert!(shipped.contains("https://vault.example.com:8200"));
+    std::fs::write(
+        dir.join("clustersecretstore.yaml"),
+        shipped.replace("https://vault.example.com:8200", bao.addr()),
+    )
+    .unwrap();
+
+    let (code, out) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || dev_once(&dir)
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        reports(&out),
+        [
+            "# ExternalSecret payments/payments-db: Ready=True (SecretSynced) Secret payments/payments-db is in sync (1 key)"
+        ]
+    );
+    assert!(
+        out.ends_with("stringData:\n  password: pay-db-1\n"),
+        "{out}"
+    );
+}
