@@ -5,7 +5,8 @@
 //! computes, so almost all behaviour is testable without a server. Beside the [`engine`]:
 //! [`decide`] (whether to sync), [`lease`] (when a lease is renewed or replaced), [`generated`]
 //! (what is kept of generated values and leases), [`admission`] (which namespaces a
-//! ClusterSecretStore admits), [`store_key`] (a store reference's identity and display name).
+//! ClusterSecretStore admits), [`stamping`] (what a ClusterExternalSecret stamps where),
+//! [`store_key`] (a store reference's identity and display name).
 
 pub mod admission;
 pub mod api;
@@ -21,5 +22,6 @@ pub mod manifest;
 pub mod memory;
 pub mod provider;
 pub mod secret;
+pub mod stamping;
 pub mod store_key;
 pub mod template;

@@ -1,5 +1,5 @@
 //! Metrics computed from the controllers' caches each time `/metrics` is scraped: the objects
-//! of every kind by Ready state, each store's health, and (with `--per-object-metrics`) each
+//! of every kind (ExternalSecrets, both store kinds, ClusterExternalSecrets) by Ready state, each store's health, and (with `--per-object-metrics`) each
 //! ExternalSecret's conditions.
 //!
 //! Computed at scrape time, not recorded as reconciles happen: right after a (re)start they
@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use kuvert_core::api::{Condition, ExternalSecret};
+use kuvert_core::api::{ClusterExternalSecret, Condition, ExternalSecret};
 use kuvert_core::conditions;
 
 use crate::context::Settings;
@@ -29,6 +29,8 @@ pub struct CacheMetrics(Arc<OnceLock<Caches>>);
 struct Caches {
     external_secrets: Store<ExternalSecret>,
     stores: StoreCaches,
+    /// `None` where this instance serves no ClusterExternalSecrets (`--namespace`).
+    cluster_external_secrets: Option<Store<ClusterExternalSecret>>,
     settings: Settings,
 }
 
@@ -39,11 +41,13 @@ impl CacheMetrics {
         &self,
         external_secrets: Store<ExternalSecret>,
         stores: StoreCaches,
+        cluster_external_secrets: Option<Store<ClusterExternalSecret>>,
         settings: Settings,
     ) {
         let _ = self.0.set(Caches {
             external_secrets,
             stores,
+            cluster_external_secrets,
             settings,
         });
     }
@@ -74,6 +78,16 @@ impl CacheMetrics {
                 &mut counts,
                 &mut stores,
             );
+        }
+
+        if let Some(cluster_external_secrets) = &caches.cluster_external_secrets {
+            counts.push(count(
+                "ClusterExternalSecret",
+                cluster_external_secrets
+                    .state()
+                    .iter()
+                    .map(|ces| ready_of(ces.status.as_ref().map(|s| &s.conditions[..]))),
+            ));
         }
 
         let mut out = String::new();
@@ -294,7 +308,7 @@ mod tests {
             stores,
             cluster_stores: None,
         };
-        metrics.set(external_secrets, caches, settings);
+        metrics.set(external_secrets, caches, None, settings);
         assert_eq!(
             metrics.render(),
             "# HELP kuvert_objects Objects by kind and Ready state, from the caches.

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod cache_metrics;
+pub mod clusterexternalsecret;
 pub mod context;
 #[cfg(feature = "dev")]
 pub mod dev;

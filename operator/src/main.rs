@@ -111,7 +111,8 @@ fn dev(args: kuvert_operator::dev::DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `kuvert render`: Secrets on stdout, one line per failure on stderr, exit 1 on any failure.
+/// `kuvert render`: Secrets on stdout, one line per failure (and per object that does nothing
+/// offline) on stderr, exit 1 on any failure.
 fn render(files: &[PathBuf], decode: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -124,6 +125,9 @@ fn render(files: &[PathBuf], decode: bool) -> anyhow::Result<()> {
         out
     });
     print!("{}", out.yaml);
+    for note in &out.notes {
+        eprintln!("note: {note}");
+    }
     for error in &out.errors {
         eprintln!("error: {error}");
     }

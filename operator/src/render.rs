@@ -47,6 +47,8 @@ pub struct Rendered {
     pub yaml: String,
     /// One line per failing input or object.
     pub errors: Vec<String>,
+    /// One line per object that does nothing offline (for stderr; not a failure).
+    pub notes: Vec<String>,
 }
 
 /// Renders the manifests at `paths` (files or folders).
@@ -56,6 +58,7 @@ pub async fn render(paths: &[PathBuf], decode: bool, registry: &Registry) -> Ren
     for file in files(paths, &mut out.errors) {
         inputs.read(&file, &mut out.errors);
     }
+    out.notes = std::mem::take(&mut inputs.notes);
     let resolver = Stores {
         registry,
         kube: &inputs.kube,
@@ -132,6 +135,8 @@ struct Inputs {
     /// Generator specs by (namespace, kind, name).
     generators: BTreeMap<(String, Kind, String), GeneratorSpec>,
     kube: MemoryKube,
+    /// Objects read that render does nothing with, said on stderr.
+    notes: Vec<String>,
 }
 
 impl Inputs {
@@ -215,8 +220,14 @@ impl Inputs {
                 let labels = namespace.metadata.labels.unwrap_or_default();
                 self.namespaces.insert(name, labels);
             }
-            // PushSecrets and ClusterExternalSecrets write nothing offline.
-            Manifest::PushSecret(_) | Manifest::ClusterExternalSecret(_) => {}
+            Manifest::ClusterExternalSecret(ces) => self.notes.push(format!(
+                "ClusterExternalSecret {}: does nothing offline (kuvert run stamps its \
+                 ExternalSecret into the selected namespaces); render an ExternalSecret \
+                 with its spec instead",
+                ces.metadata.name.unwrap_or_default()
+            )),
+            // PushSecrets write nothing offline.
+            Manifest::PushSecret(_) => {}
         }
     }
 }

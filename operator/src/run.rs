@@ -10,6 +10,7 @@ use kube::runtime::controller::Controller;
 use kuvert_core::api::{ClusterSecretStore, SecretStore};
 
 use crate::cache_metrics::CacheMetrics;
+use crate::clusterexternalsecret;
 use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
@@ -250,14 +251,33 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let (es_controller, targets) =
         externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_cache = es_controller.store();
+    // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
+    // Role can read neither.
+    let ces_controller = match &args.namespace {
+        None => {
+            let (controller, state) = clusterexternalsecret::controller(ctx.clone());
+            Some((controller, state))
+        }
+        Some(ns) => {
+            tracing::info!(
+                namespace = %ns,
+                "ClusterExternalSecrets are not served with --namespace (they are cluster-scoped)"
+            );
+            None
+        }
+    };
     {
         let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
+        let ces_cache = ces_controller.as_ref().map(|(c, _)| c.store());
         let settings = ctx.settings.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
-            cache_metrics.set(es_cache, caches, settings);
+            if let Some(ces_cache) = &ces_cache {
+                externalsecret::stores::wait_until_ready(ces_cache).await;
+            }
+            cache_metrics.set(es_cache, caches, ces_cache, settings);
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
@@ -283,6 +303,11 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             }
         },
         externalsecret::controller::run(es_controller, state, args.concurrency),
+        async {
+            if let Some((controller, state)) = ces_controller {
+                clusterexternalsecret::run(controller, state, args.concurrency).await;
+            }
+        },
     );
     objects.abort();
     sweeper.abort();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
-use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+use kuvert_core::api::{ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -32,7 +32,7 @@ pub struct Unusable {
 
 /// Waits until every API the controllers of `kuvert run` watch can be listed: ExternalSecrets,
 /// SecretStores, ClusterSecretStores when watched, and Secrets — cluster-wide, or in
-/// `namespace`.
+/// `namespace`; cluster-wide also ClusterExternalSecrets and namespaces.
 pub async fn wait_for_apis(client: &Client, namespace: Option<&str>, cluster_stores: bool) {
     let mut reported: Option<(String, Instant)> = None;
     loop {
@@ -71,7 +71,12 @@ pub async fn check(
         probe::<ClusterSecretStore>(Api::all(client.clone()), false).await?;
         probe::<Namespace>(Api::all(client.clone()), true).await?;
     }
-    probe::<Secret>(scoped(client, namespace), true).await
+    probe::<Secret>(scoped(client, namespace), true).await?;
+    if namespace.is_none() {
+        probe::<ClusterExternalSecret>(Api::all(client.clone()), false).await?;
+        probe::<Namespace>(Api::all(client.clone()), true).await?;
+    }
+    Ok(())
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -25,6 +25,9 @@ use crate::api::external_secret::{DURATION_PATTERN, ExternalSecretSpec};
     printcolumn = r#"{"name":"Store","type":"string","jsonPath":".spec.externalSecretSpec.secretStoreRef.name"}"#,
     printcolumn = r#"{"name":"Refresh Interval","type":"string","jsonPath":".spec.refreshTime"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Provisioned","type":"integer","jsonPath":".status.provisionedNamespaceCount"}"#,
+    printcolumn = r#"{"name":"Synced","type":"integer","jsonPath":".status.readyExternalSecrets"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +45,7 @@ pub struct ClusterExternalSecretSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
     /// How often the selected namespaces are re-evaluated, as a Go duration. Default: `1m`.
+    /// Namespaces are watched, so a change is acted on at once; this is only a resync period.
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub refresh_time: Option<String>,
 }
@@ -70,7 +74,20 @@ pub struct ClusterExternalSecretStatus {
     /// Namespaces where the ExternalSecret exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provisioned_namespaces: Vec<String>,
-    /// `Ready`: every selected namespace is provisioned.
+    /// How many namespaces are provisioned (the length of `provisionedNamespaces`, for
+    /// `kubectl get`).
+    // `int32`, not schemars' `uint32`, which the API server does not know (see PasswordSpec).
+    #[schemars(extend("format" = "int32"))]
+    pub provisioned_namespace_count: Option<u32>,
+    /// How many of the created ExternalSecrets are Ready: below the provisioned count, some
+    /// namespaces are not in sync (their ExternalSecrets' conditions say why).
+    #[schemars(extend("format" = "int32"))]
+    pub ready_external_secrets: Option<u32>,
+    /// Provisioned namespaces whose ExternalSecret is not Ready (not yet synced, or failing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready_namespaces: Vec<String>,
+    /// `Ready`: every selected namespace is provisioned (whether each ExternalSecret synced is
+    /// `readyExternalSecrets`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -100,8 +100,28 @@ async fn write(
         )))?;
     ctx.statuses.wrote(es, &status);
 
-    let before = conditions::find_ready(&previous.conditions);
-    let after = conditions::find_ready(&status.conditions);
+    publish_ready_transition(
+        ctx,
+        &previous.conditions,
+        &status.conditions,
+        &es.object_ref(&()),
+        "Sync",
+    )
+    .await;
+    Ok(())
+}
+
+/// Publishes an Event when the `Ready` condition appeared or changed status or reason (never
+/// per refresh): Normal when it is True, else Warning, its reason and message as the Event's.
+pub(crate) async fn publish_ready_transition(
+    ctx: &Context,
+    previous: &[kuvert_core::api::Condition],
+    current: &[kuvert_core::api::Condition],
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    action: &str,
+) {
+    let before = conditions::find_ready(previous);
+    let after = conditions::find_ready(current);
     let changed = match (before, after) {
         (Some(b), Some(a)) => b.status != a.status || b.reason != a.reason,
         (None, Some(_)) => true,
@@ -110,6 +130,8 @@ async fn write(
     if let (true, Some(after)) = (changed, after) {
         let ready = after.status == "True";
         if ready && before.is_some_and(|b| b.status == "False") {
+            let namespace = reference.namespace.as_deref().unwrap_or_default();
+            let name = reference.name.as_deref().unwrap_or_default();
             tracing::info!(%namespace, %name, reason = %after.reason, "recovered");
         }
         let event = Event {
@@ -120,12 +142,11 @@ async fn write(
             },
             reason: after.reason.clone(),
             note: Some(after.message.clone()),
-            action: "Sync".to_owned(),
+            action: action.to_owned(),
             secondary: None,
         };
-        publish(ctx, es, &event).await;
+        publish(ctx, reference, &event).await;
     }
-    Ok(())
 }
 
 /// A sync changed the data of an existing Secret: an Event and a log line naming the keys (never
@@ -148,14 +169,15 @@ async fn data_changed(ctx: &Context, es: &ExternalSecret, secret: &str, changes:
         action: "Sync".to_owned(),
         secondary: None,
     };
-    publish(ctx, es, &event).await;
+    publish(ctx, &es.object_ref(&()), &event).await;
 }
 
-async fn publish(ctx: &Context, es: &ExternalSecret, event: &Event) {
-    if let Err(e) = transient_recorder(ctx)
-        .publish(event, &es.object_ref(&()))
-        .await
-    {
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    event: &Event,
+) {
+    if let Err(e) = transient_recorder(ctx).publish(event, reference).await {
         tracing::warn!(error = %e, "publishing an event failed");
     }
 }
