@@ -14,6 +14,7 @@ use crate::generators::Generators;
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
+use crate::references::ReferenceIndex;
 
 /// The clock reconciles read; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -71,6 +72,8 @@ pub struct Context {
     pub clients: ClientCache,
     /// Which ExternalSecrets use which store.
     pub index: Arc<StoreIndex>,
+    /// Which Secrets, ConfigMaps and ServiceAccounts each store login and sync read.
+    pub references: ReferenceIndex,
     /// Statuses written that the cache has not shown yet.
     pub statuses: WrittenStatuses,
     /// Publishes Kubernetes Events.
@@ -117,6 +120,7 @@ impl Context {
             reads: ReadCache::new(),
             clients: ClientCache::default(),
             index: Arc::default(),
+            references: ReferenceIndex::default(),
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore};
@@ -70,7 +70,10 @@ pub async fn check(
     if cluster_stores {
         probe::<ClusterSecretStore>(Api::all(client.clone()), false).await?;
     }
-    probe::<Secret>(scoped(client, namespace), true).await
+    probe::<Secret>(scoped(client, namespace), true).await?;
+    // Followed (metadata only) so that a changed credential or template source wakes its users.
+    probe::<ConfigMap>(scoped(client, namespace), true).await?;
+    probe::<ServiceAccount>(scoped(client, namespace), true).await
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;
+use crate::references::{Recording, User};
 
 /// What the two store kinds have in common.
 pub trait StoreObject:
@@ -192,14 +193,20 @@ async fn check<S: StoreObject>(
     store: &S,
     ctx: &Context,
 ) -> Result<StoreCapabilities, ProviderError> {
-    let (provider, client) = crate::resolve::connect(
+    let key = store_key(store);
+    let recording = Recording::new(&ctx.kube);
+    let connected = crate::resolve::connect(
         &ctx.registry,
-        &ctx.kube,
-        &store_key(store),
+        &recording,
+        &key,
         store.store_spec(),
         store.namespace().as_deref(),
     )
-    .await?;
+    .await;
+    // Failed checks too: fixing the credential they read must wake the store.
+    ctx.references
+        .record(User::Store(key, String::new()), recording.into_reads());
+    let (provider, client) = connected?;
     metrics::InstrumentedClient::wrap(provider, client)
         .validate()
         .await

@@ -24,6 +24,7 @@ use super::{error_policy, reconcile};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;
+use crate::references::User;
 
 /// kubectl's copy of the manifest it last applied: a second spec on every object it applies.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -182,6 +183,10 @@ pub async fn report_objects(
         ctx.backoff.retain(live);
         ctx.retry.retain(live);
         ctx.clients.retain(|store| stores.contains(store));
+        ctx.references.retain(|user| match user {
+            User::ExternalSecret(es) => cache.get(es).is_some(),
+            User::Store(store, _) => stores.contains(store),
+        });
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

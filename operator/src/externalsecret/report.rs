@@ -49,6 +49,8 @@ pub async fn report(
             tracing::debug!(namespace = ?observed.es_ref.namespace, name = %observed.es_ref.name, why = why.as_str(), "synced");
             ctx.index
                 .mark_synced(&observed.es_ref, &observed.generations);
+            ctx.references
+                .synced(&observed.es_ref, observed.references_changed);
             let key = ObjectKey::of(es);
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);

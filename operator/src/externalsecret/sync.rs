@@ -20,6 +20,7 @@ use super::observe::{Observed, read_target};
 use super::state::{KubeCall, State};
 use super::stores::Resolver;
 use super::target::Known;
+use crate::references::{Recording, User};
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,7 @@ pub async fn sync<'a>(
         client: &ctx.client,
         registry: &ctx.registry,
         kube: &ctx.kube,
+        references: &ctx.references,
         clients: &ctx.clients,
         reads: &ctx.reads,
         max_age,
@@ -105,7 +107,13 @@ pub async fn sync<'a>(
     let secrets = observed.secrets(state);
     let built = async {
         engine::status::check_spec(es)?;
-        let fetched = engine::fetch::fetch(es, &resolver, &generators, &ctx.kube).await?;
+        let kube = Recording::new(&ctx.kube);
+        let fetched = engine::fetch::fetch(es, &resolver, &generators, &kube).await;
+        ctx.references.record(
+            User::ExternalSecret(observed.es_ref.clone()),
+            kube.into_reads(),
+        );
+        let fetched = fetched?;
         let outcome = build(es, &fetched, &mut observed.target, &secrets, now).await?;
         Ok::<_, SyncFailure>((fetched, outcome))
     }
