@@ -374,8 +374,128 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
     );
 }
 
+/// Waits at most `bound` for `check`; the bound is the behaviour under test.
+async fn within<F, Fut>(bound: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {bound:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The AppRole secret-id is rotated in OpenBao (the old one destroyed, its tokens revoked): the
+/// ExternalSecret turns Ready=False `Unauthenticated` and its Secret is untouched. Writing the
+/// new secret-id into the Secret the store references brings it back by itself within 5 s,
+/// although its retry is 8 s or more away: the change wakes the store's users.
+async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds(
+    backend: Backend,
+) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    bao.policy(
+        "read-app",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    bao.enable_auth("approle", "approle").await;
+    bao.write(
+        "auth/approle/role/kuvert",
+        json!({"token_policies": ["read-app"]}),
+    )
+    .await;
+    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_secret_id = || async {
+        bao.write("auth/approle/role/kuvert/secret-id", json!({}))
+            .await["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let old = new_secret_id().await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &old)]),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                &format!(
+                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1h"))
+        .await
+        .unwrap();
+    eventually("the Secret", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+    })
+    .await;
+
+    // Rotation in OpenBao: a new secret-id, the old one destroyed, its logins revoked.
+    let new = new_secret_id().await;
+    bao.write(
+        "auth/approle/role/kuvert/secret-id/destroy",
+        json!({"secret_id": old}),
+    )
+    .await;
+    bao.write("sys/leases/revoke-prefix/auth/approle/login", json!({}))
+        .await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    let annotate = json!({"metadata": {"annotations": {"force-sync": "1"}}});
+    ess.patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    eventually("Ready=False Unauthenticated", || async {
+        ready(&ess, "app").await == Some(("False".into(), "Unauthenticated".into()))
+    })
+    .await;
+    assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
+
+    // The new secret-id reaches the Kubernetes Secret; nothing else is touched.
+    let rotate = json!({"stringData": {"secret-id": new}});
+    secrets
+        .patch("approle", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    within(
+        std::time::Duration::from_secs(5),
+        "Ready again with the new value",
+        || async {
+            ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+                && password(&secrets, "app").await.as_deref() == Some("v2")
+        },
+    )
+    .await;
+}
+
 on_both_backends!(
     vault_values_sync_follow_changes_and_survive_an_outage,
     a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
+    a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );
