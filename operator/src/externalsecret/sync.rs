@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use kuvert_core::api::ExternalSecret;
+use kuvert_core::api::{CreationPolicy, ExternalSecret};
 use kuvert_core::decide::{Decision, SyncReason};
 use kuvert_core::engine::{self, Fetched, SyncError, SyncOutcome};
 use kuvert_core::generated::{self, GeneratedState, Regenerate};
@@ -142,6 +142,11 @@ pub async fn build(
     secrets: &Api<Secret>,
     now: jiff::Timestamp,
 ) -> Result<SyncOutcome, SyncFailure> {
+    // Merging needs the Secret's other keys: built against no Secret, a merge is refused
+    // (`SecretMissing`), so the cache cannot prove a merged-into Secret unchanged; it is read.
+    if matches!(known, Known::AsWritten(_)) && es.spec.creation_policy() == CreationPolicy::Merge {
+        *known = Known::Read(read_target(secrets, &engine::target::secret_name(es)).await?);
+    }
     if let Known::AsWritten(cached) = known {
         let mut fresh = engine::build(es, fetched, None, now)?;
         let unchanged = fresh.action == engine::target::TargetAction::Create
