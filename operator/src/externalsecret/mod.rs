@@ -87,13 +87,45 @@ impl Error {
         }
     }
 
+    /// A failed Kubernetes call of a step (not the status write itself).
+    fn kube_call(&self) -> Option<&KubeCall> {
+        match self {
+            Error::Observe(ObserveError::Kube(call))
+            | Error::Sync(SyncFailure::Kube(call))
+            | Error::Apply(ApplyError::Kube(call)) => Some(call),
+            _ => None,
+        }
+    }
+
     /// Stable category for metrics and events.
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Observe(ObserveError::State(e)) | Error::Finalize(e) => e.reason(),
-            _ => match self.sync_error() {
-                Some(e) => e.reason(),
-                None => "KubernetesApiError",
+            Error::Report(call) => call.reason(),
+            _ => match (self.sync_error(), self.kube_call()) {
+                (Some(e), _) => e.reason(),
+                (None, Some(call)) => call.reason(),
+                (None, None) => "KubernetesApiError",
+            },
+        }
+    }
+
+    /// What the status and the Event say: every failure but the status write itself (which
+    /// would fail again) and a write conflict (another writer was first: retried within a
+    /// second, no condition to flap).
+    pub fn status_message(&self) -> Option<String> {
+        match self {
+            Error::Observe(ObserveError::State(e)) => Some(e.to_string()),
+            _ if self
+                .kube_call()
+                .is_some_and(|c| c.reason() == "KubernetesConflict") =>
+            {
+                None
+            }
+            _ => match (self.sync_error(), self.kube_call()) {
+                (Some(e), _) => Some(e.to_string()),
+                (None, Some(call)) => Some(call.message()),
+                (None, None) => None,
             },
         }
     }
@@ -174,7 +206,8 @@ async fn failed(
     if let Some(sync_error) = sync_error {
         invalidate_on_auth_failure(state, es, sync_error);
     }
-    match report::failed(&state.ctx, es, error.reason(), sync_error, started, now).await {
+    let message = error.status_message();
+    match report::failed(&state.ctx, es, error.reason(), message, started, now).await {
         Ok(()) => error,
         Err(e) => Error::Report(e),
     }
