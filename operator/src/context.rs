@@ -74,6 +74,8 @@ pub struct Context {
     pub index: Arc<StoreIndex>,
     /// Which Secrets, ConfigMaps and ServiceAccounts each store login and sync read.
     pub references: ReferenceIndex,
+    /// Wakes for the controllers (changed references, stores found failing).
+    pub wakes: crate::wakes::Wakes,
     /// Statuses written that the cache has not shown yet.
     pub statuses: WrittenStatuses,
     /// Publishes Kubernetes Events.
@@ -121,6 +123,7 @@ impl Context {
             clients: ClientCache::default(),
             index: Arc::default(),
             references: ReferenceIndex::default(),
+            wakes: crate::wakes::Wakes::default(),
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),

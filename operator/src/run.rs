@@ -232,25 +232,17 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    // Wakes from changed credentials, CA bundles, ServiceAccounts and template sources.
-    let (es_wakes, es_woken) = futures::channel::mpsc::unbounded();
-    let (store_wakes, store_woken) = futures::channel::mpsc::unbounded();
-    let (cluster_store_wakes, cluster_store_woken) = futures::channel::mpsc::unbounded();
+    // Wakes from changed credentials, CA bundles, ServiceAccounts and template sources, and
+    // of stores their ExternalSecrets found failing.
+    let woken = ctx.wakes.take_receivers().expect("taken once");
     let cluster_store_controller = args.watches_cluster_stores().then(|| {
         let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
         Controller::new(cluster_stores, watcher::Config::default().any_semantic())
-            .reconcile_on(cluster_store_woken)
+            .reconcile_on(woken.cluster_stores)
     });
-    let triggers = crate::wakes::Triggers {
-        external_secrets: es_wakes,
-        stores: store_wakes,
-        cluster_stores: cluster_store_controller
-            .is_some()
-            .then_some(cluster_store_wakes),
-    };
 
     let store_controller = Controller::new(stores, watcher::Config::default().any_semantic())
-        .reconcile_on(store_woken);
+        .reconcile_on(woken.stores);
     let caches = StoreCaches {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
@@ -260,7 +252,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         args.namespace.as_deref(),
         args.watches_cluster_stores(),
     );
-    let es_controller = es_controller.reconcile_on(es_woken);
+    let es_controller = es_controller.reconcile_on(woken.external_secrets);
     let es_cache = es_controller.store();
     {
         let (caches, es_cache) = (caches.clone(), es_cache.clone());
@@ -280,11 +272,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         ctx.clone(),
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
-    let follower = tokio::spawn(crate::wakes::follow(
-        ctx.clone(),
-        args.namespace.clone(),
-        triggers,
-    ));
+    let follower = tokio::spawn(crate::wakes::follow(ctx.clone(), args.namespace.clone()));
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
         caches,

@@ -2,7 +2,9 @@
 //!
 //! A store is Ready when its spec is valid, kuvert can log in, and the credentials work; its
 //! `capabilities` say whether they can read, write or both. Stores are re-checked every
-//! `spec.refreshInterval` seconds (never, when 0) and whenever they change.
+//! `spec.refreshInterval` seconds (default 300; never, when 0), whenever they change or a
+//! credential their login read changes, and when an ExternalSecret finds them unreachable or
+//! refusing the login (at most every 10 s).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -112,6 +114,11 @@ impl StoreError {
     }
 }
 
+/// How often a store without `spec.refreshInterval` is re-validated: a store that went down,
+/// was sealed or stopped accepting kuvert's login says so within this long even when no
+/// ExternalSecret reads it (those that do wake it at once). One cheap call per store.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
 /// Reason of a valid store, as in ESO.
 pub const VALID: &str = "Valid";
 
@@ -170,8 +177,9 @@ pub async fn reconcile<S: StoreObject>(
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
             Ok(match spec.refresh_interval {
+                Some(0) => Action::await_change(),
                 Some(secs) if secs > 0 => Action::requeue(Duration::from_secs(secs as u64)),
-                _ => Action::await_change(),
+                _ => Action::requeue(DEFAULT_REFRESH),
             })
         }
         Err(source) => Err(StoreError::Provider {

@@ -493,9 +493,75 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     .await;
 }
 
+/// The Ready condition of the SecretStore `vault`: its status and reason.
+async fn store_ready(stores: &Api<SecretStore>) -> Option<(String, String)> {
+    let status = stores.get("vault").await.unwrap().status?;
+    let c = kuvert_core::conditions::find_ready(&status.conditions)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// OpenBao stops: the store (re-validated only hourly by itself) turns Ready=False
+/// `Unavailable` as soon as its ExternalSecret finds it unreachable, and when OpenBao is back
+/// both the store and the ExternalSecret are Ready again by themselves.
+async fn a_store_found_down_by_its_external_secrets_says_so_and_recovers(backend: Backend) {
+    let mut bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let token = bao.root_token().to_owned();
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "vault-token", &[("token", &token)]),
+        )
+        .await
+        .unwrap();
+    let mut store = vault_store(
+        &bao,
+        "        tokenSecretRef: {name: vault-token, key: token}",
+    );
+    store.spec.refresh_interval = Some(3600);
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    stores.create(&PostParams::default(), &store).await.unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1s"))
+        .await
+        .unwrap();
+    eventually("the Secret and a Ready store", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+            && store_ready(&stores).await == Some(("True".into(), "Valid".into()))
+    })
+    .await;
+
+    bao.stop().await;
+    eventually("the store Ready=False Unavailable", || async {
+        store_ready(&stores).await == Some(("False".into(), "Unavailable".into()))
+    })
+    .await;
+    assert_eq!(
+        ready(&ess, "app").await,
+        Some(("False".into(), "Unavailable".into()))
+    );
+    assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
+
+    bao.start_again().await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    eventually("both Ready again by themselves", || async {
+        store_ready(&stores).await == Some(("True".into(), "Valid".into()))
+            && ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+            && password(&secrets, "app").await.as_deref() == Some("v2")
+    })
+    .await;
+}
+
 on_both_backends!(
     vault_values_sync_follow_changes_and_survive_an_outage,
     a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
     a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds,
+    a_store_found_down_by_its_external_secrets_says_so_and_recovers,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );

@@ -204,7 +204,7 @@ async fn failed(
 ) -> Error {
     let sync_error = error.sync_error();
     if let Some(sync_error) = sync_error {
-        invalidate_on_auth_failure(state, es, sync_error);
+        store_failed(state, es, sync_error);
     }
     let message = error.status_message();
     match report::failed(&state.ctx, es, error.reason(), message, started, now).await {
@@ -229,9 +229,11 @@ fn serves(state: &State, es: &ExternalSecret) -> bool {
     }
 }
 
-/// Credentials refused by a store may have been rotated: the next sync logs in again.
-fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncError) {
-    use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated};
+/// What a store's failure means beyond this object. Credentials refused by a store may have
+/// been rotated: the next sync logs in again. A store unreachable or refusing the login is
+/// re-validated, so that its own status says so (and recovers with it).
+fn store_failed(state: &State, es: &ExternalSecret, error: &SyncError) {
+    use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated, Unavailable};
     let provider_error = match error {
         SyncError::Fetch { source, .. } => Some(source),
         SyncError::Store {
@@ -246,6 +248,15 @@ fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncEr
     ) {
         for key in stores_of(es) {
             state.ctx.clients.invalidate(&key);
+        }
+    }
+    if matches!(
+        provider_error,
+        Some(Unauthenticated { .. } | Unavailable { .. })
+    ) {
+        let now = Instant::now();
+        for key in stores_of(es) {
+            state.ctx.wakes.store_failing(&key, now);
         }
     }
 }
