@@ -3,8 +3,8 @@
 //! A store is Ready when its spec is valid, kuvert can log in, and the credentials work; its
 //! `capabilities` say whether they can read, write or both. Stores are re-checked every
 //! `spec.refreshInterval` seconds (default 300; never, when 0), whenever they change or a
-//! credential their login read changes, and when an ExternalSecret finds them unreachable or
-//! refusing the login (at most every 10 s).
+//! credential their login read changes, and when an ExternalSecret finds them unreachable (at
+//! most every 10 s).
 
 use std::fmt::Debug;
 use std::sync::Arc;

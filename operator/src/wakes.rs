@@ -93,7 +93,7 @@ impl Wakes {
         };
     }
 
-    /// An ExternalSecret found `store` unreachable or refusing its login: re-validate the
+    /// An ExternalSecret found `store` unreachable: re-validate the
     /// store so that its status says so, at most once per [`STORE_CHECK_SPACING`]. Returns
     /// whether a check was asked for.
     pub fn store_failing(&self, store: &StoreKey, now: Instant) -> bool {

@@ -37,7 +37,7 @@ pub struct SecretStoreSpec {
     pub retry_settings: Option<RetrySettings>,
     /// Seconds between re-validations of the store's connection and credentials. Default: 300;
     /// 0: validated only when the store or a credential it reads changes, or when an
-    /// ExternalSecret finds the store unreachable or refusing the login.
+    /// ExternalSecret finds the store unreachable.
     #[schemars(range(min = 0))]
     pub refresh_interval: Option<i64>,
 }

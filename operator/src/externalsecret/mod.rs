@@ -230,10 +230,13 @@ fn serves(state: &State, es: &ExternalSecret) -> bool {
 }
 
 /// What a store's failure means beyond this object. Credentials refused by a store may have
-/// been rotated: the next sync logs in again. A store unreachable or refusing the login is
-/// re-validated, so that its own status says so (and recovers with it).
+/// been rotated: the next sync logs in again. An unreachable store is re-validated, so that
+/// its own status says so (and recovers with it). A refused login is not: the check would be
+/// one more failed login with the same credential, and OpenBao's user lockout (on by default
+/// for AppRole: 5 failures lock the role for 15 minutes) then refused even the rotated one.
 fn store_failed(state: &State, es: &ExternalSecret, error: &SyncError) {
     use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated, Unavailable};
+
     let provider_error = match error {
         SyncError::Fetch { source, .. } => Some(source),
         SyncError::Store {
@@ -250,10 +253,7 @@ fn store_failed(state: &State, es: &ExternalSecret, error: &SyncError) {
             state.ctx.clients.invalidate(&key);
         }
     }
-    if matches!(
-        provider_error,
-        Some(Unauthenticated { .. } | Unavailable { .. })
-    ) {
+    if matches!(provider_error, Some(Unavailable { .. })) {
         let now = Instant::now();
         for key in stores_of(es) {
             state.ctx.wakes.store_failing(&key, now);
