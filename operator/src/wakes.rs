@@ -205,13 +205,13 @@ mod tests {
         assert!(wakes.store_failing(&other, t0 + Duration::from_secs(9)));
         assert!(wakes.store_failing(&store, t0 + Duration::from_secs(10)));
         let mut sent = Vec::new();
-        while let Ok(Some(r)) = receivers.stores.try_next() {
+        while let Ok(r) = receivers.stores.try_recv() {
             sent.push(r);
         }
         assert_eq!(sent, vec![ObjectRef::new("vault").within("ns"); 2]);
         assert_eq!(
-            receivers.cluster_stores.try_next().unwrap(),
-            Some(ObjectRef::new("shared"))
+            receivers.cluster_stores.try_recv().unwrap(),
+            ObjectRef::new("shared")
         );
     }
 }
