@@ -15,6 +15,7 @@ use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::queue::QueueClock;
 use crate::reads::ReadCache;
+use crate::references::ReferenceIndex;
 
 /// The clock reconciles read; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -72,6 +73,10 @@ pub struct Context {
     pub clients: ClientCache,
     /// Which ExternalSecrets use which store.
     pub index: Arc<StoreIndex>,
+    /// Which Secrets, ConfigMaps and ServiceAccounts each store login and sync read.
+    pub references: ReferenceIndex,
+    /// Wakes for the controllers (changed references, stores found failing).
+    pub wakes: crate::wakes::Wakes,
     /// Statuses written that the cache has not shown yet.
     pub statuses: WrittenStatuses,
     /// Publishes Kubernetes Events.
@@ -120,6 +125,8 @@ impl Context {
             reads: ReadCache::new(),
             clients: ClientCache::default(),
             index: Arc::default(),
+            references: ReferenceIndex::default(),
+            wakes: crate::wakes::Wakes::default(),
             statuses: WrittenStatuses::default(),
             backoff: Backoff::default(),
             retry: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),

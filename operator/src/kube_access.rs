@@ -22,6 +22,44 @@ impl ClusterAccess {
     pub fn new(client: Client) -> Self {
         ClusterAccess { client }
     }
+
+    /// All keys of a Secret, and the `resourceVersion` read.
+    pub async fn read_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(BTreeMap<String, SecretBytes>, Option<String>), KubeReadError> {
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| classify(format!("Secret {namespace}/{name}"), e))?;
+        let mut data: BTreeMap<String, SecretBytes> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, SecretBytes::new(v.0)))
+            .collect();
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            data.insert(k, SecretBytes::from(v));
+        }
+        Ok((data, secret.metadata.resource_version))
+    }
+
+    /// All keys of a ConfigMap, and the `resourceVersion` read.
+    pub async fn read_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(BTreeMap<String, String>, Option<String>), KubeReadError> {
+        let config_map = Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| classify(format!("ConfigMap {namespace}/{name}"), e))?;
+        Ok((
+            config_map.data.unwrap_or_default(),
+            config_map.metadata.resource_version,
+        ))
+    }
 }
 
 fn classify(object: String, error: kube::Error) -> KubeReadError {
@@ -48,20 +86,9 @@ impl KubeAccess for ClusterAccess {
         namespace: &str,
         name: &str,
     ) -> Result<BTreeMap<String, SecretBytes>, KubeReadError> {
-        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .get(name)
+        self.read_secret(namespace, name)
             .await
-            .map_err(|e| classify(format!("Secret {namespace}/{name}"), e))?;
-        let mut data: BTreeMap<String, SecretBytes> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, SecretBytes::new(v.0)))
-            .collect();
-        for (k, v) in secret.string_data.unwrap_or_default() {
-            data.insert(k, SecretBytes::from(v));
-        }
-        Ok(data)
+            .map(|(data, _)| data)
     }
 
     async fn config_map(
@@ -69,11 +96,9 @@ impl KubeAccess for ClusterAccess {
         namespace: &str,
         name: &str,
     ) -> Result<BTreeMap<String, String>, KubeReadError> {
-        let config_map = Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
-            .get(name)
+        self.read_config_map(namespace, name)
             .await
-            .map_err(|e| classify(format!("ConfigMap {namespace}/{name}"), e))?;
-        Ok(config_map.data.unwrap_or_default())
+            .map(|(data, _)| data)
     }
 
     async fn service_account_token(

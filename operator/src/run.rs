@@ -238,18 +238,22 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // Wakes from changed credentials, CA bundles, ServiceAccounts and template sources, and
+    // of stores their ExternalSecrets found failing.
+    let woken = ctx.wakes.take_receivers().expect("taken once");
     let cluster_store_controller = args.watches_cluster_stores().then(|| {
         let cluster_stores: Api<ClusterSecretStore> = Api::all(client.clone());
-        store::controller(cluster_stores, ctx.clone())
+        store::controller(cluster_stores, ctx.clone()).reconcile_on(woken.cluster_stores)
     });
 
-    let store_controller = store::controller(stores, ctx.clone());
+    let store_controller = store::controller(stores, ctx.clone()).reconcile_on(woken.stores);
     let caches = StoreCaches {
         stores: store_controller.store(),
         cluster_stores: cluster_store_controller.as_ref().map(Controller::store),
     };
     let (es_controller, targets) =
         externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
+    let es_controller = es_controller.reconcile_on(woken.external_secrets);
     let es_cache = es_controller.store();
     // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
     // Role can read neither.
@@ -288,6 +292,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         ctx.clone(),
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
+    let follower = tokio::spawn(crate::wakes::follow(ctx.clone(), args.namespace.clone()));
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
         caches,
@@ -311,6 +316,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     );
     objects.abort();
     sweeper.abort();
+    follower.abort();
     upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
     ctx.registry.shutdown().await;

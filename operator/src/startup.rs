@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use kuvert_core::api::{ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore};
@@ -76,7 +76,9 @@ pub async fn check(
         probe::<ClusterExternalSecret>(Api::all(client.clone()), false).await?;
         probe::<Namespace>(Api::all(client.clone()), true).await?;
     }
-    Ok(())
+    // Followed (metadata only) so that a changed credential or template source wakes its users.
+    probe::<ConfigMap>(scoped(client, namespace), true).await?;
+    probe::<ServiceAccount>(scoped(client, namespace), true).await
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -2,7 +2,9 @@
 //!
 //! A store is Ready when its spec is valid, kuvert can log in, and the credentials work; its
 //! `capabilities` say whether they can read, write or both. Stores are re-checked every
-//! `spec.refreshInterval` seconds (never, when 0) and whenever they change.
+//! `spec.refreshInterval` seconds (default 300; never, when 0), whenever they change or a
+//! credential their login read changes, and when an ExternalSecret finds them unreachable (at
+//! most every 10 s).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use serde::de::DeserializeOwned;
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::metrics;
+use crate::references::{Recording, User};
 
 /// What the two store kinds have in common.
 pub trait StoreObject:
@@ -111,6 +114,11 @@ impl StoreError {
     }
 }
 
+/// How often a store without `spec.refreshInterval` is re-validated: a store that went down,
+/// was sealed or stopped accepting kuvert's login says so within this long even when no
+/// ExternalSecret reads it (those that do wake it at once). One cheap call per store.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
 /// Reason of a valid store, as in ESO.
 pub const VALID: &str = "Valid";
 
@@ -170,10 +178,11 @@ pub async fn reconcile<S: StoreObject>(
             let key = ObjectKey::of(store.as_ref());
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
-            let refresh = spec
-                .refresh_interval
-                .filter(|secs| *secs > 0)
-                .map(|secs| Duration::from_secs(secs as u64));
+            let refresh = match spec.refresh_interval {
+                Some(0) => None,
+                Some(secs) if secs > 0 => Some(Duration::from_secs(secs as u64)),
+                _ => Some(DEFAULT_REFRESH),
+            };
             Ok(ctx.queue.next(&key, refresh))
         }
         Err(source) => Err(StoreError::Provider {
@@ -195,14 +204,20 @@ async fn check<S: StoreObject>(
     store: &S,
     ctx: &Context,
 ) -> Result<StoreCapabilities, ProviderError> {
-    let (provider, client) = crate::resolve::connect(
+    let key = store_key(store);
+    let recording = Recording::new(&ctx.kube);
+    let connected = crate::resolve::connect(
         &ctx.registry,
-        &ctx.kube,
-        &store_key(store),
+        &recording,
+        &key,
         store.store_spec(),
         store.namespace().as_deref(),
     )
-    .await?;
+    .await;
+    // Failed checks too: fixing the credential they read must wake the store.
+    ctx.references
+        .record(User::Store(key, String::new()), recording.into_reads());
+    let (provider, client) = connected?;
     metrics::InstrumentedClient::wrap(provider, client)
         .validate()
         .await

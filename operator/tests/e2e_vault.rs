@@ -374,8 +374,194 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
     );
 }
 
+/// Waits at most `bound` for `check`; the bound is the behaviour under test.
+async fn within<F, Fut>(bound: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {bound:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The AppRole secret-id is rotated in OpenBao (the old one destroyed, its tokens revoked): the
+/// ExternalSecret turns Ready=False `Unauthenticated` and its Secret is untouched. Writing the
+/// new secret-id into the Secret the store references brings it back by itself within 5 s,
+/// although its retry is 8 s or more away: the change wakes the store's users.
+async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds(
+    backend: Backend,
+) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    bao.policy(
+        "read-app",
+        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    bao.enable_auth("approle", "approle").await;
+    bao.write(
+        "auth/approle/role/kuvert",
+        json!({"token_policies": ["read-app"]}),
+    )
+    .await;
+    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_secret_id = || async {
+        bao.write("auth/approle/role/kuvert/secret-id", json!({}))
+            .await["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let old = new_secret_id().await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &old)]),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                &format!(
+                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1h"))
+        .await
+        .unwrap();
+    eventually("the Secret", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+    })
+    .await;
+
+    // Rotation in OpenBao: a new secret-id, the old one destroyed, its logins revoked.
+    let new = new_secret_id().await;
+    bao.write(
+        "auth/approle/role/kuvert/secret-id/destroy",
+        json!({"secret_id": old}),
+    )
+    .await;
+    bao.write("sys/leases/revoke-prefix/auth/approle/login", json!({}))
+        .await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    let annotate = json!({"metadata": {"annotations": {"force-sync": "1"}}});
+    ess.patch("app", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    eventually("Ready=False Unauthenticated", || async {
+        ready(&ess, "app").await == Some(("False".into(), "Unauthenticated".into()))
+    })
+    .await;
+    assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
+
+    // The new secret-id reaches the Kubernetes Secret; nothing else is touched.
+    let rotate = json!({"stringData": {"secret-id": new}});
+    secrets
+        .patch("approle", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    within(
+        std::time::Duration::from_secs(5),
+        "Ready again with the new value",
+        || async {
+            ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+                && password(&secrets, "app").await.as_deref() == Some("v2")
+        },
+    )
+    .await;
+}
+
+/// The Ready condition of the SecretStore `vault`: its status and reason.
+async fn store_ready(stores: &Api<SecretStore>) -> Option<(String, String)> {
+    let status = stores.get("vault").await.unwrap().status?;
+    let c = kuvert_core::conditions::find_ready(&status.conditions)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// OpenBao stops: the store (re-validated only hourly by itself) turns Ready=False
+/// `Unavailable` as soon as its ExternalSecret finds it unreachable, and when OpenBao is back
+/// both the store and the ExternalSecret are Ready again by themselves.
+async fn a_store_found_down_by_its_external_secrets_says_so_and_recovers(backend: Backend) {
+    let mut bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let token = bao.root_token().to_owned();
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "vault-token", &[("token", &token)]),
+        )
+        .await
+        .unwrap();
+    let mut store = vault_store(
+        &bao,
+        "        tokenSecretRef: {name: vault-token, key: token}",
+    );
+    store.spec.refresh_interval = Some(3600);
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
+    stores.create(&PostParams::default(), &store).await.unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1s"))
+        .await
+        .unwrap();
+    eventually("the Secret and a Ready store", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+            && store_ready(&stores).await == Some(("True".into(), "Valid".into()))
+    })
+    .await;
+
+    bao.stop().await;
+    eventually("the store Ready=False Unavailable", || async {
+        store_ready(&stores).await == Some(("False".into(), "Unavailable".into()))
+    })
+    .await;
+    assert_eq!(
+        ready(&ess, "app").await,
+        Some(("False".into(), "Unavailable".into()))
+    );
+    assert_eq!(password(&secrets, "app").await.as_deref(), Some("v1"));
+
+    bao.start_again().await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    eventually("both Ready again by themselves", || async {
+        store_ready(&stores).await == Some(("True".into(), "Valid".into()))
+            && ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+            && password(&secrets, "app").await.as_deref() == Some("v2")
+    })
+    .await;
+}
+
 on_both_backends!(
     vault_values_sync_follow_changes_and_survive_an_outage,
     a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
+    a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds,
+    a_store_found_down_by_its_external_secrets_says_so_and_recovers,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );

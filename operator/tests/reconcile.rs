@@ -405,3 +405,48 @@ async fn a_generated_password_is_kept_through_drift_repair_and_made_anew_on_forc
     let second = harness.password().await.unwrap();
     assert_ne!(second, first, "a force-sync generates anew");
 }
+
+/// `creationPolicy: Merge` into a Secret kuvert does not own: the merged Secret carries
+/// kuvert's label, so the cache of managed Secrets holds it at the version written; a later
+/// sync must still read it (a merge needs its other keys) instead of failing `SecretMissing`.
+#[tokio::test]
+async fn a_merged_into_secret_keeps_following_remote_changes_once_the_cache_holds_it() {
+    let mut harness = Harness::start().await;
+    harness.put_store(app_store("pw-1")).await;
+    let theirs: Secret =
+        yaml("metadata: {name: app-secret, namespace: default}\nstringData: {other: kept}\n");
+    harness
+        .secrets()
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    harness
+        .create(&APP_EXTERNAL_SECRET.replace(
+            "target: {name: app-secret}",
+            "target: {name: app-secret, creationPolicy: Merge}",
+        ))
+        .await;
+    harness.reconcile().await.unwrap();
+    assert_eq!(harness.password().await.as_deref(), Some("pw-1"));
+    // The watch of managed Secrets shows the merged Secret as written.
+    let meta =
+        watcher::Event::InitApply(harness.secrets().get_metadata("app-secret").await.unwrap());
+    harness.state.targets.apply(&watcher::Event::Init);
+    harness.state.targets.apply(&meta);
+    harness.state.targets.apply(&watcher::Event::InitDone);
+
+    harness.put_store(app_store("pw-2")).await;
+    harness.reconcile().await.unwrap();
+    harness.advance(Duration::from_secs(3600));
+    harness.reconcile().await.unwrap();
+    assert_eq!(
+        harness.ready().await,
+        Some(("True".to_owned(), "SecretSynced".to_owned()))
+    );
+    assert_eq!(harness.password().await.as_deref(), Some("pw-2"));
+    let secret = harness.secrets().get("app-secret").await.unwrap();
+    assert_eq!(
+        secret.data.unwrap().get("other").map(|v| v.0.as_slice()),
+        Some(b"kept".as_slice())
+    );
+}

@@ -35,8 +35,9 @@ pub struct SecretStoreSpec {
     pub provider: ProviderSpec,
     /// How often a failing store call is retried before the sync fails.
     pub retry_settings: Option<RetrySettings>,
-    /// Seconds between re-validations of the store's connection and credentials. Default: 0,
-    /// validated when the store changes only.
+    /// Seconds between re-validations of the store's connection and credentials. Default: 300;
+    /// 0: validated only when the store or a credential it reads changes, or when an
+    /// ExternalSecret finds the store unreachable.
     #[schemars(range(min = 0))]
     pub refresh_interval: Option<i64>,
 }

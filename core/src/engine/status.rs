@@ -186,12 +186,24 @@ pub fn failed_status(
     error: &SyncError,
     now: jiff::Timestamp,
 ) -> ExternalSecretStatus {
+    failure_status(es, error.reason(), &error.to_string(), now)
+}
+
+/// The status after any failure (a sync's, or a write the API server refused): Ready false
+/// with `reason` and `message`; the rest (what was last synced) stays. `message` must hold no
+/// secret value.
+pub fn failure_status(
+    es: &ExternalSecret,
+    reason: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> ExternalSecretStatus {
     let mut status = es.status.clone().unwrap_or_default();
     let ready = conditions::ready(
         &status.conditions,
         false,
-        error.reason(),
-        &error.to_string(),
+        reason,
+        message,
         es.metadata.generation,
         now,
     );

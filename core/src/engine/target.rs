@@ -113,6 +113,7 @@ pub fn build(
 ) -> Result<(Option<Secret>, TargetAction, Option<String>), SyncError> {
     check_keys(&shaped.data)?;
     check_labels(&shaped.labels)?;
+    check_metadata_keys("annotations", &shaped.annotations)?;
     let target = es.spec.target.clone().unwrap_or_default();
     let namespace = es
         .metadata
@@ -439,9 +440,63 @@ fn check_keys(data: &Entries) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// Label and annotation keys as the API server checks them (a qualified name): an optional
+/// prefix, a DNS subdomain of at most 253 characters, and `/`; then a name of 1 to 63
+/// letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit. Checked here
+/// so that a templated key is an `InvalidSpec` naming the field, not a 422 from the API server.
+fn check_metadata_keys(what: &str, map: &BTreeMap<String, String>) -> Result<(), SyncError> {
+    for key in map.keys() {
+        if let Err(problem) = qualified_name(key) {
+            return Err(SyncError::InvalidSpec {
+                field: format!("spec.target.template.metadata.{what}[{key:?}]"),
+                message: format!("invalid key: {problem}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why `key` is not a Kubernetes qualified name.
+fn qualified_name(key: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
+            return Err(
+                "the prefix before '/' must be a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)",
+            );
+        }
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && alnum(name.chars().next())
+        && alnum(name.chars().last());
+    if !name_ok {
+        return Err(
+            "the name must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, after an optional 'prefix/'",
+        );
+    }
+    Ok(())
+}
+
 /// Label values as the API server checks them: at most 63 characters, alphanumerics, `-`,
-/// `_` and `.`, starting and ending with an alphanumeric (or empty).
+/// `_` and `.`, starting and ending with an alphanumeric (or empty); and their keys.
 fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), SyncError> {
+    check_metadata_keys("labels", labels)?;
     for (key, value) in labels {
         let ok = value.len() <= 63
             && value

@@ -999,6 +999,39 @@ fn an_invalid_templated_label_value_is_an_error() {
 }
 
 #[test]
+fn an_invalid_templated_label_or_annotation_key_is_an_invalid_spec_naming_it() {
+    let spec = |what: &str, key: &str| {
+        format!(
+            "target:\n  template:\n    metadata: {{{what}: {{'{key}': v}}}}\ndata:\n- secretKey: pw\n  remoteRef: {{key: password}}"
+        )
+    };
+    for (what, key) in [
+        ("labels", "bad key"),
+        ("labels", "-lead"),
+        ("annotations", "Example.com/x"),
+        ("annotations", "example.com/"),
+        ("labels", "a/b/c"),
+    ] {
+        let e = err(&spec(what, key));
+        assert_eq!(e.reason(), "InvalidSpec", "{what} {key}");
+        assert_eq!(
+            e.field(),
+            format!("spec.target.template.metadata.{what}[{key:?}]")
+        );
+    }
+    // Templated keys are checked as rendered.
+    let e = err(
+        "target:\n  template:\n    metadata: {labels: {'{{ pw }} x': v}}\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",
+    );
+    assert_eq!(e.reason(), "InvalidSpec");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    for key in ["app", "app.kubernetes.io/name", "a_b.c-d", "x.y/Z9"] {
+        let out = run(&spec("annotations", key)).unwrap();
+        assert_eq!(out.secret.unwrap().metadata.annotations.unwrap()[key], "v");
+    }
+}
+
+#[test]
 fn a_template_looping_past_one_mebibyte_is_refused() {
     let e = err(
         "target:\n  template:\n    data:\n      x: '{% for i in range(300000) %}xxxxxxxxxx{% endfor %}'\ndata:\n- secretKey: pw\n  remoteRef: {key: password}",

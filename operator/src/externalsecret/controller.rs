@@ -25,6 +25,7 @@ use super::target::TargetCache;
 use super::{error_policy, reconcile};
 use crate::backoff::ObjectKey;
 use crate::context::Context;
+use crate::references::User;
 
 /// kubectl's copy of the manifest it last applied: a second spec on every object it applies.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -300,6 +301,10 @@ pub async fn forget_deleted(
         }
         ctx.queue.retain(&queued);
         ctx.clients.retain(|store| stores.contains(store));
+        ctx.references.retain(|user| match user {
+            User::ExternalSecret(es) => cache.get(es).is_some(),
+            User::Store(store, _) => stores.contains(store),
+        });
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

@@ -87,13 +87,45 @@ impl Error {
         }
     }
 
+    /// A failed Kubernetes call of a step (not the status write itself).
+    fn kube_call(&self) -> Option<&KubeCall> {
+        match self {
+            Error::Observe(ObserveError::Kube(call))
+            | Error::Sync(SyncFailure::Kube(call))
+            | Error::Apply(ApplyError::Kube(call)) => Some(call),
+            _ => None,
+        }
+    }
+
     /// Stable category for metrics and events.
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Observe(ObserveError::State(e)) | Error::Finalize(e) => e.reason(),
-            _ => match self.sync_error() {
-                Some(e) => e.reason(),
-                None => "KubernetesApiError",
+            Error::Report(call) => call.reason(),
+            _ => match (self.sync_error(), self.kube_call()) {
+                (Some(e), _) => e.reason(),
+                (None, Some(call)) => call.reason(),
+                (None, None) => "KubernetesApiError",
+            },
+        }
+    }
+
+    /// What the status and the Event say: every failure but the status write itself (which
+    /// would fail again) and a write conflict (another writer was first: retried within a
+    /// second, no condition to flap).
+    pub fn status_message(&self) -> Option<String> {
+        match self {
+            Error::Observe(ObserveError::State(e)) => Some(e.to_string()),
+            _ if self
+                .kube_call()
+                .is_some_and(|c| c.reason() == "KubernetesConflict") =>
+            {
+                None
+            }
+            _ => match (self.sync_error(), self.kube_call()) {
+                (Some(e), _) => Some(e.to_string()),
+                (None, Some(call)) => Some(call.message()),
+                (None, None) => None,
             },
         }
     }
@@ -173,9 +205,10 @@ async fn failed(
 ) -> Error {
     let sync_error = error.sync_error();
     if let Some(sync_error) = sync_error {
-        invalidate_on_auth_failure(state, es, sync_error);
+        store_failed(state, es, sync_error);
     }
-    match report::failed(&state.ctx, es, error.reason(), sync_error, started, now).await {
+    let message = error.status_message();
+    match report::failed(&state.ctx, es, error.reason(), message, started, now).await {
         Ok(()) => error,
         Err(e) => Error::Report(e),
     }
@@ -197,9 +230,14 @@ fn serves(state: &State, es: &ExternalSecret) -> bool {
     }
 }
 
-/// Credentials refused by a store may have been rotated: the next sync logs in again.
-fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncError) {
-    use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated};
+/// What a store's failure means beyond this object. Credentials refused by a store may have
+/// been rotated: the next sync logs in again. An unreachable store is re-validated, so that
+/// its own status says so (and recovers with it). A refused login is not: the check would be
+/// one more failed login with the same credential, and OpenBao's user lockout (on by default
+/// for AppRole: 5 failures lock the role for 15 minutes) then refused even the rotated one.
+fn store_failed(state: &State, es: &ExternalSecret, error: &SyncError) {
+    use kuvert_core::provider::ProviderError::{Forbidden, Unauthenticated, Unavailable};
+
     let provider_error = match error {
         SyncError::Fetch { source, .. } => Some(source),
         SyncError::Store {
@@ -214,6 +252,12 @@ fn invalidate_on_auth_failure(state: &State, es: &ExternalSecret, error: &SyncEr
     ) {
         for key in stores_of(es) {
             state.ctx.clients.invalidate(&key);
+        }
+    }
+    if matches!(provider_error, Some(Unavailable { .. })) {
+        let now = Instant::now();
+        for key in stores_of(es) {
+            state.ctx.wakes.store_failing(&key, now);
         }
     }
 }

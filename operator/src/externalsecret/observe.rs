@@ -38,8 +38,12 @@ pub struct Observed {
     pub target: Known,
     /// The generation of each store it uses now.
     pub generations: StoreGenerations,
-    /// Whether a store changed since this process last synced it.
+    /// Whether a store changed since this process last synced it, or an object its last sync
+    /// read (a `templateFrom` source) changed since.
     pub store_changed: bool,
+    /// The wake of a changed referenced object this reconcile serves (see
+    /// [`crate::references`]).
+    pub references_changed: Option<u64>,
     /// The companion Secret as read (for generator users, and former ones still holding
     /// leases).
     pub companion: Option<Secret>,
@@ -85,7 +89,9 @@ pub async fn observe(
     let namespace = es.namespace().unwrap_or_default();
     let es_ref = ObjectRef::new(&es.name_any()).within(&namespace);
     let generations = state.caches.generations(es);
-    let store_changed = ctx.index.stores_changed(&es_ref, &generations);
+    let references_changed = ctx.references.pending(&es_ref);
+    let store_changed =
+        ctx.index.stores_changed(&es_ref, &generations) || references_changed.is_some();
 
     let (companion, kept) = read_generated(state, es).await?;
     let leases = kept.lease_needs(now, ctx.settings.lease_renew_fraction);
@@ -103,6 +109,7 @@ pub async fn observe(
         target,
         generations,
         store_changed,
+        references_changed,
         companion,
         kept,
         leases,

@@ -10,8 +10,8 @@ use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
 use kuvert_core::conditions;
 use kuvert_core::decide::spread_interval;
+use kuvert_core::engine::status::failure_status;
 use kuvert_core::engine::target::KeyChanges;
-use kuvert_core::engine::{SyncError, failed_status};
 
 use super::apply::{Applied, min};
 use super::observe::Observed;
@@ -54,6 +54,8 @@ pub async fn report(
             }
             ctx.index
                 .mark_synced(&observed.es_ref, &observed.generations);
+            ctx.references
+                .synced(&observed.es_ref, observed.references_changed);
             let key = ObjectKey::of(es);
             ctx.backoff.reset(&key);
             ctx.retry.reset(&key);
@@ -62,19 +64,20 @@ pub async fn report(
     }
 }
 
-/// Reports a failed reconcile: counted by reason; a sync failure also sets Ready false with
-/// its reason and message (the rest of the status, what was last synced, stays).
+/// Reports a failed reconcile: counted by reason; with a `message` (every failure but a
+/// status write) also Ready false with its reason and message, and an Event on the
+/// transition (the rest of the status, what was last synced, stays).
 pub async fn failed(
     ctx: &Context,
     es: &ExternalSecret,
     reason: &'static str,
-    sync_error: Option<&SyncError>,
+    message: Option<String>,
     started: Instant,
     now: jiff::Timestamp,
 ) -> Result<(), KubeCall> {
     metrics::sync(KIND, started.elapsed(), Some(reason));
-    match sync_error {
-        Some(error) => write(ctx, es, failed_status(es, error, now)).await,
+    match message {
+        Some(message) => write(ctx, es, failure_status(es, reason, &message, now)).await,
         None => Ok(()),
     }
 }

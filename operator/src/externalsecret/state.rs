@@ -23,6 +23,33 @@ pub struct KubeCall {
 }
 
 impl KubeCall {
+    /// Stable category of what the API server answered: the condition and Event reason.
+    pub fn reason(&self) -> &'static str {
+        match &self.source {
+            kube::Error::Api(status) => match status.code {
+                422 => "TargetInvalid",
+                403 if status.message.contains("exceeded quota") => "QuotaExceeded",
+                403 => "KubernetesForbidden",
+                409 => "KubernetesConflict",
+                400..=499 => "KubernetesRejected",
+                _ => "KubernetesApiError",
+            },
+            _ => "KubernetesApiError",
+        }
+    }
+
+    /// What failed and the API server's own message, for the status and the Event. The API
+    /// server names fields and objects, never a Secret's data.
+    pub fn message(&self) -> String {
+        match &self.source {
+            kube::Error::Api(status) => format!(
+                "{}: the API server answered {} {}: {}",
+                self.action, status.code, status.reason, status.message
+            ),
+            other => format!("{}: {other}", self.action),
+        }
+    }
+
     /// Wraps an API error of `action`.
     pub fn doing(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeCall {
         let action = action.into();

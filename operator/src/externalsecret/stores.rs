@@ -21,6 +21,7 @@ pub use kuvert_core::store_key::{StoreKey, stores_of};
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
+use crate::references::{Recording, ReferenceIndex, User};
 use crate::resolve::{self, FoundStore, StoreObjects};
 
 /// The cached store objects, as the store controllers see them.
@@ -365,6 +366,8 @@ pub struct Resolver<'a> {
     pub registry: &'a Registry,
     /// What providers read from the cluster.
     pub kube: &'a ClusterAccess,
+    /// Learns what each login read.
+    pub references: &'a ReferenceIndex,
     /// Logged-in clients.
     pub clients: &'a ClientCache,
     /// Coalesced reads.
@@ -421,15 +424,21 @@ impl StoreResolver for Resolver<'_> {
         let client = match self.clients.get(&cache_key, found.generation) {
             Some(client) => client,
             None => {
-                let (provider, client) = resolve::connect(
+                let recording = Recording::new(self.kube);
+                let connected = resolve::connect(
                     self.registry,
-                    self.kube,
+                    &recording,
                     &cache_key.0,
                     &found.spec,
                     Some(namespace),
                 )
-                .await
-                .map_err(|source| StoreError::Provider {
+                .await;
+                // Failed logins too: fixing what they read must wake their users.
+                self.references.record(
+                    User::Store(cache_key.0.clone(), cache_key.1.clone()),
+                    recording.into_reads(),
+                );
+                let (provider, client) = connected.map_err(|source| StoreError::Provider {
                     store: display.clone(),
                     source,
                 })?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use kuvert_core::api::ExternalSecret;
+use kuvert_core::api::{CreationPolicy, ExternalSecret};
 use kuvert_core::decide::{Decision, SyncReason};
 use kuvert_core::engine::{self, Fetched, SyncError, SyncOutcome};
 use kuvert_core::generated::{self, GeneratedState, Regenerate};
@@ -20,6 +20,7 @@ use super::observe::{Observed, read_target};
 use super::state::{KubeCall, State};
 use super::stores::Resolver;
 use super::target::Known;
+use crate::references::{Recording, User};
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,7 @@ pub async fn sync<'a>(
         client: &ctx.client,
         registry: &ctx.registry,
         kube: &ctx.kube,
+        references: &ctx.references,
         clients: &ctx.clients,
         reads: &ctx.reads,
         max_age,
@@ -105,7 +107,13 @@ pub async fn sync<'a>(
     let secrets = observed.secrets(state);
     let built = async {
         engine::status::check_spec(es)?;
-        let fetched = engine::fetch::fetch(es, &resolver, &generators, &ctx.kube).await?;
+        let kube = Recording::new(&ctx.kube);
+        let fetched = engine::fetch::fetch(es, &resolver, &generators, &kube).await;
+        ctx.references.record(
+            User::ExternalSecret(observed.es_ref.clone()),
+            kube.into_reads(),
+        );
+        let fetched = fetched?;
         let outcome = build(es, &fetched, &mut observed.target, &secrets, now).await?;
         Ok::<_, SyncFailure>((fetched, outcome))
     }
@@ -134,6 +142,11 @@ pub async fn build(
     secrets: &Api<Secret>,
     now: jiff::Timestamp,
 ) -> Result<SyncOutcome, SyncFailure> {
+    // Merging needs the Secret's other keys: built against no Secret, a merge is refused
+    // (`SecretMissing`), so the cache cannot prove a merged-into Secret unchanged; it is read.
+    if matches!(known, Known::AsWritten(_)) && es.spec.creation_policy() == CreationPolicy::Merge {
+        *known = Known::Read(read_target(secrets, &engine::target::secret_name(es)).await?);
+    }
     if let Known::AsWritten(cached) = known {
         let mut fresh = engine::build(es, fetched, None, now)?;
         let unchanged = fresh.action == engine::target::TargetAction::Create
