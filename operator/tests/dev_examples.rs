@@ -1,6 +1,7 @@
 //! Every example runs with `kuvert dev -f DIR --once`: those that need no store as shipped, the
-//! Vault AppRole one against a real OpenBao set up as its comments describe (only the server
-//! address differs).
+//! Vault ones against a real OpenBao set up as their comments describe (only the server address,
+//! and for the PKI one the token, differ). `generators-vault` needs Vault's Kubernetes auth and
+//! PostgreSQL: its README says so, and `vault-pki-token` is its PKI example with a token.
 
 use std::path::Path;
 use std::process::Command;
@@ -120,4 +121,60 @@ async fn the_vault_approle_example_syncs_against_openbao_set_up_as_it_describes(
         out.ends_with("stringData:\n  password: pay-db-1\n"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn the_vault_pki_token_example_issues_a_certificate_from_openbao() {
+    let bao = OpenBao::start().await;
+    bao.mount("pki", "pki", json!({})).await;
+    bao.write(
+        "pki/root/generate/internal",
+        json!({"common_name": "Example CA", "ttl": "87600h"}),
+    )
+    .await;
+    bao.write(
+        "pki/roles/web",
+        json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"}),
+    )
+    .await;
+    bao.policy(
+        "issue-web",
+        r#"path "pki/issue/web" { capabilities = ["update"] }"#,
+    )
+    .await;
+    let token = bao.token(&["issue-web"], json!({})).await;
+
+    let dir = std::env::temp_dir().join(format!(
+        "kuvert-example-pki-{}",
+        kuvert_testkit::random_hex(4)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(EXAMPLES).join("vault-pki-token/pki.yaml")).unwrap();
+    assert!(
+        shipped.contains("https://vault.example.com:8200") && shipped.contains("token: replace-me")
+    );
+    std::fs::write(
+        dir.join("pki.yaml"),
+        shipped
+            .replace("https://vault.example.com:8200", bao.addr())
+            .replace("token: replace-me", &format!("token: {token}")),
+    )
+    .unwrap();
+    let (code, out) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || dev_once(&dir)
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        reports(&out),
+        [
+            "# ExternalSecret web/web-tls: Ready=True (SecretSynced) Secret web/web-tls is in sync (3 keys)"
+        ]
+    );
+    assert!(out.contains("type: kubernetes.io/tls\n"), "{out}");
+    assert!(out.contains("-----BEGIN CERTIFICATE-----"), "{out}");
 }
