@@ -33,6 +33,31 @@ fn dev_once(dir: &Path) -> (i32, String) {
     )
 }
 
+/// Runs one example file with `kuvert dev -f --once` after replacing each `(shipped, local)`
+/// pair in it (each shipped text must be there); returns the exit code and stdout.
+async fn dev_once_edited(example: &str, replacements: &[(&str, &str)]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "kuvert-example-{}-{}",
+        std::process::id(),
+        kuvert_testkit::random_hex(4)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = std::fs::read_to_string(Path::new(EXAMPLES).join(example)).unwrap();
+    for (shipped, local) in replacements {
+        assert!(text.contains(shipped), "{example} lacks {shipped:?}");
+        text = text.replace(shipped, local);
+    }
+    std::fs::write(dir.join("example.yaml"), text).unwrap();
+    let (code, out) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || dev_once(&dir)
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, out)
+}
+
 /// The `# ExternalSecret ...` lines of the output, one per ExternalSecret.
 fn reports(out: &str) -> Vec<&str> {
     out.lines()
@@ -88,28 +113,11 @@ async fn the_vault_approle_example_syncs_against_openbao_set_up_as_it_describes(
     )
     .await;
 
-    let dir = std::env::temp_dir().join(format!(
-        "kuvert-example-approle-{}",
-        kuvert_testkit::random_hex(4)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let shipped =
-        std::fs::read_to_string(Path::new(EXAMPLES).join("vault-approle/clustersecretstore.yaml"))
-            .unwrap();
-    assert!(shipped.contains("https://vault.example.com:8200"));
-    std::fs::write(
-        dir.join("clustersecretstore.yaml"),
-        shipped.replace("https://vault.example.com:8200", bao.addr()),
+    let (code, out) = dev_once_edited(
+        "vault-approle/clustersecretstore.yaml",
+        &[("https://vault.example.com:8200", bao.addr())],
     )
-    .unwrap();
-
-    let (code, out) = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || dev_once(&dir)
-    })
-    .await
-    .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         reports(&out),
@@ -144,30 +152,15 @@ async fn the_vault_pki_token_example_issues_a_certificate_from_openbao() {
     .await;
     let token = bao.token(&["issue-web"], json!({})).await;
 
-    let dir = std::env::temp_dir().join(format!(
-        "kuvert-example-pki-{}",
-        kuvert_testkit::random_hex(4)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let shipped =
-        std::fs::read_to_string(Path::new(EXAMPLES).join("vault-pki-token/pki.yaml")).unwrap();
-    assert!(
-        shipped.contains("https://vault.example.com:8200") && shipped.contains("token: replace-me")
-    );
-    std::fs::write(
-        dir.join("pki.yaml"),
-        shipped
-            .replace("https://vault.example.com:8200", bao.addr())
-            .replace("token: replace-me", &format!("token: {token}")),
+    let token_line = format!("token: {token}");
+    let (code, out) = dev_once_edited(
+        "vault-pki-token/pki.yaml",
+        &[
+            ("https://vault.example.com:8200", bao.addr()),
+            ("token: replace-me", &token_line),
+        ],
     )
-    .unwrap();
-    let (code, out) = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || dev_once(&dir)
-    })
-    .await
-    .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         reports(&out),
