@@ -297,13 +297,8 @@ async fn kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_rev
     }
 }
 
-// Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
-// to devcluster, which this runtime serves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
-    let bao = OpenBao::start().await;
-    bao.kv2_put("secret", "app", json!({"password": "via-approle"}))
-        .await;
+/// An AppRole `kuvert` whose tokens may read `secret/*`; returns its role id.
+async fn approle_reader(bao: &OpenBao) -> String {
     bao.policy(
         "read-app",
         r#"path "secret/*" { capabilities = ["read", "list"] }"#,
@@ -315,16 +310,30 @@ async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
         json!({"token_policies": ["read-app"]}),
     )
     .await;
-    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
+    bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    let secret_id = bao
-        .write("auth/approle/role/kuvert/secret-id", json!({}))
+        .to_owned()
+}
+
+/// A new secret id of the AppRole `kuvert`.
+async fn new_secret_id(bao: &OpenBao) -> String {
+    bao.write("auth/approle/role/kuvert/secret-id", json!({}))
         .await["data"]["secret_id"]
         .as_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+// Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
+// to devcluster, which this runtime serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approle_login_is_shared_and_revoked_when_the_operator_stops() {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "via-approle"}))
+        .await;
+    let role_id = approle_reader(&bao).await;
+    let secret_id = new_secret_id(&bao).await;
     let before = bao.token_accessor_count().await;
 
     let cluster = Cluster::start().await;
@@ -400,29 +409,8 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     let bao = OpenBao::start().await;
     bao.kv2_put("secret", "app", json!({"password": "v1"}))
         .await;
-    bao.policy(
-        "read-app",
-        r#"path "secret/*" { capabilities = ["read", "list"] }"#,
-    )
-    .await;
-    bao.enable_auth("approle", "approle").await;
-    bao.write(
-        "auth/approle/role/kuvert",
-        json!({"token_policies": ["read-app"]}),
-    )
-    .await;
-    let role_id = bao.read("auth/approle/role/kuvert/role-id").await["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let new_secret_id = || async {
-        bao.write("auth/approle/role/kuvert/secret-id", json!({}))
-            .await["data"]["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let old = new_secret_id().await;
+    let role_id = approle_reader(&bao).await;
+    let old = new_secret_id(&bao).await;
     let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     secrets
@@ -456,7 +444,7 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     .await;
 
     // Rotation in OpenBao: a new secret-id, the old one destroyed, its logins revoked.
-    let new = new_secret_id().await;
+    let new = new_secret_id(&bao).await;
     bao.write(
         "auth/approle/role/kuvert/secret-id/destroy",
         json!({"secret_id": old}),
