@@ -17,6 +17,17 @@ async fn ready(ess: &Api<ExternalSecret>, name: &str) -> Option<(String, String,
 }
 
 /// The Warning Events of ExternalSecret `name`: (reason, note).
+/// Waits for `name` to be Ready=False with `reason`; returns the condition's message.
+async fn failed_with(ess: &Api<ExternalSecret>, name: &str, reason: &str) -> String {
+    eventually(&format!("Ready=False {reason}"), || async {
+        ready(ess, name)
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == reason)
+    })
+    .await;
+    ready(ess, name).await.unwrap().2
+}
+
 async fn warnings(client: &kube::Client, namespace: &str, name: &str) -> Vec<(String, String)> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     events
@@ -51,13 +62,7 @@ async fn a_write_the_api_server_refuses_is_reported_with_its_message(backend: Ba
         "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: app, namespace: default}\nspec:\n  secretStoreRef: {name: demo}\n  target:\n    template:\n      metadata:\n        annotations: {big: '{{ k }}{% for i in range(27000) %}xxxxxxxxxx{% endfor %}'}\n  data: [{secretKey: k, remoteRef: {key: k}}]\n",
     );
     ess.create(&PostParams::default(), &es).await.unwrap();
-    eventually("Ready=False TargetInvalid", || async {
-        ready(&ess, "app")
-            .await
-            .is_some_and(|(s, r, _)| s == "False" && r == "TargetInvalid")
-    })
-    .await;
-    let (_, _, message) = ready(&ess, "app").await.unwrap();
+    let message = failed_with(&ess, "app", "TargetInvalid").await;
     assert!(
         message.starts_with("creating Secret app: the API server answered 422 Invalid: "),
         "{message}"
@@ -122,13 +127,7 @@ async fn a_quota_refusing_the_target_is_reported_with_its_message() {
     )
     .await
     .unwrap();
-    eventually("Ready=False QuotaExceeded", || async {
-        ready(&ess, "app")
-            .await
-            .is_some_and(|(s, r, _)| s == "False" && r == "QuotaExceeded")
-    })
-    .await;
-    let (_, _, message) = ready(&ess, "app").await.unwrap();
+    let message = failed_with(&ess, "app", "QuotaExceeded").await;
     assert!(
         message.starts_with("creating Secret app: the API server answered 403 Forbidden: "),
         "{message}"
