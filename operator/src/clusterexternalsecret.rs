@@ -108,11 +108,7 @@ pub fn controller(ctx: Arc<Context>) -> (Controller<ClusterExternalSecret>, Arc<
                 .map(|ces| ObjectRef::new(&ces.name_any()))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(stamped_changes, |es: ExternalSecret| {
-            es.labels()
-                .get(STAMPED_BY_LABEL)
-                .map(|name| ObjectRef::<ClusterExternalSecret>::new(name))
-        });
+        .watches_stream(stamped_changes, |es: ExternalSecret| stamper(&es));
     let state = Arc::new(State {
         ctx,
         namespaces,
@@ -120,6 +116,19 @@ pub fn controller(ctx: Arc<Context>) -> (Controller<ClusterExternalSecret>, Arc<
         created: Default::default(),
     });
     (controller, state)
+}
+
+/// The ClusterExternalSecret a stamped ExternalSecret belongs to: its controller owner reference,
+/// else its stamp label. The owner reference comes first because an ExternalSecret whose label
+/// was removed by hand leaves the label-selected watch as a deletion that no longer carries the
+/// label, and its owner must still re-plan to put the label back.
+fn stamper(es: &ExternalSecret) -> Option<ObjectRef<ClusterExternalSecret>> {
+    es.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == ClusterExternalSecret::kind(&()))
+        .map(|o| o.name.as_str())
+        .or_else(|| es.labels().get(STAMPED_BY_LABEL).map(String::as_str))
+        .map(ObjectRef::new)
 }
 
 /// Runs the controller until shutdown.
@@ -157,7 +166,7 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
     let plan = stamping::plan(&ces, &namespaces, &labelled);
     let (mut provisioned, mut failed) = (plan.in_step, plan.failed);
     for step in plan.steps {
-        match apply(&state, &uid, step).await? {
+        match apply(&state, &ces, step).await? {
             Applied::Provisioned(namespace) => provisioned.push(namespace),
             Applied::Failed(namespace, failure) => failed.push((namespace, failure)),
             Applied::Deleted => {}
@@ -219,12 +228,17 @@ enum Applied {
 /// Makes one write. A create answered 409 finds an ExternalSecret of the name that is not
 /// ours (ours would be in the cache); a refused create or update fails its namespace. An update
 /// that lost a race (409), and any failed delete, fail the reconcile, to be retried.
-async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall> {
+async fn apply(
+    state: &State,
+    ces: &ClusterExternalSecret,
+    step: Step,
+) -> Result<Applied, KubeCall> {
     let ctx = &state.ctx;
+    let uid = ces.uid().unwrap_or_default();
     match step {
         Step::Create(es) => {
             let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
-            let key = (uid.to_owned(), namespace.clone(), name.clone());
+            let key = (uid.clone(), namespace.clone(), name.clone());
             let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.create(&PostParams::default(), &es).await {
                 Ok(_) => {
@@ -237,10 +251,9 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
                 {
                     Ok(Applied::Provisioned(namespace))
                 }
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Failed(
-                    namespace,
-                    NamespaceFailure::NotOwned { name },
-                )),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    reclaim(&api, ces, &es, namespace, name).await
+                }
                 Err(kube::Error::Api(status)) => Ok(Applied::Failed(
                     namespace,
                     NamespaceFailure::Refused {
@@ -282,7 +295,7 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
                     tracing::info!(%namespace, %name, "stamped ExternalSecret deleted");
-                    state.created().remove(&(uid.to_owned(), namespace, name));
+                    state.created().remove(&(uid, namespace, name));
                     Ok(Applied::Deleted)
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(Applied::Deleted),
@@ -291,6 +304,43 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
                 ))(e)),
             }
         }
+    }
+}
+
+/// A create answered 409: the ExternalSecret of that name is not in the stamped cache. If it is
+/// ours all the same (its stamp label was removed by hand), its labels are put back; the next
+/// plan, with it back in the cache, restores the rest. The patch tests that the controller owner
+/// reference carries this ClusterExternalSecret's uid, so anything else fails the test and is
+/// left untouched (kuvert has no `get` on ExternalSecrets: it reads them from its watches).
+async fn reclaim(
+    api: &Api<ExternalSecret>,
+    ces: &ClusterExternalSecret,
+    desired: &ExternalSecret,
+    namespace: String,
+    name: String,
+) -> Result<Applied, KubeCall> {
+    let patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": ces.uid()},
+        {"op": "test", "path": "/metadata/ownerReferences/0/controller", "value": true},
+        {"op": "add", "path": "/metadata/labels", "value": desired.labels()},
+    ]))
+    .expect("a valid JSON patch");
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(%namespace, %name, "stamped ExternalSecret relabelled");
+            Ok(Applied::Provisioned(namespace))
+        }
+        // The test failed (422), or a foreign object without owner references at all.
+        Err(kube::Error::Api(status)) if status.code == 422 => Ok(Applied::Failed(
+            namespace,
+            NamespaceFailure::NotOwned { name },
+        )),
+        Err(e) => Err(KubeCall::doing(format!(
+            "relabelling ExternalSecret {namespace}/{name}"
+        ))(e)),
     }
 }
 

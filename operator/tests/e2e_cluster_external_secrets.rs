@@ -1,7 +1,8 @@
 //! A ClusterExternalSecret through `kuvert run`: its ExternalSecret stamped into the namespaces
 //! it selects (by label and by name) and not the others; a namespace relabelled, or created,
 //! acted on at once; an ExternalSecret of the same name it did not create left untouched, its
-//! namespace failed with the reason; a hand-edited ExternalSecret put back; a spec change
+//! namespace failed with the reason; a hand-edited ExternalSecret (its spec or its stamp label)
+//! put back; a spec change
 //! reaching every stamped ExternalSecret; the ClusterExternalSecret deleted, its ExternalSecrets
 //! gone with it (owner references) and the foreign one kept.
 
@@ -222,6 +223,31 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
         es.spec.refresh_interval.as_deref() == Some("1h")
     })
     .await;
+
+    // The stamp label removed by hand is put back (the ExternalSecret leaves the label-selected
+    // watch; its owner reference still leads to the ClusterExternalSecret).
+    ess(&client, "team-b")
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"metadata": {"labels": {"kuvert.io/cluster-external-secret": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("the stamp label put back", || async {
+        let es = ess(&client, "team-b").get("shared").await.unwrap();
+        es.labels()
+            .get("kuvert.io/cluster-external-secret")
+            .map(String::as_str)
+            == Some("shared")
+    })
+    .await;
+    assert_eq!(
+        status_of(&cess).await.0,
+        names(&["listed", "team-b", "team-new"])
+    );
 
     // A spec change reaches every stamped ExternalSecret.
     cess.patch(
