@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -31,6 +31,7 @@ use kuvert_core::stamping::{self, NamespaceFailure, NamespaceView, STAMPED_BY_LA
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
+use crate::metrics;
 
 /// What the controller shares: the context and its two caches.
 pub struct State {
@@ -145,17 +146,40 @@ pub async fn run(
         .await;
 }
 
-/// observe → plan → apply → report.
+/// The `kind` label of this controller's metrics.
+const KIND: &str = "ClusterExternalSecret";
+
+/// One reconcile, counted in the queue and sync metrics.
 async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
+    let _queued = metrics::InQueue::enter(KIND);
+    let key = ObjectKey::of(ces.as_ref());
+    state.ctx.queue.started(KIND, &key);
+    let started = Instant::now();
+    let outcome = provision(&ces, &state).await;
+    metrics::sync(
+        KIND,
+        started.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome.map(|after| state.ctx.queue.next(&key, after))
+}
+
+/// observe → plan → apply → report; returns when to look again (`None`: on a change).
+async fn provision(ces: &ClusterExternalSecret, state: &State) -> Result<Option<Duration>, Error> {
     if ces.meta().deletion_timestamp.is_some() {
         // The garbage collector deletes the stamped ExternalSecrets.
-        return Ok(Action::await_change());
+        return Ok(None);
     }
-    let (namespaces, labelled) = observe(&ces, &state);
+    // A plan from a cache still listing would see namespaces missing (and delete what is
+    // stamped there) or stamped ExternalSecrets missing (and report foreign ones): after a
+    // restart, nothing is written until both have listed.
+    crate::externalsecret::stores::wait_until_ready(&state.namespaces).await;
+    crate::externalsecret::stores::wait_until_ready(&state.stamped).await;
+    let (namespaces, labelled) = observe(ces, state);
     let uid = ces.uid().unwrap_or_default();
     {
         let mut created = state.created();
-        for es in labelled.iter().filter(|es| stamping::stamped_by(es, &ces)) {
+        for es in labelled.iter().filter(|es| stamping::stamped_by(es, ces)) {
             created.remove(&(
                 uid.clone(),
                 es.namespace().unwrap_or_default(),
@@ -163,10 +187,10 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
             ));
         }
     }
-    let plan = stamping::plan(&ces, &namespaces, &labelled);
+    let plan = stamping::plan(ces, &namespaces, &labelled);
     let (mut provisioned, mut failed) = (plan.in_step, plan.failed);
     for step in plan.steps {
-        match apply(&state, &ces, step).await? {
+        match apply(state, ces, step).await? {
             Applied::Provisioned(namespace) => provisioned.push(namespace),
             Applied::Failed(namespace, failure) => failed.push((namespace, failure)),
             Applied::Deleted => {}
@@ -178,17 +202,17 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
         .filter(|namespace| {
             !labelled.iter().any(|es| {
                 es.namespace().as_deref() == Some(namespace.as_str())
-                    && es.name_any() == stamping::external_secret_name(&ces)
-                    && stamping::stamped_by(es, &ces)
+                    && es.name_any() == stamping::external_secret_name(ces)
+                    && stamping::stamped_by(es, ces)
                     && stamping::is_ready(es)
             })
         })
         .cloned()
         .collect();
-    let status = stamping::status(&ces, provisioned, failed, not_ready, (state.ctx.clock)());
-    report(&state.ctx, &ces, status).await?;
-    state.ctx.backoff.reset(&ObjectKey::of(ces.as_ref()));
-    Ok(Action::requeue(stamping::refresh(&ces)))
+    let status = stamping::status(ces, provisioned, failed, not_ready, (state.ctx.clock)());
+    report(&state.ctx, ces, status).await?;
+    state.ctx.backoff.reset(&ObjectKey::of(ces));
+    Ok(Some(stamping::refresh(ces)))
 }
 
 /// The namespaces and the ExternalSecrets labelled as stamped by a ClusterExternalSecret of

@@ -272,15 +272,20 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     };
     {
         let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
-        let ces_cache = ces_controller.as_ref().map(|(c, _)| c.store());
+        let ces_caches = ces_controller
+            .as_ref()
+            .map(|(c, state)| (c.store(), state.clone()));
         let settings = ctx.settings.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
-            if let Some(ces_cache) = &ces_cache {
+            if let Some((ces_cache, state)) = &ces_caches {
                 externalsecret::stores::wait_until_ready(ces_cache).await;
+                externalsecret::stores::wait_until_ready(&state.namespaces).await;
+                externalsecret::stores::wait_until_ready(&state.stamped).await;
             }
+            let ces_cache = ces_caches.map(|(cache, _)| cache);
             cache_metrics.set(es_cache, caches, ces_cache, settings);
             readiness.set_ready();
             tracing::info!("caches synced; ready");

@@ -287,3 +287,74 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
 }
 
 on_both_backends!(a_cluster_external_secret_is_stamped_kept_in_step_and_removed);
+
+/// A restart while ExternalSecrets are stamped in many namespaces writes nothing: no stamped
+/// ExternalSecret created, replaced or deleted (a plan made before the namespace cache listed
+/// would delete them), and the ClusterExternalSecret's status unchanged.
+async fn a_restart_rewrites_no_stamped_external_secret(backend: Backend) {
+    const NAMESPACES: usize = 20;
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    for i in 0..NAMESPACES {
+        namespace(&client, &format!("team-{i}"), "{team: a}").await;
+    }
+    namespace(&client, "listed", "{}").await;
+    let store: ClusterSecretStore = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
+    );
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let cess: Api<ClusterExternalSecret> = Api::all(client.clone());
+    cess.create(&PostParams::default(), &yaml(CES))
+        .await
+        .unwrap();
+    let mut first = Operator::start(&cluster, &[]);
+    eventually("every namespace stamped and Ready", || async {
+        status_of(&cess).await.2 == Some(NAMESPACES as u32 + 1)
+    })
+    .await;
+    let seen = || async {
+        let mut stamped = Vec::new();
+        for i in 0..NAMESPACES {
+            let es = ess(&client, &format!("team-{i}"))
+                .get("shared")
+                .await
+                .unwrap();
+            stamped.push((es.uid(), es.resource_version()));
+        }
+        let ces = cess.get("shared").await.unwrap();
+        (stamped, ces.resource_version())
+    };
+    let before = seen().await;
+    first.stop();
+
+    let second = Operator::start(&cluster, &[]);
+    second.wait_ready().await;
+    let ces = [("kind", "ClusterExternalSecret")];
+    let last = std::sync::Mutex::new(String::new());
+    eventually("the ClusterExternalSecret reconciled once", || async {
+        let metrics = second.get("/metrics").await.1;
+        let done = support::metric_sum(&metrics, "kuvert_sync_total", &ces) >= 1.0
+            && support::metric_sum(&metrics, "kuvert_reconcile_queue_depth", &ces) == 0.0;
+        *last.lock().unwrap() = metrics;
+        done
+    })
+    .await;
+    let metrics = last.lock().unwrap().clone();
+    for verb in ["create", "update", "delete"] {
+        assert_eq!(
+            support::metric_sum(
+                &metrics,
+                "kuvert_kube_requests_total",
+                &[("verb", verb), ("resource", "externalsecrets.kuvert.io")]
+            ),
+            0.0,
+            "{verb} of ExternalSecrets after the restart\n{metrics}"
+        );
+    }
+    assert_eq!(seen().await, before);
+}
+
+on_both_backends!(a_restart_rewrites_no_stamped_external_secret);
