@@ -15,7 +15,7 @@ use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
 use crate::health::{self, Readiness};
-use crate::{metrics, store};
+use crate::{metrics, pushsecret, store};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -286,6 +286,13 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
+    let (ps_controller, ps_cache) =
+        pushsecret::controller(ctx.clone(), args.namespace.as_deref(), &caches);
+    let ps_controller = ps_controller.reconcile_on(woken.push_secrets);
+    let ps_state = std::sync::Arc::new(pushsecret::State {
+        ctx: ctx.clone(),
+        caches: caches.clone(),
+    });
     let objects = tokio::spawn(externalsecret::controller::forget_deleted(
         es_cache,
         caches.clone(),
@@ -313,6 +320,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
                 clusterexternalsecret::run(controller, state, args.concurrency).await;
             }
         },
+        pushsecret::run(ps_controller, ps_cache, ps_state, args.concurrency),
     );
     objects.abort();
     sweeper.abort();
