@@ -309,7 +309,6 @@ async fn sync(
                         Reason::PushFailed
                     };
                     let message = format!("{}: pushing {:?}: {e}", store.name, d.status_key());
-                    tracing::warn!(namespace, name = ps.name_any(), store = %store.name, key = d.status_key(), reason = reason.as_str(), error = %e, "push failed");
                     failure.get_or_insert((reason, message));
                 }
             }

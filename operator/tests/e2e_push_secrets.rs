@@ -1,0 +1,228 @@
+//! PushSecrets through `kuvert run` against a real OpenBao and both API servers: a Secret's
+//! keys pushed to Vault (one property at a time, and the whole Secret as one JSON object),
+//! pushed again when the Secret changes, merged into the remote map keeping properties others
+//! added; a remote secret written by someone else left untouched (`Conflict`, naming the key);
+//! `IfNotExists` writing once; `deletionPolicy: Delete` removing a dropped entry and, through
+//! the finalizer, everything on deletion, and `None` leaving what it pushed.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kuvert_core::api::{PushSecret, SecretStore};
+use kuvert_testkit::OpenBao;
+use serde_json::{Value, json};
+use support::{Backend, Cluster, Operator, eventually, yaml};
+
+/// The data of `secret/<path>`, or `None` when there is no such secret.
+async fn remote(bao: &OpenBao, path: &str) -> Option<Value> {
+    bao.api_as(
+        bao.root_token(),
+        None,
+        "GET",
+        &format!("secret/data/{path}"),
+        None,
+    )
+    .await
+    .ok()
+    .map(|v| v["data"]["data"].clone())
+}
+
+fn push_secret(name: &str, extra: &str, data: &str) -> PushSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRefs: [{{name: vault}}]\n  selector: {{secret: {{name: db}}}}\n{extra}  data:\n{data}"
+    ))
+}
+
+/// `(status, reason, message)` of the `Ready` condition.
+async fn ready(api: &Api<PushSecret>, name: &str) -> Option<(String, String, String)> {
+    let ps = api.get_opt(name).await.unwrap()?;
+    let c = ps
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn set_password(secrets: &Api<Secret>, password: &str) {
+    secrets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": password}})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
+    let bao = OpenBao::start().await;
+    // Someone else's secret, at a key a PushSecret will name.
+    bao.kv2_put("secret", "theirs", json!({"password": "not-kuverts"}))
+        .await;
+
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let token = bao.root_token().to_owned();
+    for manifest in [
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {token}}}\n"
+        ),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: p1, user: app}\n".to_owned(),
+    ] {
+        secrets
+            .create(&PostParams::default(), &yaml(&manifest))
+            .await
+            .unwrap();
+    }
+    let store: SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: {addr}\n      path: secret\n      auth: {{tokenSecretRef: {{name: vault-token, key: token}}}}\n",
+        addr = bao.addr(),
+    ));
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let main = push_secret(
+        "main",
+        "  deletionPolicy: Delete\n",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/db, property: password}}\n    - match: {secretKey: user, remoteRef: {remoteKey: app/db, property: user}}\n    - match: {remoteRef: {remoteKey: app/all}}\n",
+    );
+    pss.create(&PostParams::default(), &main).await.unwrap();
+    let conflict = push_secret(
+        "conflict",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &conflict).await.unwrap();
+    let once = push_secret(
+        "once",
+        "  updatePolicy: IfNotExists\n  deletionPolicy: None\n",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/once, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &once).await.unwrap();
+
+    eventually("main pushed and Ready", || async {
+        ready(&pss, "main")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "main").await.unwrap(),
+        (
+            "True".to_owned(),
+            "Synced".to_owned(),
+            "3 remote secrets pushed to 1 store".to_owned()
+        )
+    );
+    assert_eq!(
+        remote(&bao, "app/db").await,
+        Some(json!({"password": "p1", "user": "app"}))
+    );
+    assert_eq!(
+        remote(&bao, "app/all").await,
+        Some(json!({"password": "p1", "user": "app"}))
+    );
+    let custom = bao.read("secret/metadata/app/db").await["data"]["custom_metadata"].clone();
+    assert_eq!(custom["kuvert-owner"], json!("default/main"), "{custom}");
+    let status = pss.get("main").await.unwrap().status.unwrap();
+    let keys: Vec<&String> = status.synced_push_secrets["SecretStore/default/vault"]
+        .keys()
+        .collect();
+    assert_eq!(keys, ["app/all", "app/db/password", "app/db/user"]);
+    assert!(
+        !serde_json::to_string(&status).unwrap().contains("p1"),
+        "no value in the status"
+    );
+
+    // Someone else's secret: Conflict naming the key, and nothing overwritten.
+    eventually("conflict reported", || async {
+        ready(&pss, "conflict")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = ready(&pss, "conflict").await.unwrap();
+    assert!(
+        message.starts_with("SecretStore/default/vault: pushing \"theirs/password\": conflict: ")
+            && message.contains("not managed by kuvert"),
+        "{message}"
+    );
+    assert_eq!(
+        remote(&bao, "theirs").await,
+        Some(json!({"password": "not-kuverts"}))
+    );
+    eventually("once pushed", || async {
+        remote(&bao, "app/once").await.is_some()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"}))
+    );
+
+    // Someone adds a property to kuvert's secret; a changed source Secret is pushed again at
+    // once (the refresh is an hour away), merged into the remote map.
+    let current = remote(&bao, "app/db").await.unwrap();
+    let mut with_extra = current.clone();
+    with_extra["extra"] = json!("kept");
+    bao.kv2_put("secret", "app/db", with_extra).await;
+    set_password(&secrets, "p2").await;
+    eventually("p2 pushed", || async {
+        remote(&bao, "app/db").await
+            == Some(json!({"password": "p2", "user": "app", "extra": "kept"}))
+    })
+    .await;
+    eventually("the whole Secret pushed again", || async {
+        remote(&bao, "app/all").await == Some(json!({"password": "p2", "user": "app"}))
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"})),
+        "IfNotExists never overwrites"
+    );
+
+    // An entry dropped with deletionPolicy Delete: its property goes, the others stay.
+    let mut edited = pss.get("main").await.unwrap();
+    edited.spec.data.remove(1);
+    pss.replace("main", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    eventually("user property removed", || async {
+        remote(&bao, "app/db").await == Some(json!({"password": "p2", "extra": "kept"}))
+    })
+    .await;
+
+    // Deleted: Delete takes back what it pushed and only that (the property someone else added
+    // stays; the finalizer holds the object until then), None leaves it, and the conflicting secret is still untouched.
+    let main = pss.get("main").await.unwrap();
+    assert_eq!(main.finalizers(), ["kuvert.io/push-secret"]);
+    for name in ["main", "once", "conflict"] {
+        pss.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually("main's remote secrets deleted and main gone", || async {
+        remote(&bao, "app/db").await == Some(json!({"extra": "kept"}))
+            && remote(&bao, "app/all").await.is_none()
+            && pss.get_opt("main").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"}))
+    );
+    assert_eq!(
+        remote(&bao, "theirs").await,
+        Some(json!({"password": "not-kuverts"}))
+    );
+}
+
+on_both_backends!(secrets_are_pushed_kept_in_step_and_taken_back);
