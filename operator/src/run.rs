@@ -255,6 +255,10 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_controller = es_controller.reconcile_on(woken.external_secrets);
     let es_cache = es_controller.store();
+    let (ps_controller, ps_cache) =
+        pushsecret::controller(ctx.clone(), args.namespace.as_deref(), &caches);
+    let ps_controller = ps_controller.reconcile_on(woken.push_secrets);
+    cache_metrics.set_push_secrets(ps_cache.clone());
     // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
     // Role can read neither.
     let ces_controller = match &args.namespace {
@@ -274,10 +278,12 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
         let ces_cache = ces_controller.as_ref().map(|(c, _)| c.store());
         let settings = ctx.settings.clone();
+        let ps_cache = ps_cache.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
+            externalsecret::stores::wait_until_ready(&ps_cache).await;
             if let Some(ces_cache) = &ces_cache {
                 externalsecret::stores::wait_until_ready(ces_cache).await;
             }
@@ -286,9 +292,6 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
-    let (ps_controller, ps_cache) =
-        pushsecret::controller(ctx.clone(), args.namespace.as_deref(), &caches);
-    let ps_controller = ps_controller.reconcile_on(woken.push_secrets);
     let ps_state = std::sync::Arc::new(pushsecret::State {
         ctx: ctx.clone(),
         caches: caches.clone(),
