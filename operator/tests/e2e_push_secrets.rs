@@ -1,19 +1,25 @@
-//! PushSecrets through `kuvert run` against a real OpenBao and both API servers: a Secret's
+//! PushSecrets through `kuvert run` on both API servers. Against a real OpenBao: a Secret's
 //! keys pushed to Vault (one property at a time, and the whole Secret as one JSON object),
 //! pushed again when the Secret changes, merged into the remote map keeping properties others
 //! added; a remote secret written by someone else left untouched (`Conflict`, naming the key);
 //! `IfNotExists` writing once; `deletionPolicy: Delete` removing a dropped entry and, through
-//! the finalizer, everything on deletion, and `None` leaving what it pushed.
+//! the finalizer, everything on deletion, and `None` leaving what it pushed. With the
+//! kubernetes provider, into a second cluster: a whole Secret and a property pushed, marked
+//! as kuvert's, a foreign Secret refused, a remote key kept, all taken back on deletion.
 
 mod support;
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{PushSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::{Value, json};
-use support::{Backend, Cluster, Operator, eventually, yaml};
+use support::{Backend, Cluster, Operator, RemoteCluster, eventually, yaml};
 
 /// The data of `secret/<path>`, or `None` when there is no such secret.
 async fn remote(bao: &OpenBao, path: &str) -> Option<Value> {
@@ -29,9 +35,9 @@ async fn remote(bao: &OpenBao, path: &str) -> Option<Value> {
     .map(|v| v["data"]["data"].clone())
 }
 
-fn push_secret(name: &str, extra: &str, data: &str) -> PushSecret {
+fn push_secret(name: &str, store: &str, extra: &str, data: &str) -> PushSecret {
     yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRefs: [{{name: vault}}]\n  selector: {{secret: {{name: db}}}}\n{extra}  data:\n{data}"
+        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRefs: [{{name: {store}}}]\n  selector: {{secret: {{name: db}}}}\n{extra}  data:\n{data}"
     ))
 }
 
@@ -92,18 +98,21 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
     let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
     let main = push_secret(
         "main",
+        "vault",
         "  deletionPolicy: Delete\n",
         "    - match: {secretKey: password, remoteRef: {remoteKey: app/db, property: password}}\n    - match: {secretKey: user, remoteRef: {remoteKey: app/db, property: user}}\n    - match: {remoteRef: {remoteKey: app/all}}\n",
     );
     pss.create(&PostParams::default(), &main).await.unwrap();
     let conflict = push_secret(
         "conflict",
+        "vault",
         "",
         "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
     );
     pss.create(&PostParams::default(), &conflict).await.unwrap();
     let once = push_secret(
         "once",
+        "vault",
         "  updatePolicy: IfNotExists\n  deletionPolicy: None\n",
         "    - match: {secretKey: password, remoteRef: {remoteKey: app/once, property: password}}\n",
     );
@@ -226,3 +235,167 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
 }
 
 on_both_backends!(secrets_are_pushed_kept_in_step_and_taken_back);
+
+/// The remote cluster's Secret `remote/name` as text, with its annotations; `None`: absent.
+async fn remote_secret(
+    api: &Api<Secret>,
+    name: &str,
+) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let secret = api.get_opt(name).await.unwrap()?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    Some((data, secret.metadata.annotations.unwrap_or_default()))
+}
+
+async fn remote_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
+    remote_secret(api, name).await.map(|(data, _)| data)
+}
+
+fn text_map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
+async fn secrets_are_pushed_to_another_cluster(backend: Backend) {
+    let remote = RemoteCluster::start_on(backend).await;
+    // The remote credentials may also write Secrets in `remote` (a pushing store's grant;
+    // devcluster has no RBAC: its admin token is used).
+    if backend == Backend::ControlPlane {
+        Api::<Role>::namespaced(remote.client.clone(), "remote")
+            .create(
+                &PostParams::default(),
+                &yaml("metadata: {name: writer, namespace: remote}\nrules: [{apiGroups: [''], resources: [secrets], verbs: [create, update, delete]}]\n"),
+            )
+            .await
+            .unwrap();
+        Api::<RoleBinding>::namespaced(remote.client.clone(), "remote")
+            .create(
+                &PostParams::default(),
+                &yaml("metadata: {name: writer, namespace: remote}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: writer}\nsubjects: [{kind: ServiceAccount, name: reader, namespace: remote}]\n"),
+            )
+            .await
+            .unwrap();
+    }
+    let remote_secrets: Api<Secret> = Api::namespaced(remote.client.clone(), "remote");
+    remote_secrets
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: theirs, namespace: remote}\nstringData: {password: not-kuverts}\n"),
+        )
+        .await
+        .unwrap();
+
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    for manifest in [
+        format!(
+            "metadata: {{name: cluster-b, namespace: default}}\nstringData: {{token: {}}}\n",
+            remote.token
+        ),
+        "metadata: {name: db, namespace: default}\nstringData: {password: p1, user: app}\n"
+            .to_owned(),
+    ] {
+        secrets
+            .create(&PostParams::default(), &yaml(&manifest))
+            .await
+            .unwrap();
+    }
+    let store: SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: cluster-b, namespace: default}}\nspec:\n  provider:\n    kubernetes:\n      remoteNamespace: remote\n      server: {{url: {url}, caBundle: {ca}}}\n      auth: {{token: {{bearerToken: {{name: cluster-b, key: token}}}}}}\n",
+        url = remote.url(),
+        ca = base64::engine::general_purpose::STANDARD.encode(remote.ca_pem()),
+    ));
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let main = push_secret(
+        "main",
+        "cluster-b",
+        "  deletionPolicy: Delete\n",
+        "    - match: {remoteRef: {remoteKey: whole}}\n    - match: {secretKey: password, remoteRef: {remoteKey: merged, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &main).await.unwrap();
+    let conflict = push_secret(
+        "conflict",
+        "cluster-b",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &conflict).await.unwrap();
+
+    eventually("main pushed and Ready", || async {
+        ready(&pss, "main")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (data, annotations) = remote_secret(&remote_secrets, "whole").await.unwrap();
+    assert_eq!(Some(data), text_map(&[("password", "p1"), ("user", "app")]));
+    assert_eq!(
+        annotations.get("kuvert.io/pushed-by").map(String::as_str),
+        Some("default/main")
+    );
+    assert_eq!(
+        remote_data(&remote_secrets, "merged").await,
+        text_map(&[("password", "p1")])
+    );
+    eventually("conflict reported", || async {
+        ready(&pss, "conflict")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = ready(&pss, "conflict").await.unwrap();
+    assert_eq!(
+        message,
+        "SecretStore/default/cluster-b: pushing \"theirs/password\": conflict: Secret remote/theirs was not written by kuvert; it is never overwritten or deleted"
+    );
+    assert_eq!(
+        remote_data(&remote_secrets, "theirs").await,
+        text_map(&[("password", "not-kuverts")])
+    );
+
+    // A key added remotely survives a push of the changed source.
+    let mut merged = remote_secrets.get("merged").await.unwrap();
+    merged.data.get_or_insert_with(Default::default).insert(
+        "extra".to_owned(),
+        k8s_openapi::ByteString(b"kept".to_vec()),
+    );
+    remote_secrets
+        .replace("merged", &PostParams::default(), &merged)
+        .await
+        .unwrap();
+    set_password(&secrets, "p2").await;
+    eventually("p2 pushed to both remote Secrets", || async {
+        remote_data(&remote_secrets, "merged").await
+            == text_map(&[("extra", "kept"), ("password", "p2")])
+            && remote_data(&remote_secrets, "whole").await
+                == text_map(&[("password", "p2"), ("user", "app")])
+    })
+    .await;
+
+    // Deleted: what main pushed goes (the property only, where another key is left).
+    pss.delete("main", &DeleteParams::default()).await.unwrap();
+    eventually("main's remote Secrets taken back", || async {
+        remote_data(&remote_secrets, "whole").await.is_none()
+            && remote_data(&remote_secrets, "merged").await == text_map(&[("extra", "kept")])
+            && pss.get_opt("main").await.unwrap().is_none()
+    })
+    .await;
+}
+
+on_both_backends!(secrets_are_pushed_to_another_cluster);
