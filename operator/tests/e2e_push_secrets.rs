@@ -15,7 +15,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kuvert_core::api::{PushSecret, SecretStore};
 use kuvert_testkit::OpenBao;
 use serde_json::{Value, json};
@@ -63,12 +63,13 @@ async fn set_password(secrets: &Api<Secret>, password: &str) {
         .unwrap();
 }
 
-async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
+/// OpenBao with `secret/theirs` written by someone else; a cluster with the Secret `db`
+/// (`password: p1`, `user: app`) and a SecretStore `vault` logged in with the root token; kuvert
+/// running.
+async fn vault_and_cluster(backend: Backend) -> (OpenBao, Cluster, Operator) {
     let bao = OpenBao::start().await;
-    // Someone else's secret, at a key a PushSecret will name.
     bao.kv2_put("secret", "theirs", json!({"password": "not-kuverts"}))
         .await;
-
     let cluster = Cluster::start_on(backend).await;
     let client = cluster.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
@@ -94,6 +95,13 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
         .unwrap();
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
+    (bao, cluster, operator)
+}
+
+async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
 
     let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
     let main = push_secret(
@@ -235,6 +243,70 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
 }
 
 on_both_backends!(secrets_are_pushed_kept_in_step_and_taken_back);
+
+async fn a_generators_password_is_pushed_once_and_kept(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let kind = kuvert_core::generator::Kind::Password;
+    let generators: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &kind.api_resource());
+    generators
+        .create(
+            &PostParams::default(),
+            &yaml("apiVersion: generators.kuvert.io/v1alpha1\nkind: Password\nmetadata: {name: pw, namespace: default}\nspec: {length: 24}\n"),
+        )
+        .await
+        .unwrap();
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let generated: PushSecret = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {name: generated, namespace: default}\nspec:\n  secretStoreRefs: [{name: vault}]\n  selector: {generatorRef: {kind: Password, name: pw}}\n  data:\n    - match: {secretKey: password, remoteRef: {remoteKey: gen/one, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    eventually("the generated password pushed", || async {
+        ready(&pss, "generated")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let first = remote(&bao, "gen/one").await.unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first.len(), 24);
+    let companion = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("generated.kuvert-push-generated")
+        .await
+        .unwrap();
+    assert_eq!(
+        companion.owner_references()[0].uid,
+        pss.get("generated").await.unwrap().uid().unwrap()
+    );
+
+    // A spec change reconciles again: the kept password is pushed, not a new one.
+    let mut edited = pss.get("generated").await.unwrap();
+    edited.spec.data.push(yaml(
+        "match: {secretKey: password, remoteRef: {remoteKey: gen/two, property: password}}",
+    ));
+    pss.replace("generated", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    eventually("the second remote key written", || async {
+        remote(&bao, "gen/two").await.is_some()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "gen/two").await,
+        Some(json!({"password": first}))
+    );
+    assert_eq!(
+        remote(&bao, "gen/one").await,
+        Some(json!({"password": first}))
+    );
+}
+
+on_both_backends!(a_generators_password_is_pushed_once_and_kept);
 
 /// The remote cluster's Secret `remote/name` as text, with its annotations; `None`: absent.
 async fn remote_secret(

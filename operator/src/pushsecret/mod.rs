@@ -9,7 +9,8 @@
 //! Triggers: a change of the spec, annotations (the force-sync one) or finalizers — never its
 //! own status writes —, a change of the source Secret, and `refreshInterval`. Every reconcile
 //! pushes everything (providers skip writes that change nothing). With `deletionPolicy:
-//! Delete` the PushSecret carries [`FINALIZER`] until what it pushed is deleted.
+//! Delete` the PushSecret carries [`FINALIZER`] until what it pushed is deleted. A generator's
+//! values are generated once and kept ([`generated`]).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -36,6 +37,8 @@ use crate::context::Context;
 use crate::externalsecret::KubeCall;
 use crate::externalsecret::stores::{Resolver, StoreCaches};
 use crate::references::{Recording, User};
+
+mod generated;
 
 /// What the controller shares.
 pub struct State {
@@ -206,7 +209,8 @@ fn jittered(ps: &PushSecret, interval: Duration) -> Duration {
     interval.mul_f64(kuvert_core::jitter::jitter(&key, 0, 0.9, 1.0))
 }
 
-/// Reads the source Secret (recording the read, so its next change wakes this PushSecret).
+/// Reads the source Secret (recording the read, so its next change wakes this PushSecret), or
+/// the generator's kept values.
 async fn observe(
     ctx: &Context,
     ps: &PushSecret,
@@ -231,12 +235,9 @@ async fn observe(
                 ));
             }
         },
-        (None, Some(_)) => {
-            return Err((
-                Reason::Errored,
-                "spec.selector.generatorRef: pushing a generator's values is not supported yet"
-                    .to_owned(),
-            ));
+        (None, Some(generator_ref)) => {
+            ctx.references.record(User::PushSecret(reference), vec![]);
+            return Ok((generated::values(ctx, ps, generator_ref).await?, None));
         }
         _ => {
             return Err((
