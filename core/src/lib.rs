@@ -21,6 +21,7 @@ pub mod lease;
 pub mod manifest;
 pub mod memory;
 pub mod provider;
+pub mod push;
 pub mod secret;
 pub mod stamping;
 pub mod store_key;

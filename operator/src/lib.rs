@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod migrate;
 pub mod providers;
+pub mod pushsecret;
 pub mod queue;
 pub mod ratelimit;
 pub mod reads;

@@ -15,7 +15,7 @@ use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
 use crate::health::{self, Readiness};
-use crate::{metrics, store};
+use crate::{metrics, pushsecret, store};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -255,6 +255,10 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_controller = es_controller.reconcile_on(woken.external_secrets);
     let es_cache = es_controller.store();
+    let (ps_controller, ps_cache) =
+        pushsecret::controller(ctx.clone(), args.namespace.as_deref(), &caches);
+    let ps_controller = ps_controller.reconcile_on(woken.push_secrets);
+    cache_metrics.set_push_secrets(ps_cache.clone());
     // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
     // Role can read neither.
     let ces_controller = match &args.namespace {
@@ -276,10 +280,12 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             .as_ref()
             .map(|(c, state)| (c.store(), state.clone()));
         let settings = ctx.settings.clone();
+        let ps_cache = ps_cache.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
+            externalsecret::stores::wait_until_ready(&ps_cache).await;
             if let Some((ces_cache, state)) = &ces_caches {
                 externalsecret::stores::wait_until_ready(ces_cache).await;
                 externalsecret::stores::wait_until_ready(&state.namespaces).await;
@@ -291,6 +297,10 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
             tracing::info!("caches synced; ready");
         });
     }
+    let ps_state = std::sync::Arc::new(pushsecret::State {
+        ctx: ctx.clone(),
+        caches: caches.clone(),
+    });
     let objects = tokio::spawn(externalsecret::controller::forget_deleted(
         es_cache,
         caches.clone(),
@@ -318,6 +328,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
                 clusterexternalsecret::run(controller, state, args.concurrency).await;
             }
         },
+        pushsecret::run(ps_controller, ps_cache, ps_state, args.concurrency),
     );
     objects.abort();
     sweeper.abort();
