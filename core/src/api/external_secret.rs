@@ -119,6 +119,39 @@ pub struct ExternalSecretTarget {
     pub immutable: Option<bool>,
     /// Shapes the Secret with Jinja templates.
     pub template: Option<ExternalSecretTemplate>,
+    /// Workloads in this namespace restarted when the Secret's data changes: each one's pod
+    /// template gets the annotation `kuvert.io/secret-hash.<secret>` holding the data hash, so
+    /// a change rolls it out once (and a refresh reading the same values changes nothing).
+    /// Field name as Vault Secrets Operator's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_restart_targets: Vec<RolloutRestartTarget>,
+}
+
+/// A workload restarted when the target Secret's data changes.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRestartTarget {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// Its name, in the ExternalSecret's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The workloads kuvert restarts.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum WorkloadKind {
+    /// An `apps/v1` Deployment.
+    Deployment,
+    /// An `apps/v1` StatefulSet.
+    StatefulSet,
+    /// An `apps/v1` DaemonSet.
+    DaemonSet,
 }
 
 /// Who owns the target Secret.

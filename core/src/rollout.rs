@@ -1,0 +1,235 @@
+//! Workloads follow their Secrets: the pure rules of rollout restarts.
+//!
+//! A Deployment, StatefulSet or DaemonSet follows a Secret kuvert manages when an
+//! ExternalSecret names it in `spec.target.rolloutRestartTargets`, or when it carries the label
+//! `kuvert.io/reload: "true"` and its pod template uses the Secret ([`secrets_used`]), narrowed
+//! by the annotation `kuvert.io/reload-secrets` ([`followed`]). Its pod template then carries,
+//! per Secret, the annotation [`hash_annotation`] holding the Secret's data hash (the managed
+//! Secret's `kuvert.io/data-hash`). A restart is that annotation changing ([`annotations_to_set`]):
+//! declarative (the workload's own controller rolls it out), idempotent (the same hash patches
+//! nothing: a refresh reading the same values, or an operator restart, restarts nothing), and
+//! complete after a crash (the next check finds the annotation behind and sets it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use sha2::{Digest, Sha256};
+
+use crate::api::{RELOAD_SECRETS_ANNOTATION, SECRET_HASH_ANNOTATION_PREFIX};
+
+/// The longest name part of an annotation key Kubernetes accepts (the part after `kuvert.io/`).
+const MAX_NAME_PART: usize = 63;
+
+/// The pod template annotation holding `secret`'s data hash: `kuvert.io/secret-hash.<secret>`.
+/// A Secret name too long for an annotation key (over 51 characters) is cut to its first 40
+/// characters and ended with a hash of the whole name, so two long names never share a key.
+pub fn hash_annotation(secret: &str) -> String {
+    let prefix_part = SECRET_HASH_ANNOTATION_PREFIX
+        .strip_prefix("kuvert.io/")
+        .unwrap_or(SECRET_HASH_ANNOTATION_PREFIX);
+    if prefix_part.len() + secret.len() <= MAX_NAME_PART {
+        return format!("{SECRET_HASH_ANNOTATION_PREFIX}{secret}");
+    }
+    let digest: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let kept: String = secret.chars().take(40).collect();
+    format!("{SECRET_HASH_ANNOTATION_PREFIX}{kept}-{digest}")
+}
+
+/// The Secrets a pod uses, by name: volumes (`secret`, and `projected` sources), and in every
+/// container (init and ephemeral ones too) `env[].valueFrom.secretKeyRef` and
+/// `envFrom[].secretRef`. Image pull Secrets are not listed: the kubelet reads them once per
+/// pull, a running pod never sees them change.
+pub fn secrets_used(spec: &PodSpec) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.as_ref()) {
+            used.insert(name.clone());
+        }
+        let sources = volume.projected.as_ref().and_then(|p| p.sources.as_ref());
+        for source in sources.into_iter().flatten() {
+            if let Some(secret) = &source.secret {
+                used.insert(secret.name.clone());
+            }
+        }
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    let env_of = containers
+        .map(|c| (c.env.as_ref(), c.env_from.as_ref()))
+        .chain(
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .map(|c| (c.env.as_ref(), c.env_from.as_ref())),
+        );
+    for (env, env_from) in env_of {
+        for var in env.into_iter().flatten() {
+            let secret = var
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref());
+            if let Some(secret) = secret {
+                used.insert(secret.name.clone());
+            }
+        }
+        for source in env_from.into_iter().flatten() {
+            if let Some(secret) = &source.secret_ref {
+                used.insert(secret.name.clone());
+            }
+        }
+    }
+    used.remove("");
+    used
+}
+
+/// The Secrets a workload labelled `kuvert.io/reload: "true"` follows: those its pod template
+/// uses, narrowed to the ones `kuvert.io/reload-secrets` lists when the workload has that
+/// annotation (a listed Secret the template does not use is not followed: it cannot affect
+/// the pods). Whether kuvert manages them is the caller's to know.
+pub fn followed(
+    template: &PodTemplateSpec,
+    workload_annotations: Option<&BTreeMap<String, String>>,
+) -> BTreeSet<String> {
+    let mut used = template.spec.as_ref().map(secrets_used).unwrap_or_default();
+    if let Some(listed) = workload_annotations.and_then(|a| a.get(RELOAD_SECRETS_ANNOTATION)) {
+        let listed: BTreeSet<&str> = listed
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        used.retain(|s| listed.contains(s.as_str()));
+    }
+    used
+}
+
+/// The pod template annotations to set so that it carries `wanted` (Secret name → data hash):
+/// only those missing or different; empty when the template is up to date (then nothing is
+/// written and nothing restarts). Other annotations are never touched.
+pub fn annotations_to_set(
+    template_annotations: Option<&BTreeMap<String, String>>,
+    wanted: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    wanted
+        .iter()
+        .map(|(secret, hash)| (hash_annotation(secret), hash))
+        .filter(|(key, hash)| template_annotations.and_then(|a| a.get(key)) != Some(*hash))
+        .map(|(key, hash)| (key, hash.clone()))
+        .collect()
+}
+
+/// The JSON merge patch setting `annotations` on a workload's pod template, and nothing else:
+/// kuvert then owns only these keys and never fights another field manager.
+pub fn template_patch(annotations: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::json!({"spec": {"template": {"metadata": {"annotations": annotations}}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(yaml: &str) -> PodTemplateSpec {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    const USES_FOUR: &str = r#"
+spec:
+  volumes:
+    - {name: tls, secret: {secretName: tls}}
+    - name: bundle
+      projected:
+        sources:
+          - secret: {name: ca}
+          - configMap: {name: not-a-secret}
+    - {name: cache, emptyDir: {}}
+  initContainers:
+    - name: migrate
+      image: app
+      envFrom: [{secretRef: {name: db}}]
+  containers:
+    - name: app
+      image: app
+      env:
+        - {name: TOKEN, valueFrom: {secretKeyRef: {name: api, key: token}}}
+        - {name: PLAIN, value: x}
+        - {name: FROM_MAP, valueFrom: {configMapKeyRef: {name: settings, key: a}}}
+  imagePullSecrets: [{name: registry}]
+"#;
+
+    #[test]
+    fn a_pod_uses_the_secrets_of_its_volumes_projections_env_and_env_from() {
+        let used = secrets_used(template(USES_FOUR).spec.as_ref().unwrap());
+        assert_eq!(names(&used), ["api", "ca", "db", "tls"]);
+    }
+
+    #[test]
+    fn reload_secrets_narrows_a_labelled_workload_to_the_listed_secrets_it_uses() {
+        let all = followed(&template(USES_FOUR), None);
+        assert_eq!(names(&all), ["api", "ca", "db", "tls"]);
+        let annotations = BTreeMap::from([(
+            RELOAD_SECRETS_ANNOTATION.to_owned(),
+            " db, api ,unused,".to_owned(),
+        )]);
+        let narrowed = followed(&template(USES_FOUR), Some(&annotations));
+        assert_eq!(names(&narrowed), ["api", "db"]);
+        assert!(followed(&template("metadata: {}"), None).is_empty());
+    }
+
+    #[test]
+    fn the_annotation_is_named_after_the_secret_and_long_names_stay_valid_keys() {
+        assert_eq!(hash_annotation("db"), "kuvert.io/secret-hash.db");
+        let longest = "a".repeat(51);
+        assert_eq!(
+            hash_annotation(&longest),
+            format!("kuvert.io/secret-hash.{longest}")
+        );
+        let long = format!("{}.x", "b".repeat(60));
+        let key = hash_annotation(&long);
+        let name_part = key.strip_prefix("kuvert.io/").unwrap();
+        assert_eq!(name_part.len(), 63);
+        assert!(name_part.starts_with(&format!("secret-hash.{}-", "b".repeat(40))));
+        assert_ne!(key, hash_annotation(&format!("{}.y", "b".repeat(60))));
+    }
+
+    #[test]
+    fn only_missing_or_changed_hashes_are_set_and_an_up_to_date_template_patches_nothing() {
+        let wanted = BTreeMap::from([
+            ("api".to_owned(), "h2".to_owned()),
+            ("db".to_owned(), "h1".to_owned()),
+        ]);
+        let current = BTreeMap::from([
+            ("kuvert.io/secret-hash.db".to_owned(), "h1".to_owned()),
+            ("kuvert.io/secret-hash.api".to_owned(), "h1".to_owned()),
+            ("other.io/keep".to_owned(), "x".to_owned()),
+        ]);
+        assert_eq!(
+            annotations_to_set(Some(&current), &wanted),
+            BTreeMap::from([("kuvert.io/secret-hash.api".to_owned(), "h2".to_owned())])
+        );
+        assert_eq!(annotations_to_set(None, &wanted).len(), 2);
+        let mut done = current.clone();
+        done.insert("kuvert.io/secret-hash.api".to_owned(), "h2".to_owned());
+        assert!(annotations_to_set(Some(&done), &wanted).is_empty());
+        assert!(annotations_to_set(Some(&done), &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn the_patch_sets_only_the_pod_template_annotations() {
+        let set = BTreeMap::from([("kuvert.io/secret-hash.db".to_owned(), "h1".to_owned())]);
+        assert_eq!(
+            template_patch(&set),
+            serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                "kuvert.io/secret-hash.db": "h1"
+            }}}}})
+        );
+    }
+}
