@@ -176,6 +176,10 @@ async fn pipeline(
     if let Decision::Wait(wait) = decision
         && observed.leases.renew.is_empty()
     {
+        let hash = observed.target.data_hash();
+        state
+            .rollouts
+            .es_synced(es, &observed.target_name, hash.as_deref());
         return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
     let _slot = match decision {
@@ -191,7 +195,13 @@ async fn pipeline(
     };
     let synced = sync::sync(state, es, &mut observed, decision, now).await?;
     let applied = apply::apply(state, es, &mut observed, synced, now).await?;
-    Ok(report::report(state, es, &observed, applied).await?)
+    let hash = applied.data_hash().or_else(|| observed.target.data_hash());
+    let action = report::report(state, es, &observed, applied).await?;
+    // After the Secret is written: a crash before this is finished by the next reconcile.
+    state
+        .rollouts
+        .es_synced(es, &observed.target_name, hash.as_deref());
+    Ok(action)
 }
 
 /// The one failure path: counted; a failed sync is reported in the status and an Event (the

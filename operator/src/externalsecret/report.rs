@@ -175,7 +175,7 @@ async fn data_changed(ctx: &Context, es: &ExternalSecret, secret: &str, changes:
     publish(ctx, &es.object_ref(&()), &event).await;
 }
 
-async fn publish(
+pub(crate) async fn publish(
     ctx: &Context,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     event: &Event,
