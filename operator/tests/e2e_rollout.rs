@@ -86,25 +86,35 @@ async fn wait_for_hashes(
     secrets: &[&str],
 ) -> BTreeMap<String, String> {
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
-    let mut expected = BTreeMap::new();
+    let expected = std::sync::Mutex::new(BTreeMap::new());
     eventually(
         &format!("{name} to carry the hashes of {secrets:?}"),
         || {
-            let (api, expected) = (&api, &mut expected);
+            let (api, expected) = (&api, &expected);
             async move {
-                expected.clear();
+                let mut wanted = BTreeMap::new();
                 for secret in secrets {
                     let Some(hash) = data_hash(cluster, secret).await else {
                         return false;
                     };
-                    expected.insert(format!("kuvert.io/secret-hash.{secret}"), hash);
+                    wanted.insert(format!("kuvert.io/secret-hash.{secret}"), hash);
                 }
-                hashes(api, name).await == *expected
+                let done = hashes(api, name).await == wanted;
+                *expected.lock().unwrap() = wanted;
+                done
             }
         },
     )
     .await;
-    expected
+    expected.into_inner().unwrap()
+}
+
+/// Waits until Secret `name`'s data hash is no longer `old`.
+async fn wait_for_changed_secret(cluster: &Cluster, name: &str, old: &str) {
+    eventually(&format!("Secret {name} to change"), || async {
+        data_hash(cluster, name).await.is_some_and(|h| h != old)
+    })
+    .await;
 }
 
 async fn generation(cluster: &Cluster, name: &str) -> i64 {
@@ -179,6 +189,7 @@ async fn a_changed_value_restarts_the_named_deployment_and_a_refresh_restarts_no
 
     // A changed remote value rolls the Deployment out once, with the new hash.
     set_store(&cluster, &[("db", "pw-2")], "2").await;
+    wait_for_changed_secret(&cluster, "app", &first["kuvert.io/secret-hash.app"]).await;
     let second = wait_for_hashes(&cluster, "web", &["app"]).await;
     assert_ne!(second, first);
     assert_eq!(
@@ -206,11 +217,15 @@ async fn two_secrets_changed_together_roll_the_deployment_out_once(backend: Back
     let web = "[{kind: Deployment, name: web}]";
     create(&cluster.client, &external_secret("db", "db", web)).await;
     create(&cluster.client, &external_secret("api", "api", web)).await;
-    wait_for_hashes(&cluster, "web", &["api", "db"]).await;
+    let first = wait_for_hashes(&cluster, "web", &["api", "db"]).await;
     let before = generation(&cluster, "web").await;
-    let sets = replica_sets(&cluster, "web").await;
+    // Each template the Deployment had is one ReplicaSet.
+    let sets = usize::try_from(before).unwrap();
+    wait_for_replica_sets(&cluster, "web", sets).await;
 
     set_store(&cluster, &[("db", "pw-2"), ("api", "token-2")], "2").await;
+    wait_for_changed_secret(&cluster, "db", &first["kuvert.io/secret-hash.db"]).await;
+    wait_for_changed_secret(&cluster, "api", &first["kuvert.io/secret-hash.api"]).await;
     wait_for_hashes(&cluster, "web", &["api", "db"]).await;
     assert_eq!(generation(&cluster, "web").await, before + 1, "one rollout");
     wait_for_replica_sets(&cluster, "web", sets + 1).await;
@@ -251,6 +266,7 @@ async fn labelled_workloads_follow_the_secrets_their_pods_use(backend: Backend) 
 
     let first = wait_for_hashes(&cluster, "labelled", &["db", "tls"]).await;
     set_store(&cluster, &[("db", "pw-2"), ("tls", "cert-1")], "2").await;
+    wait_for_changed_secret(&cluster, "db", &first["kuvert.io/secret-hash.db"]).await;
     let second = wait_for_hashes(&cluster, "labelled", &["db", "tls"]).await;
     assert_ne!(
         second["kuvert.io/secret-hash.db"],
