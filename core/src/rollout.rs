@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use sha2::{Digest, Sha256};
 
@@ -129,6 +130,72 @@ pub fn template_patch(annotations: &BTreeMap<String, String>) -> serde_json::Val
     serde_json::json!({"spec": {"template": {"metadata": {"annotations": annotations}}}})
 }
 
+/// Whether a Deployment's rollout has finished, as `kubectl rollout status` judges it: its
+/// controller observed the current generation, every replica runs the current template
+/// (updated), no old replica is left, and every updated replica is available.
+pub fn deployment_rolled_out(deployment: &Deployment) -> bool {
+    let Some(status) = &deployment.status else {
+        return false;
+    };
+    let wanted = deployment.spec.replicas.unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    observed(deployment.metadata.generation, status.observed_generation)
+        && updated >= wanted
+        && status.replicas.unwrap_or(0) <= updated
+        && status.available_replicas.unwrap_or(0) >= updated
+}
+
+/// Whether a StatefulSet's rollout has finished, as `kubectl rollout status` judges it: the
+/// current generation observed, every replica ready, and (rolling updates) every replica above
+/// the `partition` updated, the whole set on the update revision when there is no partition.
+pub fn stateful_set_rolled_out(set: &StatefulSet) -> bool {
+    let Some(status) = &set.status else {
+        return false;
+    };
+    let wanted = set.spec.replicas.unwrap_or(1);
+    if !observed(set.metadata.generation, status.observed_generation)
+        || status.ready_replicas.unwrap_or(0) < wanted
+    {
+        return false;
+    }
+    let strategy = set.spec.update_strategy.as_ref();
+    if strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete") {
+        return status.updated_replicas.unwrap_or(0) >= wanted;
+    }
+    let partition = strategy
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    if partition > 0 {
+        return status.updated_replicas.unwrap_or(0) >= wanted - partition;
+    }
+    status.update_revision.is_some() && status.update_revision == status.current_revision
+}
+
+/// Whether a DaemonSet's rollout has finished, as `kubectl rollout status` judges it: the
+/// current generation observed, and every scheduled pod updated and available.
+pub fn daemon_set_rolled_out(set: &DaemonSet) -> bool {
+    let Some(status) = &set.status else {
+        return false;
+    };
+    observed(set.metadata.generation, status.observed_generation)
+        && status.updated_number_scheduled.unwrap_or(0) >= status.desired_number_scheduled
+        && status.number_available.unwrap_or(0) >= status.desired_number_scheduled
+}
+
+fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
+    observed.unwrap_or(0) >= generation.unwrap_or(1)
+}
+
+/// The `workloadsUpToDate` column: how many of `workloads` are up to date, as `3/4`.
+pub fn up_to_date_count(workloads: &[crate::api::WorkloadStatus]) -> Option<String> {
+    if workloads.is_empty() {
+        return None;
+    }
+    let done = workloads.iter().filter(|w| w.up_to_date).count();
+    Some(format!("{done}/{}", workloads.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +287,94 @@ spec:
         done.insert("kuvert.io/secret-hash.api".to_owned(), "h2".to_owned());
         assert!(annotations_to_set(Some(&done), &wanted).is_empty());
         assert!(annotations_to_set(Some(&done), &BTreeMap::new()).is_empty());
+    }
+
+    fn deployment(replicas: i32, generation: i64, status: &str) -> Deployment {
+        serde_saphyr::from_str(&format!(
+            "metadata: {{name: web, generation: {generation}}}\nspec:\n  replicas: {replicas}\n  selector: {{}}\n  template: {{}}\nstatus: {status}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_has_rolled_out_once_every_replica_is_updated_and_available() {
+        let done = "{observedGeneration: 3, replicas: 2, updatedReplicas: 2, availableReplicas: 2}";
+        assert!(deployment_rolled_out(&deployment(2, 3, done)));
+        let not_observed =
+            "{observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2}";
+        assert!(!deployment_rolled_out(&deployment(2, 3, not_observed)));
+        let half = "{observedGeneration: 3, replicas: 3, updatedReplicas: 1, availableReplicas: 2}";
+        assert!(!deployment_rolled_out(&deployment(2, 3, half)));
+        let old_left =
+            "{observedGeneration: 3, replicas: 3, updatedReplicas: 2, availableReplicas: 3}";
+        assert!(!deployment_rolled_out(&deployment(2, 3, old_left)));
+        let unavailable =
+            "{observedGeneration: 3, replicas: 2, updatedReplicas: 2, availableReplicas: 1}";
+        assert!(!deployment_rolled_out(&deployment(2, 3, unavailable)));
+        assert!(deployment_rolled_out(&deployment(
+            0,
+            2,
+            "{observedGeneration: 2}"
+        )));
+        assert!(!deployment_rolled_out(&deployment(0, 2, "null")));
+    }
+
+    #[test]
+    fn a_stateful_set_has_rolled_out_when_its_revisions_meet_or_its_partition_is_updated() {
+        let set = |spec: &str, status: &str| -> StatefulSet {
+            serde_saphyr::from_str(&format!(
+                "metadata: {{generation: 2}}\nspec:\n  replicas: 3\n  selector: {{}}\n  template: {{}}\n{spec}status: {status}\n"
+            ))
+            .unwrap()
+        };
+        let done = "{observedGeneration: 2, replicas: 3, readyReplicas: 3, updatedReplicas: 3, currentRevision: b, updateRevision: b}";
+        assert!(stateful_set_rolled_out(&set("", done)));
+        let rolling = "{observedGeneration: 2, replicas: 3, readyReplicas: 3, updatedReplicas: 1, currentRevision: a, updateRevision: b}";
+        assert!(!stateful_set_rolled_out(&set("", rolling)));
+        let partitioned =
+            "  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}\n";
+        assert!(stateful_set_rolled_out(&set(partitioned, rolling)));
+        let on_delete = "  updateStrategy: {type: OnDelete}\n";
+        assert!(!stateful_set_rolled_out(&set(on_delete, rolling)));
+        let not_ready = "{observedGeneration: 2, replicas: 3, readyReplicas: 2, updatedReplicas: 3, currentRevision: b, updateRevision: b}";
+        assert!(!stateful_set_rolled_out(&set("", not_ready)));
+    }
+
+    #[test]
+    fn a_daemon_set_has_rolled_out_when_every_scheduled_pod_is_updated_and_available() {
+        let set = |status: &str| -> DaemonSet {
+            serde_saphyr::from_str(&format!(
+                "metadata: {{generation: 4}}\nspec:\n  selector: {{}}\n  template: {{}}\nstatus: {status}\n"
+            ))
+            .unwrap()
+        };
+        let base = "currentNumberScheduled: 2, numberMisscheduled: 0, numberReady: 2";
+        assert!(daemon_set_rolled_out(&set(&format!(
+            "{{{base}, observedGeneration: 4, desiredNumberScheduled: 2, updatedNumberScheduled: 2, numberAvailable: 2}}"
+        ))));
+        assert!(!daemon_set_rolled_out(&set(&format!(
+            "{{{base}, observedGeneration: 4, desiredNumberScheduled: 2, updatedNumberScheduled: 1, numberAvailable: 2}}"
+        ))));
+        assert!(!daemon_set_rolled_out(&set(&format!(
+            "{{{base}, observedGeneration: 3, desiredNumberScheduled: 2, updatedNumberScheduled: 2, numberAvailable: 2}}"
+        ))));
+    }
+
+    #[test]
+    fn the_column_counts_the_workloads_up_to_date() {
+        use crate::api::{WorkloadKind, WorkloadStatus};
+        let workload = |up_to_date| WorkloadStatus {
+            kind: WorkloadKind::Deployment,
+            name: "web".to_owned(),
+            secret_hash: None,
+            up_to_date,
+            observed_at: None,
+        };
+        assert_eq!(up_to_date_count(&[]), None);
+        assert_eq!(
+            up_to_date_count(&[workload(true), workload(false), workload(true)]),
+            Some("2/3".to_owned())
+        );
     }
 
     #[test]

@@ -349,7 +349,102 @@ async fn a_missing_target_is_reported_on_the_external_secret(backend: Backend) {
     .await;
 }
 
+/// `status.workloads` of ExternalSecret `name` as (name, secretHash, upToDate), and the
+/// `workloadsUpToDate` column.
+async fn workloads(
+    cluster: &Cluster,
+    name: &str,
+) -> (Vec<(String, Option<String>, bool)>, Option<String>) {
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let status = ess.get(name).await.unwrap().status.unwrap_or_default();
+    let listed = status
+        .workloads
+        .into_iter()
+        .map(|w| (w.name, w.secret_hash, w.up_to_date))
+        .collect();
+    (listed, status.workloads_up_to_date)
+}
+
+async fn the_status_lists_the_workloads_and_which_run_the_current_data(backend: Backend) {
+    let cluster = Cluster::start_on(backend).await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    create(&cluster.client, &fake_store("default", &[("db", "pw-1")])).await;
+    // No Pod is ever scheduled: a Deployment of one replica never finishes its rollout, one of
+    // none finishes as soon as its controller observes the new template.
+    let mut idle = deployment("idle", "{}", PLAIN_CONTAINER, "[]");
+    idle.spec.replicas = Some(0);
+    create(&cluster.client, &idle).await;
+    create(
+        &cluster.client,
+        &deployment("busy", "{}", PLAIN_CONTAINER, "[]"),
+    )
+    .await;
+    create(
+        &cluster.client,
+        &external_secret(
+            "app",
+            "db",
+            "[{kind: Deployment, name: idle}, {kind: Deployment, name: busy}]",
+        ),
+    )
+    .await;
+    wait_for_hashes(&cluster, "idle", &["app"]).await;
+    let hash = data_hash(&cluster, "app").await.unwrap();
+
+    if backend == Backend::DevCluster {
+        // devcluster runs no Deployment controller: the test writes what it would.
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+        let generation = generation(&cluster, "idle").await;
+        let status =
+            serde_json::json!({"status": {"observedGeneration": generation, "replicas": 0}});
+        deployments
+            .patch_status("idle", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+    let expected = (
+        vec![
+            ("busy".to_owned(), Some(hash.clone()), false),
+            ("idle".to_owned(), Some(hash.clone()), true),
+        ],
+        Some("1/2".to_owned()),
+    );
+    eventually("the status to show idle rolled out, busy not", || async {
+        workloads(&cluster, "app").await == expected
+    })
+    .await;
+
+    if backend == Backend::ControlPlane {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["get", "externalsecret", "app", "-n", "default"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8(out.stdout).unwrap();
+        // Columns are aligned; some headers and cells are empty or hold spaces.
+        let mut lines = table.lines();
+        let column = lines.next().unwrap().find("WORKLOADS").unwrap();
+        let row = lines.next().unwrap();
+        let cell = row[column..].split_whitespace().next();
+        assert_eq!(cell, Some("1/2"), "{table}");
+    }
+
+    // No longer named: no longer listed.
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let patch = serde_json::json!({"spec": {"target": {"rolloutRestartTargets": null}}});
+    ess.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually("the status to list no workload", || async {
+        workloads(&cluster, "app").await == (vec![], None)
+    })
+    .await;
+}
+
 on_both_backends!(
+    the_status_lists_the_workloads_and_which_run_the_current_data,
     a_changed_value_restarts_the_named_deployment_and_a_refresh_restarts_nothing,
     two_secrets_changed_together_roll_the_deployment_out_once,
     labelled_workloads_follow_the_secrets_their_pods_use,

@@ -15,6 +15,12 @@
 //! Secret write and the patch is finished by the next process, and a restart of kuvert
 //! restarts nothing. A workload that is missing or refuses the patch is reported (an Event,
 //! a log line) and checked again only when a reconcile or a watch event schedules it.
+//!
+//! Which workloads run which data: each check (and, for labelled workloads, each watch event)
+//! records what the workload's template carries and whether its rollout has finished
+//! ([`Rollouts::statuses`], the ExternalSecret's `status.workloads`). A named workload still
+//! rolling out is read again after 2 s, doubling to a minute; a change of what was observed
+//! wakes the ExternalSecrets concerned, whose reconcile writes it into their status.
 
 pub mod watch;
 pub mod workloads;
@@ -24,9 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use kuvert_core::api::ExternalSecret;
+use kuvert_core::api::{ExternalSecret, WorkloadStatus};
 use kuvert_core::rollout::{annotations_to_set, hash_annotation, template_patch};
 use tokio::time::Instant;
 
@@ -50,14 +58,32 @@ struct Named {
     workloads: Vec<Workload>,
 }
 
+/// A workload as last observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Observation {
+    /// Its pod template's `kuvert.io/secret-hash.*` annotations.
+    hashes: BTreeMap<String, String>,
+    /// Its rollout has finished.
+    rolled_out: bool,
+    /// When it was first observed in this state.
+    at: jiff::Timestamp,
+}
+
+/// The first read of a named workload still rolling out comes this long after the patch; each
+/// next one twice as long, up to [`LAST_POLL`].
+const FIRST_POLL: Duration = Duration::from_secs(2);
+const LAST_POLL: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct Inner {
     /// By (namespace, ExternalSecret name).
     named: HashMap<(String, String), Named>,
     /// Labelled workloads and the Secrets they follow.
     labelled: HashMap<Workload, BTreeSet<String>>,
-    /// Each workload's pod template hash annotations as last seen or patched.
-    seen: HashMap<Workload, BTreeMap<String, String>>,
+    /// Each workload as last seen or patched.
+    seen: HashMap<Workload, Observation>,
+    /// Named workloads still rolling out: how long until the next read.
+    polls: HashMap<Workload, Duration>,
     /// Data hashes reconciles reported for Secrets someone follows, by (namespace, Secret).
     reported: HashMap<(String, String), String>,
     /// Workloads to check, each at the end of its debounce window.
@@ -97,8 +123,47 @@ impl Inner {
     fn behind(&self, workload: &Workload, secret: &str, hash: &str) -> bool {
         self.seen
             .get(workload)
-            .and_then(|seen| seen.get(&hash_annotation(secret)))
+            .and_then(|seen| seen.hashes.get(&hash_annotation(secret)))
             .is_none_or(|seen| seen != hash)
+    }
+
+    /// Records `workload` as observed now; returns whether that changed what was known.
+    fn observed(
+        &mut self,
+        workload: &Workload,
+        hashes: BTreeMap<String, String>,
+        rolled_out: bool,
+        now: jiff::Timestamp,
+    ) -> bool {
+        let previous = self.seen.get(workload);
+        if previous.is_some_and(|p| p.hashes == hashes && p.rolled_out == rolled_out) {
+            return false;
+        }
+        let at = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        self.seen.insert(
+            workload.clone(),
+            Observation {
+                hashes,
+                rolled_out,
+                at,
+            },
+        );
+        true
+    }
+
+    /// The ExternalSecrets whose status lists `workload`: those naming it, and the writers of
+    /// the Secrets it follows by its label.
+    fn concerned(&self, workload: &Workload, ctx: &Context) -> Vec<ObjectRef<ExternalSecret>> {
+        let mut concerned: Vec<ObjectRef<ExternalSecret>> = self
+            .named
+            .iter()
+            .filter(|(_, n)| n.workloads.contains(workload))
+            .map(|((namespace, name), _)| ObjectRef::new(name).within(namespace))
+            .collect();
+        for secret in self.labelled.get(workload).into_iter().flatten() {
+            concerned.extend(ctx.index.writer_of(&workload.namespace, secret));
+        }
+        concerned
     }
 }
 
@@ -174,6 +239,7 @@ impl Rollouts {
         workload: Workload,
         secrets: BTreeSet<String>,
         annotations: &BTreeMap<String, String>,
+        rolled_out: bool,
     ) {
         let mut inner = self.lock();
         let seen = seen_hashes(annotations);
@@ -181,11 +247,61 @@ impl Rollouts {
             self.hash_of(&inner, &workload.namespace, secret)
                 .is_some_and(|hash| seen.get(&hash_annotation(secret)) != Some(&hash))
         });
-        inner.seen.insert(workload.clone(), seen);
         inner.labelled.insert(workload.clone(), secrets);
+        if inner.observed(&workload, seen, rolled_out, (self.ctx.clock)()) {
+            self.wake(&inner, &workload);
+        }
         if behind {
             self.schedule(&mut inner, vec![workload]);
         }
+    }
+
+    /// Wakes the ExternalSecrets whose status lists `workload`.
+    fn wake(&self, inner: &Inner, workload: &Workload) {
+        for es in inner.concerned(workload, &self.ctx) {
+            self.ctx.wakes.external_secret(es);
+        }
+    }
+
+    /// The workloads following `es`'s Secret `secret`, whose current data hash is `hash`, as
+    /// last observed: its `status.workloads`.
+    pub fn statuses(
+        &self,
+        es: &ExternalSecret,
+        secret: &str,
+        hash: Option<&str>,
+    ) -> Vec<WorkloadStatus> {
+        let inner = self.lock();
+        let namespace = es.namespace().unwrap_or_default();
+        let key = hash_annotation(secret);
+        let named = inner
+            .named
+            .get(&(namespace.clone(), es.name_any()))
+            .map(|n| n.workloads.clone())
+            .unwrap_or_default();
+        let labelled = inner
+            .labelled
+            .iter()
+            .filter(|(w, secrets)| w.namespace == namespace && secrets.contains(secret))
+            .map(|(w, _)| w.clone());
+        let workloads: BTreeSet<Workload> = named.into_iter().chain(labelled).collect();
+        workloads
+            .into_iter()
+            .map(|w| {
+                let seen = inner.seen.get(&w);
+                let secret_hash = seen.and_then(|s| s.hashes.get(&key)).cloned();
+                let up_to_date = hash.is_some()
+                    && secret_hash.as_deref() == hash
+                    && seen.is_some_and(|s| s.rolled_out);
+                WorkloadStatus {
+                    kind: w.kind,
+                    name: w.name,
+                    secret_hash,
+                    up_to_date,
+                    observed_at: seen.map(|s| Time(s.at)),
+                }
+            })
+            .collect()
     }
 
     /// A labelled workload was deleted or lost its label.
@@ -195,6 +311,7 @@ impl Rollouts {
         if !inner.named.values().any(|n| n.workloads.contains(workload)) {
             inner.seen.remove(workload);
             inner.due.remove(workload);
+            inner.polls.remove(workload);
         }
     }
 
@@ -212,6 +329,8 @@ impl Rollouts {
         }
         let at = Instant::now() + self.window;
         for workload in workloads {
+            // A change ends the reads of a rollout in progress: the next check starts anew.
+            inner.polls.remove(&workload);
             inner.due.entry(workload).or_insert(at);
         }
         self.wake.notify_one();
@@ -272,7 +391,7 @@ impl Rollouts {
             return;
         }
         let client = &self.ctx.client;
-        let current = match workloads::get_annotations(client, workload).await {
+        let (current, rolled_out) = match workloads::get(client, workload).await {
             Ok(Some(current)) => current,
             Ok(None) => {
                 let message = format!("{workload} does not exist: it cannot be restarted");
@@ -314,9 +433,28 @@ impl Rollouts {
             };
             crate::externalsecret::report::publish(&self.ctx, &workload.reference(), &event).await;
         }
+        let patched = !set.is_empty();
         let mut seen = seen_hashes(&current);
         seen.extend(set);
-        self.lock().seen.insert(workload.clone(), seen);
+        let mut inner = self.lock();
+        // Patched: the new rollout has not started yet.
+        if inner.observed(workload, seen, rolled_out && !patched, (self.ctx.clock)()) {
+            self.wake(&inner, workload);
+        }
+        // A labelled workload's watch shows its rollout; a named one is read again.
+        if !inner.labelled.contains_key(workload) && (patched || !rolled_out) {
+            let wait = match inner.polls.get(workload) {
+                Some(last) if !patched => (*last * 2).min(LAST_POLL),
+                _ => FIRST_POLL,
+            };
+            inner.polls.insert(workload.clone(), wait);
+            inner
+                .due
+                .entry(workload.clone())
+                .or_insert(Instant::now() + wait);
+        } else {
+            inner.polls.remove(workload);
+        }
     }
 
     /// Reports a workload that could not be checked or patched: a log line, and a Warning

@@ -59,5 +59,10 @@ fn seen<K: WorkloadResource>(rollouts: &Rollouts, object: &K) {
         .template()
         .map(|t| followed(t, object.meta().annotations.as_ref()))
         .unwrap_or_default();
-    rollouts.labelled_seen(Workload::of(object), secrets, &template_annotations(object));
+    rollouts.labelled_seen(
+        Workload::of(object),
+        secrets,
+        &template_annotations(object),
+        object.rolled_out(),
+    );
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, PodTemplateSpec};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::WorkloadKind;
+use kuvert_core::rollout;
 use serde::de::DeserializeOwned;
 
 /// The field manager of kuvert's workload patches: what GitOps tools are told to ignore.
@@ -68,12 +69,17 @@ pub trait WorkloadResource:
     const KIND: WorkloadKind;
     /// Its pod template.
     fn template(&self) -> Option<&PodTemplateSpec>;
+    /// Whether its rollout has finished ([`kuvert_core::rollout`]).
+    fn rolled_out(&self) -> bool;
 }
 
 impl WorkloadResource for Deployment {
     const KIND: WorkloadKind = WorkloadKind::Deployment;
     fn template(&self) -> Option<&PodTemplateSpec> {
         Some(&self.spec.template)
+    }
+    fn rolled_out(&self) -> bool {
+        rollout::deployment_rolled_out(self)
     }
 }
 
@@ -82,12 +88,18 @@ impl WorkloadResource for StatefulSet {
     fn template(&self) -> Option<&PodTemplateSpec> {
         Some(&self.spec.template)
     }
+    fn rolled_out(&self) -> bool {
+        rollout::stateful_set_rolled_out(self)
+    }
 }
 
 impl WorkloadResource for DaemonSet {
     const KIND: WorkloadKind = WorkloadKind::DaemonSet;
     fn template(&self) -> Option<&PodTemplateSpec> {
         Some(&self.spec.template)
+    }
+    fn rolled_out(&self) -> bool {
+        rollout::daemon_set_rolled_out(self)
     }
 }
 
@@ -100,20 +112,21 @@ pub fn template_annotations<K: WorkloadResource>(object: &K) -> BTreeMap<String,
         .unwrap_or_default()
 }
 
-/// Reads `workload`'s pod template annotations (`None`: it does not exist).
-pub async fn get_annotations(
+/// Reads `workload`: its pod template annotations, and whether its rollout has finished
+/// (`None`: it does not exist).
+pub async fn get(
     client: &kube::Client,
     workload: &Workload,
-) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+) -> Result<Option<(BTreeMap<String, String>, bool)>, kube::Error> {
     async fn get<K: WorkloadResource>(
         client: &kube::Client,
         workload: &Workload,
-    ) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+    ) -> Result<Option<(BTreeMap<String, String>, bool)>, kube::Error> {
         let api: Api<K> = Api::namespaced(client.clone(), &workload.namespace);
         Ok(api
             .get_opt(&workload.name)
             .await?
-            .map(|o| template_annotations(&o)))
+            .map(|o| (template_annotations(&o), o.rolled_out())))
     }
     match workload.kind {
         WorkloadKind::Deployment => get::<Deployment>(client, workload).await,
