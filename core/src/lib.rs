@@ -6,7 +6,8 @@
 //! [`decide`] (whether to sync), [`lease`] (when a lease is renewed or replaced), [`generated`]
 //! (what is kept of generated values and leases), [`admission`] (which namespaces a
 //! ClusterSecretStore admits), [`stamping`] (what a ClusterExternalSecret stamps where),
-//! [`store_key`] (a store reference's identity and display name).
+//! [`store_key`] (a store reference's identity and display name), [`rollout`] (which
+//! workloads follow which Secrets, and the pod template annotations that restart them).
 
 pub mod admission;
 pub mod api;
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod memory;
 pub mod provider;
 pub mod push;
+pub mod rollout;
 pub mod secret;
 pub mod stamping;
 pub mod store_key;

@@ -25,6 +25,7 @@ pub mod reads;
 pub mod references;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod run;
 pub mod startup;
 pub mod store;

@@ -40,6 +40,9 @@ pub const CONDITION: &str = "kuvert_externalsecret_status_condition";
 pub const BUILD_INFO: &str = "kuvert_build_info";
 /// 1 while this replica leads (always, without `--leader-election`), else 0.
 pub const LEADER: &str = "kuvert_leader";
+/// Workload pod templates kuvert patched because their Secrets changed, and checks that failed,
+/// by workload kind and result (`restarted`, `RolloutTargetNotFound`, `RolloutFailed`).
+pub const WORKLOAD_RESTARTS: &str = "kuvert_workload_restarts_total";
 
 /// Installs the process-wide recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -119,6 +122,10 @@ fn describe() {
     metrics::describe_gauge!(
         LEADER,
         "1 while this replica leads (always without --leader-election)."
+    );
+    metrics::describe_counter!(
+        WORKLOAD_RESTARTS,
+        "Workloads restarted because their Secrets changed, and failed restarts, by kind and result."
     );
     crate::kube_metrics::describe();
 }

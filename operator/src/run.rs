@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// or, if it cannot be renewed, replaced; jittered per lease by up to a tenth earlier.
     #[arg(long, default_value = "0.667", value_parser = kuvert_core::lease::parse_fraction)]
     pub lease_renew_fraction: f64,
+    /// How long a workload to restart waits for more of its Secrets to change, so Secrets
+    /// changing together cause one rollout.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub rollout_window: Duration,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -308,11 +312,19 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
     let follower = tokio::spawn(crate::wakes::follow(ctx.clone(), args.namespace.clone()));
+    let rollouts = crate::rollout::Rollouts::new(ctx.clone(), targets.clone(), args.rollout_window);
+    let restarts = tokio::spawn(rollouts.clone().run());
+    let labelled = tokio::spawn(crate::rollout::watch::labelled(
+        rollouts.clone(),
+        client.clone(),
+        args.namespace.clone(),
+    ));
     let state = std::sync::Arc::new(State {
         ctx: ctx.clone(),
         caches,
         targets,
         background: externalsecret::priority::BackgroundSlots::new(args.concurrency),
+        rollouts,
     });
 
     tokio::join!(
@@ -333,6 +345,8 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     objects.abort();
     sweeper.abort();
     follower.abort();
+    restarts.abort();
+    labelled.abort();
     upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
     ctx.registry.shutdown().await;

@@ -600,6 +600,7 @@ fn exported_metrics() -> Vec<String> {
         CONDITION,
         BUILD_INFO,
         LEADER,
+        WORKLOAD_RESTARTS,
         kuvert_operator::kube_metrics::REQUESTS,
     ]
     .map(String::from)

@@ -140,7 +140,7 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
     assert_eq!(
         header_and_cells(&before),
         (
-            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS   READY   LAST SYNC   AGE"
+            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS   READY   LAST SYNC   WORKLOADS   AGE"
                 .to_owned(),
             vec![vec![
                 "app".to_owned(),
@@ -153,9 +153,10 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
     );
 
     // The Status and Ready columns read the Ready condition through a JSONPath filter; the
-    // refresh interval in effect (the default here) and the last sync come from the status.
+    // refresh interval in effect (the default here), the last sync and the workloads up to date
+    // come from the status.
     let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap();
-    let status = json!({"status": {"refreshInterval": "1h", "refreshTime": now.to_string(), "conditions": [
+    let status = json!({"status": {"refreshInterval": "1h", "refreshTime": now.to_string(), "workloadsUpToDate": "3/4", "conditions": [
         {"type": "Other", "status": "False", "reason": "NotThis", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
         {"type": "Ready", "status": "True", "reason": "SecretSynced", "message": "synced", "lastTransitionTime": "2026-01-01T00:00:00Z"}
     ]}});
@@ -166,7 +167,7 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
     assert_eq!(
         header_and_cells(&after),
         (
-            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS         READY   LAST SYNC   AGE"
+            "NAME   STORETYPE     STORE   REFRESH INTERVAL   STATUS         READY   LAST SYNC   WORKLOADS   AGE"
                 .to_owned(),
             vec![vec![
                 "app".to_owned(),
@@ -176,6 +177,7 @@ async fn printer_columns_are_printed(cluster: &Cluster) {
                 "SecretSynced".to_owned(),
                 "True".to_owned(),
                 "<age>".to_owned(),
+                "3/4".to_owned(),
                 "<age>".to_owned()
             ]]
         ),

@@ -23,6 +23,7 @@ use kuvert_operator::externalsecret::priority::BackgroundSlots;
 use kuvert_operator::externalsecret::stores::StoreCaches;
 use kuvert_operator::externalsecret::target::TargetCache;
 use kuvert_operator::externalsecret::{Error, State, reconcile};
+use kuvert_operator::rollout::Rollouts;
 use support::{APP_EXTERNAL_SECRET, app_store, yaml};
 
 mod support;
@@ -58,14 +59,17 @@ impl Harness {
             Arc::new(SeededRandom::new(7)),
         );
         let (cache, stores) = reflector::store();
+        let targets = TargetCache::default();
+        let rollouts = Rollouts::new(ctx.clone(), targets.clone(), Duration::ZERO);
         let state = Arc::new(State {
             ctx,
             caches: StoreCaches {
                 stores: cache,
                 cluster_stores: None,
             },
-            targets: TargetCache::default(),
+            targets,
             background: BackgroundSlots::new(4),
+            rollouts,
         });
         Harness {
             server,

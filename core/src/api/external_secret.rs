@@ -31,6 +31,7 @@ pub(crate) const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Last Sync","type":"date","jsonPath":".status.refreshTime"}"#,
+    printcolumn = r#"{"name":"Workloads","type":"string","jsonPath":".status.workloadsUpToDate"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +120,39 @@ pub struct ExternalSecretTarget {
     pub immutable: Option<bool>,
     /// Shapes the Secret with Jinja templates.
     pub template: Option<ExternalSecretTemplate>,
+    /// Workloads in this namespace restarted when the Secret's data changes: each one's pod
+    /// template gets the annotation `kuvert.io/secret-hash.<secret>` holding the data hash, so
+    /// a change rolls it out once (and a refresh reading the same values changes nothing).
+    /// Field name as Vault Secrets Operator's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_restart_targets: Vec<RolloutRestartTarget>,
+}
+
+/// A workload restarted when the target Secret's data changes.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRestartTarget {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// Its name, in the ExternalSecret's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The workloads kuvert restarts.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[schemars(transform = crate::api::common::field_docs_only)]
+pub enum WorkloadKind {
+    /// An `apps/v1` Deployment.
+    Deployment,
+    /// An `apps/v1` StatefulSet.
+    StatefulSet,
+    /// An `apps/v1` DaemonSet.
+    DaemonSet,
 }
 
 /// Who owns the target Secret.
@@ -582,6 +616,31 @@ pub struct ExternalSecretStatus {
     /// is deleted. Lease ids only: never the credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leases: Vec<GeneratorLease>,
+    /// The workloads following the target Secret (named in `target.rolloutRestartTargets`, or
+    /// labelled `kuvert.io/reload: "true"` and using it), and whether each runs its current data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadStatus>,
+    /// How many of `workloads` are up to date, as `3/4` (the `Workloads` printer column).
+    pub workloads_up_to_date: Option<String>,
+}
+
+/// A workload following the target Secret, as kuvert last observed it.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// Its name, in the ExternalSecret's namespace.
+    pub name: String,
+    /// The data hash its pod template carries for the Secret (`kuvert.io/secret-hash.NAME`);
+    /// absent while it carries none (or it was not observed yet, or does not exist).
+    pub secret_hash: Option<String>,
+    /// Its pod template carries the Secret's current data hash and its rollout has finished
+    /// (every replica updated and available, as `kubectl rollout status` judges it).
+    pub up_to_date: bool,
+    /// When kuvert observed it in this state.
+    pub observed_at: Option<Time>,
 }
 
 /// A lease held for one `sourceRef.generatorRef` entry.

@@ -35,3 +35,10 @@ pub const MERGED_KEYS_ANNOTATION: &str = "kuvert.io/merged-keys";
 pub const FORCE_SYNC_ANNOTATION: &str = "kuvert.io/force-sync";
 /// The same, without prefix, as ESO users type it.
 pub const FORCE_SYNC_ANNOTATION_SHORT: &str = "force-sync";
+/// Label on a Deployment, StatefulSet or DaemonSet (`"true"`) restarting it when a Secret
+/// kuvert manages that its pod template uses changes. A label, so kuvert watches only these.
+pub const RELOAD_LABEL: &str = "kuvert.io/reload";
+/// Annotation beside [`RELOAD_LABEL`] narrowing it to the Secrets it lists (comma-separated).
+pub const RELOAD_SECRETS_ANNOTATION: &str = "kuvert.io/reload-secrets";
+/// Prefix of the pod template annotation holding, per Secret, the data hash the workload runs.
+pub const SECRET_HASH_ANNOTATION_PREFIX: &str = "kuvert.io/secret-hash.";

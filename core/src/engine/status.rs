@@ -143,8 +143,10 @@ pub fn synced(
         observed_generation: es.metadata.generation,
         force_sync: force_sync_value(es),
         synced_versions: synced_versions(fetched),
-        // Leases are the operator's to record; the engine keeps what was there.
+        // Leases and workloads are the operator's to record; the engine keeps what was there.
         leases: previous.leases,
+        workloads: previous.workloads,
+        workloads_up_to_date: previous.workloads_up_to_date,
     }
 }
 

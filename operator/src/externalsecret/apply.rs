@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use kuvert_core::api::{ExternalSecret, GeneratorLease};
+use kuvert_core::api::{DATA_HASH_ANNOTATION, ExternalSecret, GeneratorLease};
 use kuvert_core::decide::SyncReason;
 use kuvert_core::engine::target::KeyChanges;
 use kuvert_core::engine::{SyncError, SyncOutcome, TargetAction};
@@ -66,6 +66,20 @@ pub enum Applied {
         /// changed).
         changes: Option<KeyChanges>,
     },
+}
+
+impl Applied {
+    /// The data hash of the Secret as written (`None`: nothing written, or deleted).
+    pub fn data_hash(&self) -> Option<String> {
+        let Applied::Synced { outcome, .. } = self else {
+            return None;
+        };
+        if matches!(outcome.action, TargetAction::Delete | TargetAction::Skip) {
+            return None;
+        }
+        let secret = outcome.secret.as_ref()?;
+        secret.annotations().get(DATA_HASH_ANNOTATION).cloned()
+    }
 }
 
 /// Applies what `synced` produced for `es`.

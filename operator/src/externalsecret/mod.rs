@@ -176,6 +176,11 @@ async fn pipeline(
     if let Decision::Wait(wait) = decision
         && observed.leases.renew.is_empty()
     {
+        let hash = observed.target.data_hash();
+        let rollouts = &state.rollouts;
+        rollouts.es_synced(es, &observed.target_name, hash.as_deref());
+        let workloads = rollouts.statuses(es, &observed.target_name, hash.as_deref());
+        report::workloads(&state.ctx, es, workloads).await?;
         return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
     let _slot = match decision {
@@ -190,7 +195,16 @@ async fn pipeline(
         _ => None,
     };
     let synced = sync::sync(state, es, &mut observed, decision, now).await?;
-    let applied = apply::apply(state, es, &mut observed, synced, now).await?;
+    let mut applied = apply::apply(state, es, &mut observed, synced, now).await?;
+    let hash = applied.data_hash().or_else(|| observed.target.data_hash());
+    // After the Secret is written: a crash before this is finished by the next reconcile.
+    let rollouts = &state.rollouts;
+    rollouts.es_synced(es, &observed.target_name, hash.as_deref());
+    if let apply::Applied::Synced { outcome, .. } = &mut applied {
+        let workloads = rollouts.statuses(es, &observed.target_name, hash.as_deref());
+        outcome.status.workloads_up_to_date = kuvert_core::rollout::up_to_date_count(&workloads);
+        outcome.status.workloads = workloads;
+    }
     Ok(report::report(state, es, &observed, applied).await?)
 }
 

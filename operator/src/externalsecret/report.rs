@@ -64,6 +64,23 @@ pub async fn report(
     }
 }
 
+/// Writes `workloads` into the status of `es` (which is otherwise as it was), if they changed.
+pub async fn workloads(
+    ctx: &Context,
+    es: &ExternalSecret,
+    workloads: Vec<kuvert_core::api::WorkloadStatus>,
+) -> Result<(), KubeCall> {
+    let Some(mut status) = es.status.clone() else {
+        return Ok(());
+    };
+    if status.workloads == workloads {
+        return Ok(());
+    }
+    status.workloads_up_to_date = kuvert_core::rollout::up_to_date_count(&workloads);
+    status.workloads = workloads;
+    write(ctx, es, status).await
+}
+
 /// Reports a failed reconcile: counted by reason; with a `message` (every failure but a
 /// status write) also Ready false with its reason and message, and an Event on the
 /// transition (the rest of the status, what was last synced, stays).
@@ -95,7 +112,12 @@ async fn write(
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = serde_json::json!({ "status": status });
+    let mut patch = serde_json::json!({ "status": status });
+    // A merge patch keeps what it omits: workloads no longer listed are cleared explicitly.
+    if status.workloads.is_empty() && !previous.workloads.is_empty() {
+        patch["status"]["workloads"] = serde_json::Value::Null;
+        patch["status"]["workloadsUpToDate"] = serde_json::Value::Null;
+    }
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(KubeCall::doing(format!(
@@ -175,7 +197,7 @@ async fn data_changed(ctx: &Context, es: &ExternalSecret, secret: &str, changes:
     publish(ctx, &es.object_ref(&()), &event).await;
 }
 
-async fn publish(
+pub(crate) async fn publish(
     ctx: &Context,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     event: &Event,

@@ -67,4 +67,6 @@ pub struct State {
     pub targets: TargetCache,
     /// The reconciles refreshes may take.
     pub background: BackgroundSlots,
+    /// The workloads following the Secrets (rollout restarts).
+    pub rollouts: Arc<crate::rollout::Rollouts>,
 }

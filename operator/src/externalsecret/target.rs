@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use kuvert_core::api::{CreationPolicy, ExternalSecret};
+use kuvert_core::api::{CreationPolicy, DATA_HASH_ANNOTATION, ExternalSecret};
 use kuvert_core::engine::target::metadata_digest;
 
 use kuvert_core::decide::{TargetState, target_state};
@@ -28,6 +28,8 @@ pub struct Cached {
     pub resource_version: String,
     /// [`metadata_digest`] of its metadata.
     pub digest: u64,
+    /// Its `kuvert.io/data-hash` (SHA-256, hex-decoded to save 32 bytes), for rollout restarts.
+    pub data_hash: Option<[u8; 32]>,
 }
 
 impl Cached {
@@ -35,8 +37,32 @@ impl Cached {
         Cached {
             resource_version: secret.resource_version().unwrap_or_default(),
             digest: metadata_digest(&secret.metadata),
+            data_hash: secret
+                .annotations()
+                .get(DATA_HASH_ANNOTATION)
+                .and_then(|h| decode_hash(h)),
         }
     }
+
+    /// Its data hash as the annotation holds it.
+    pub fn data_hash(&self) -> Option<String> {
+        self.data_hash.map(|h| encode_hash(&h))
+    }
+}
+
+fn decode_hash(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn encode_hash(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The managed Secrets by `namespace/name`, filled from the controller's watch of them.
@@ -101,6 +127,12 @@ impl TargetCache {
         }
     }
 
+    /// The data hash of the managed Secret `namespace/name`, as cached.
+    pub fn data_hash(&self, namespace: &str, name: &str) -> Option<String> {
+        let secrets = self.secrets.lock().expect("target cache lock");
+        secrets.current.get(&key(namespace, name))?.data_hash()
+    }
+
     /// Resolves once the first list of the managed Secrets completed.
     pub async fn wait_until_ready(&self) {
         let mut listed = self.listed.subscribe();
@@ -139,6 +171,19 @@ impl Known {
             Known::Read(secret) => target_state(es, secret.as_deref()),
             Known::AsWritten(_) => TargetState::InSync,
             Known::ProbablyMissing => target_state(es, None),
+        }
+    }
+
+    /// The data hash of the Secret as known (`kuvert.io/data-hash`).
+    pub fn data_hash(&self) -> Option<String> {
+        match self {
+            Known::Read(secret) => secret
+                .as_ref()?
+                .annotations()
+                .get(DATA_HASH_ANNOTATION)
+                .cloned(),
+            Known::AsWritten(cached) => cached.data_hash(),
+            Known::ProbablyMissing => None,
         }
     }
 
@@ -207,6 +252,7 @@ mod tests {
         Some(Cached {
             resource_version: resource_version.to_owned(),
             digest: 1,
+            data_hash: None,
         })
     }
 
@@ -283,6 +329,24 @@ mod tests {
             Some(Known::AsWritten(_)) => "AsWritten",
             Some(Known::ProbablyMissing) => "ProbablyMissing",
         }
+    }
+
+    #[test]
+    fn the_cache_keeps_the_data_hash_and_gives_it_back_as_written() {
+        use watcher::Event;
+        let hash = kuvert_core::engine::target::data_hash(&Default::default());
+        let mut written = secret("a", "2");
+        written.metadata.annotations =
+            Some([(DATA_HASH_ANNOTATION.to_owned(), hash.clone())].into());
+        let mut foreign = secret("b", "2");
+        foreign.metadata.annotations =
+            Some([(DATA_HASH_ANNOTATION.to_owned(), "zz".to_owned())].into());
+        let cache = TargetCache::default();
+        cache.apply(&Event::Apply(written));
+        cache.apply(&Event::Apply(foreign));
+        assert_eq!(cache.data_hash("ns", "a"), Some(hash));
+        assert_eq!(cache.data_hash("ns", "b"), None, "not a hash kuvert wrote");
+        assert_eq!(cache.data_hash("ns", "c"), None);
     }
 
     #[test]

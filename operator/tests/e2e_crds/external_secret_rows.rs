@@ -243,6 +243,29 @@ pub(crate) fn external_secret_rows() -> Vec<Row> {
                 SKIPPED_CEL,
             ],
         ),
+        bad(
+            ES,
+            "rolloutRestartTargets of an unknown kind, an empty and a 254-character name",
+            &format!(
+                "{{secretStoreRef: {{name: s}}, target: {{rolloutRestartTargets: [{{kind: Pod, name: a}}, {{kind: Deployment, name: ''}}, {{kind: DaemonSet, name: {}}}]}}}}",
+                "n".repeat(254)
+            ),
+            &[
+                (
+                    "spec.target.rolloutRestartTargets[0].kind",
+                    "Unsupported value: \"Pod\": supported values: \"Deployment\", \"StatefulSet\", \"DaemonSet\"",
+                ),
+                (
+                    "spec.target.rolloutRestartTargets[1].name",
+                    &min_length("spec.target.rolloutRestartTargets[1].name"),
+                ),
+                (
+                    "spec.target.rolloutRestartTargets[2].name",
+                    "Too long: may not be more than 253 bytes",
+                ),
+                SKIPPED_CEL,
+            ],
+        ),
         // Types.
         bad(
             ES,

@@ -35,9 +35,11 @@ use crate::{TestCa, free_port, random_hex};
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The controllers kube-controller-manager runs: what owner references, namespace deletion and
-/// ServiceAccounts need. Nothing that schedules, runs or routes Pods.
-const CONTROLLERS: &str =
-    "garbage-collector-controller,namespace-controller,serviceaccount-controller";
+/// ServiceAccounts need, and the workload controllers, so a changed pod template really rolls a
+/// new ReplicaSet (rollout restarts). Nothing that schedules, runs or routes Pods: the Pods the
+/// ReplicaSets create stay Pending, and a DaemonSet without Nodes has none.
+const CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,serviceaccount-controller,\
+     deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller";
 
 /// Audit: every request's metadata (user, verb, resource, response code), except those of the
 /// control plane's own components, so a test can see what a client was refused
