@@ -56,6 +56,17 @@ async fn label(client: &kube::Client, name: &str, team: &str) {
         .unwrap();
 }
 
+/// The fake ClusterSecretStore `shared` the ClusterExternalSecret's ExternalSecrets read.
+async fn shared_store(client: &kube::Client) {
+    let store: ClusterSecretStore = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
+    );
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+}
+
 fn ess(client: &kube::Client, namespace: &str) -> Api<ExternalSecret> {
     Api::namespaced(client.clone(), namespace)
 }
@@ -85,13 +96,7 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
     namespace(&client, "team-b", "{team: b}").await;
     namespace(&client, "listed", "{}").await;
     namespace(&client, "taken", "{team: a}").await;
-    let store: ClusterSecretStore = yaml(
-        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
-    );
-    Api::<ClusterSecretStore>::all(client.clone())
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    shared_store(&client).await;
     // Someone else's ExternalSecret of the name the ClusterExternalSecret stamps.
     let foreign: ExternalSecret = yaml(
         "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: shared, namespace: taken, labels: {owner: me}}\nspec:\n  refreshInterval: 5m\n  secretStoreRef: {name: shared, kind: ClusterSecretStore}\n  target: {name: mine}\n  data: [{secretKey: mine, remoteRef: {key: k}}]\n",
@@ -299,13 +304,7 @@ async fn a_restart_rewrites_no_stamped_external_secret(backend: Backend) {
         namespace(&client, &format!("team-{i}"), "{team: a}").await;
     }
     namespace(&client, "listed", "{}").await;
-    let store: ClusterSecretStore = yaml(
-        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
-    );
-    Api::<ClusterSecretStore>::all(client.clone())
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    shared_store(&client).await;
     let cess: Api<ClusterExternalSecret> = Api::all(client.clone());
     cess.create(&PostParams::default(), &yaml(CES))
         .await
