@@ -93,6 +93,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             leader_election_namespace: "default".to_owned(),
             leader_election_lease_duration: Duration::from_secs(15),
             lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
+            limits: crate::budget::LimitArgs::default(),
         };
         let operator_client = client.clone();
         tokio::spawn(async move {

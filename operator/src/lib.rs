@@ -4,6 +4,7 @@
 //! every piece is reachable from tests.
 
 pub mod backoff;
+pub mod budget;
 pub mod cache_metrics;
 pub mod clusterexternalsecret;
 pub mod context;

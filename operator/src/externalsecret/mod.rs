@@ -178,6 +178,13 @@ async fn pipeline(
     {
         return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
+    if let Decision::Sync { why, .. } = decision
+        && let Some(delay) = over_budget(state, es)
+    {
+        tracing::debug!(namespace = ?es.namespace(), name = %es.name_any(), why = why.as_str(), ?delay, "the namespace is over its store budget: syncing later");
+        metrics::store_budget_wait();
+        return Ok(state.ctx.queue.next(&ObjectKey::of(es), Some(delay)));
+    }
     let _slot = match decision {
         Decision::Sync { why, .. } if why.is_background() => match state.background.try_take() {
             Some(slot) => Some(slot),
@@ -192,6 +199,13 @@ async fn pipeline(
     let synced = sync::sync(state, es, &mut observed, decision, now).await?;
     let applied = apply::apply(state, es, &mut observed, synced, now).await?;
     Ok(report::report(state, es, &observed, applied).await?)
+}
+
+/// How long `es` waits because its namespace overspent a store it uses (see
+/// [`crate::budget`]); `None` when it may sync now.
+fn over_budget(state: &State, es: &ExternalSecret) -> Option<std::time::Duration> {
+    let namespace = es.namespace().unwrap_or_default();
+    state.ctx.budgets.wait(&namespace, &stores_of(es))
 }
 
 /// The one failure path: counted; a failed sync is reported in the status and an Event (the

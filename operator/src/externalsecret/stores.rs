@@ -18,6 +18,7 @@ use kuvert_core::engine::{ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::provider::{ProviderError, SecretsClient};
 pub use kuvert_core::store_key::{StoreKey, stores_of};
 
+use crate::budget::StoreBudgets;
 use crate::kube_access::ClusterAccess;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
@@ -370,6 +371,8 @@ pub struct Resolver<'a> {
     pub references: &'a ReferenceIndex,
     /// Logged-in clients.
     pub clients: &'a ClientCache,
+    /// Store calls charged per namespace: logins and reads the cache does not serve.
+    pub budgets: &'a Arc<StoreBudgets>,
     /// Coalesced reads.
     pub reads: &'a Arc<ReadCache>,
     /// How old a shared read this sync accepts.
@@ -424,6 +427,7 @@ impl StoreResolver for Resolver<'_> {
         let client = match self.clients.get(&cache_key, found.generation) {
             Some(client) => client,
             None => {
+                self.budgets.charge(&cache_key.0, namespace);
                 let recording = Recording::new(self.kube);
                 let connected = resolve::connect(
                     self.registry,
@@ -451,6 +455,7 @@ impl StoreResolver for Resolver<'_> {
         // Reads are shared only between syncs that use the same credentials: per namespace for
         // a ClusterSecretStore, whose references may resolve to each ExternalSecret's namespace.
         let read_key = format!("{display}@{}#{}", found.generation, cache_key.1);
+        let client = self.budgets.charged(cache_key.0, namespace, client);
         Ok(ResolvedStore {
             client: self.reads.client(read_key, client, self.max_age),
             name: display,
