@@ -59,7 +59,8 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
         )
         .await
         .unwrap();
-    let operator = Operator::start(&cluster, &[]);
+    // The 2s refresh below is under the default floor of 10s.
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     ess.create(&PostParams::default(), &external_secret("hourly", "1h"))
@@ -512,7 +513,7 @@ async fn a_store_found_down_by_its_external_secrets_says_so_and_recovers(backend
     store.spec.refresh_interval = Some(3600);
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
     stores.create(&PostParams::default(), &store).await.unwrap();
-    let operator = Operator::start(&cluster, &[]);
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     ess.create(&PostParams::default(), &external_secret("app", "1s"))
