@@ -162,21 +162,33 @@ pub(crate) async fn publish_ready_transition(
     }
 }
 
+/// A Warning Event about `es` with `reason` and `note`.
+pub(crate) async fn warn(
+    ctx: &Context,
+    es: &ExternalSecret,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    publish(ctx, &es.object_ref(&()), &event).await;
+}
+
 /// The object asks for a shorter refresh interval than this kuvert honours: a Warning Event
 /// when that becomes so (its first sync, or a spec change), not one per refresh.
 async fn refresh_raised(ctx: &Context, es: &ExternalSecret, floor: std::time::Duration) {
     let asked = es.spec.refresh_interval.as_deref().unwrap_or_default();
     let floor = format_go_duration(floor);
-    let event = Event {
-        type_: EventType::Warning,
-        reason: REFRESH_INTERVAL_RAISED.to_owned(),
-        note: Some(format!(
-            "spec.refreshInterval {asked} is below this kuvert's minimum {floor} (--min-refresh-interval): refreshed every {floor}"
-        )),
-        action: "Sync".to_owned(),
-        secondary: None,
-    };
-    publish(ctx, &es.object_ref(&()), &event).await;
+    let note = format!(
+        "spec.refreshInterval {asked} is below this kuvert's minimum {floor} (--min-refresh-interval): refreshed every {floor}"
+    );
+    warn(ctx, es, REFRESH_INTERVAL_RAISED, note, "Sync").await;
 }
 
 /// The reason of the Event saying that `--min-refresh-interval` raised an object's interval.
