@@ -16,6 +16,7 @@ pub mod health;
 pub mod kube_access;
 pub mod kube_metrics;
 pub mod leader;
+pub mod logins;
 pub mod metrics;
 pub mod migrate;
 pub mod providers;
