@@ -599,6 +599,74 @@ async fn a_refused_approle_login_is_tried_once_per_step_for_all_its_external_sec
     }
 }
 
+/// OpenBao sealed (every request answered 503 "Vault is sealed"): a refreshing ExternalSecret
+/// turns Ready=False `Unavailable` naming the seal, its Secret untouched; unsealed (data and
+/// tokens kept), it is Ready again by itself.
+async fn a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed(backend: Backend) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret(
+                "default",
+                "vault-token",
+                &[("token", bao.root_token())],
+            ),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                "        tokenSecretRef: {name: vault-token, key: token}",
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1s"))
+        .await
+        .unwrap();
+    eventually("the Secret", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+    })
+    .await;
+    let written = secrets.get("app").await.unwrap().metadata.resource_version;
+
+    bao.seal().await;
+    eventually("Ready=False Unavailable while sealed", || async {
+        ready(&ess, "app").await == Some(("False".into(), "Unavailable".into()))
+    })
+    .await;
+    let status = ess.get("app").await.unwrap().status.unwrap();
+    let message = &kuvert_core::conditions::find_ready(&status.conditions)
+        .unwrap()
+        .message;
+    assert!(message.contains("Vault is sealed"), "{message}");
+    assert_eq!(
+        secrets.get("app").await.unwrap().metadata.resource_version,
+        written,
+        "the Secret is untouched"
+    );
+
+    bao.unseal().await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    eventually("Ready again by itself, with the new value", || async {
+        ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+            && password(&secrets, "app").await.as_deref() == Some("v2")
+    })
+    .await;
+}
+
 /// The Ready condition of the SecretStore `vault`: its status and reason.
 async fn store_ready(stores: &Api<SecretStore>) -> Option<(String, String)> {
     let status = stores.get("vault").await.unwrap().status?;
@@ -669,6 +737,7 @@ on_both_backends!(
     a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
     a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds,
     a_refused_approle_login_is_tried_once_per_step_for_all_its_external_secrets,
+    a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed,
     a_store_found_down_by_its_external_secrets_says_so_and_recovers,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );
