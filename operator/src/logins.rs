@@ -156,7 +156,8 @@ mod tests {
     async fn twenty_users_of_a_refused_store_make_one_login_per_step() {
         let logins = Logins::default();
         let count = AtomicUsize::new(0);
-        let attempts = (0..20).map(|_| logins.attempt(&key("a"), 1, login(&count, Err(refused()))));
+        let a = key("a");
+        let attempts = (0..20).map(|_| logins.attempt(&a, 1, login(&count, Err(refused()))));
         let results = futures::future::join_all(attempts).await;
         assert_eq!(
             count.load(Ordering::SeqCst),
