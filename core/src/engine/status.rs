@@ -109,7 +109,7 @@ pub fn format_go_duration(duration: Duration) -> String {
     }
     if duration < Duration::from_secs(1) {
         let nanos = duration.subsec_nanos();
-        let (value, unit) = if nanos % 1_000_000 == 0 {
+        let (value, unit) = if nanos.is_multiple_of(1_000_000) {
             (f64::from(nanos / 1_000_000), "ms")
         } else if nanos >= 1_000_000 {
             (f64::from(nanos) / 1e6, "ms")
