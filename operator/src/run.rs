@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// changing together cause one rollout.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub rollout_window: Duration,
+    /// The refresh floor and the store-call budgets per namespace.
+    #[command(flatten)]
+    pub limits: crate::budget::LimitArgs,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -171,6 +174,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         lease_renew_fraction = args.lease_renew_fraction,
         kube_qps = args.kube_qps,
         per_object_metrics = args.per_object_metrics,
+        limits = ?args.limits,
         "kuvert starting"
     );
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
@@ -193,6 +197,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         per_object_metrics: args.per_object_metrics,
         instance: args.instance.clone(),
         lease_renew_fraction: args.lease_renew_fraction,
+        limits: args.limits.clone(),
     };
     let elector = if args.leader_election {
         let identity = args.instance.clone().unwrap_or_else(|| {
@@ -374,11 +379,13 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
 
-/// Drops coalesced reads no sync would accept any more, once a minute.
+/// Drops coalesced reads no sync would accept any more, and refilled store budgets, once a
+/// minute.
 async fn sweep_reads(ctx: std::sync::Arc<Context>) {
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
         ctx.reads.sweep();
+        ctx.budgets.sweep();
     }
 }
 

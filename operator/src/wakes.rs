@@ -197,7 +197,7 @@ fn wake(ctx: &Context, reference: &Reference, woken: Woken) {
     }
     for store in stores {
         tracing::info!(store = %store.display(), kind = ?reference.kind, namespace = %reference.namespace, name = %reference.name, "an object the store's login read changed; logging in again");
-        ctx.clients.invalidate(&store);
+        ctx.clients.credentials_changed(&store);
         ctx.wakes.store(&store);
         for es in ctx.index.users(&store) {
             ctx.wakes.external_secret(es);
