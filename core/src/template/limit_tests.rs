@@ -99,3 +99,41 @@ fn functions_are_charged_for_the_input_they_walk() {
     // A few calls on the same value are well within the budget.
     assert_eq!(render_str(r#"{{ hasPrefix("x", big) }}"#, &c), "True");
 }
+
+/// The fuel `expression` draws when rendered once, measured by the render itself.
+fn fuel_of(expression: &str) -> u64 {
+    let mut env = super::build_environment(minijinja::syntax::SyntaxConfig::default());
+    env.add_function("fuel_used", |state: &minijinja::State| {
+        state.fuel_levels().map_or(0, |(consumed, _)| consumed)
+    });
+    let c = ctx(&[
+        ("cert", include_bytes!("testdata/leaf.crt")),
+        ("key", include_bytes!("testdata/leaf.key")),
+        ("jwk", include_bytes!("testdata/leaf.jwk.json")),
+    ]);
+    let template = format!(
+        "{{% set before = fuel_used() %}}{{% set x = {expression} %}}{{{{ fuel_used() - before }}}}"
+    );
+    let out = env
+        .render_str(&template, c.root())
+        .unwrap_or_else(|err| panic!("{expression}: {err}"));
+    out.parse().expect("a number")
+}
+
+#[test]
+fn costly_filters_draw_on_the_work_budget_for_their_work() {
+    // bcrypt, PBKDF2 and private-key operations take milliseconds each: without a charge a
+    // loop over them ran for minutes within the budget.
+    for (expression, at_least) in [
+        (r#"bcrypt("pw")"#, 100_000),
+        (r#"htpasswd("user", "pw")"#, 100_000),
+        ("cert | pem_to_pkcs12(key)", 50_000),
+        ("pemToPkcs12(cert, key)", 50_000),
+        ("jwk | jwk_public_key_pem", 20_000),
+        ("jwkPublicKeyPem(jwk)", 20_000),
+    ] {
+        let used = fuel_of(expression);
+        assert!(used >= at_least, "{expression} drew {used} fuel");
+    }
+    assert!(fuel_of(r#"upper("pw")"#) < 100);
+}
