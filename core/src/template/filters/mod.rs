@@ -11,7 +11,8 @@
 macro_rules! charged {
     ($fuel:expr, $f:path, ( $($arg:ident : $ty:ty),* )) => {
         move |state: &minijinja::State, value: Value, $($arg: $ty),*| -> Result<Value, Error> {
-            super::sprig::charge_inputs(state, &[value.clone() $(, Input::value(&$arg))*])?;
+            super::sprig::charge_inputs(state, std::slice::from_ref(&value))?;
+            $( super::sprig::charge_inputs(state, &[Input::value(&$arg)])?; )*
             state.consume_fuel($fuel)?;
             $f(value, $($arg),*)
         }
