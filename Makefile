@@ -1,7 +1,7 @@
 # One developer interface; .ci/run uses the same targets.
 CARGO ?= cargo
 
-.PHONY: test test-deps lint deny fmt generate bench
+.PHONY: test test-deps lint deny fmt generate bench fuzz
 
 ## Installs the servers the tests need (OpenBao, PostgreSQL, kubectl, promtool) and builds the
 ## real control plane once (scripts/control-plane.sh), then runs every test: the end-to-end
@@ -31,6 +31,12 @@ deny:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Runs each cargo-fuzz target of fuzz/ (templates, property paths, rewrite, decoding, key
+## conversion, the manifest reader) for FUZZ_SECONDS (default 30) on its seed corpus and fails
+## on any crash, hang or runaway allocation; installs cargo-fuzz and nightly if missing.
+fuzz:
+	./scripts/fuzz.sh
 
 ## Regenerates crds/ and the chart's CRDs from the Rust types (a test fails when they drift).
 generate:
