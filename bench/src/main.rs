@@ -82,6 +82,10 @@ struct Args {
     /// (kube-apiserver + etcd), or both one after the other into one report.
     #[arg(long, value_enum, default_value_t = Backends::Devcluster)]
     backend: Backends,
+    /// Stop OpenBao this long after the refresh cycle, then start it again (0: no outage
+    /// phase); Go syntax.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    outage: Duration,
 }
 
 /// The `--backend` choices.
@@ -133,6 +137,9 @@ struct Reading {
     counts: cluster::Counts,
     usage: Vec<(String, process::Usage)>,
 }
+
+/// kuvert's counter of store calls (`operator/src/metrics.rs`).
+const STORE_REQUESTS: &str = "kuvert_store_requests_total";
 
 /// What one backend's run measures with.
 struct Meters<'a> {
@@ -329,8 +336,8 @@ async fn run(
     let mut costs = Vec::new();
 
     log(backend.name(), "starting OpenBao with a file audit device");
-    let bao = OpenBao::start_audited().await;
-    scenario::seed_keys(&bao, args.keys).await;
+    let mut bao = OpenBao::start_audited().await;
+    let values = scenario::seed_keys(&bao, args.keys).await;
     for i in 0..args.samples {
         scenario::put(&bao, &scenario::probe_key(i), "initial").await;
     }
@@ -568,6 +575,32 @@ async fn run(
         kube: meters.since("P3/P4", &before, &mut costs).await?,
     };
     log("P3/P4", format!("{cycle:?}"));
+
+    let outage = if args.outage.is_zero() {
+        None
+    } else {
+        log("outage", format!("OpenBao stopped for {:?}", args.outage));
+        let before = meters.read().await?;
+        let calls_before = second.counter(STORE_REQUESTS).await?;
+        bao.stop().await;
+        tokio::time::sleep(args.outage).await;
+        let calls = second.counter(STORE_REQUESTS).await? - calls_before;
+        let rss = second.memory()?.rss;
+        bao.start_again().await;
+        // A dev server keeps nothing: the same values again, so no Secret has cause to change.
+        scenario::reseed(&bao, &values).await;
+        let back = Instant::now();
+        track::until(&ess, None, String::new(), args.n, PHASE_TIMEOUT, is_ready).await?;
+        let outage = report::Outage {
+            down: args.outage,
+            store_requests_per_second: calls / args.outage.as_secs_f64(),
+            kuvert_rss_mib: rss as f64 / (1024.0 * 1024.0),
+            ready_again: back.elapsed(),
+            kube: meters.since("outage", &before, &mut costs).await?,
+        };
+        log("outage", format!("{outage:?}"));
+        Some(outage)
+    };
     let end = second.memory()?;
     let memory = report::Memory {
         first_peak,
@@ -588,7 +621,16 @@ async fn run(
         args.n
     );
 
-    let targets = report::judge(&parameters, &p1, &p2, &cycle, &memory, &p6, &restart);
+    let targets = report::judge(
+        &parameters,
+        &p1,
+        &p2,
+        &cycle,
+        &memory,
+        &p6,
+        &restart,
+        outage.as_ref(),
+    );
     let traces = Traces {
         kuvert_ready,
         baseline_ready: p1.baseline.ready_at.clone(),
@@ -606,6 +648,7 @@ async fn run(
             p5_memory: memory,
             p6_force_sync: p6,
             restart,
+            outage,
             targets,
             costs,
         },

@@ -105,6 +105,13 @@ impl Kuvert {
         Ok((status, body))
     }
 
+    /// The sum of the counter `name` (every label set) on kuvert's /metrics.
+    pub async fn counter(&self, name: &str) -> anyhow::Result<f64> {
+        let (status, body) = self.get("/metrics").await?;
+        anyhow::ensure!(status == 200, "kuvert's /metrics answered {status}");
+        Ok(sum_counter(&body, name))
+    }
+
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM` of /proc/PID/status), in bytes.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
@@ -233,6 +240,17 @@ impl Sampler {
     }
 }
 
+/// The sum of every sample of counter `name` in a Prometheus text exposition.
+fn sum_counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Resident set sizes of a process, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Memory {
@@ -266,6 +284,17 @@ fn parse_memory(status: &str) -> anyhow::Result<Memory> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counter_is_summed_over_its_label_sets_only() {
+        let text = "# TYPE kuvert_store_requests_total counter\n\
+            kuvert_store_requests_total{provider=\"vault\",outcome=\"ok\"} 7\n\
+            kuvert_store_requests_total{provider=\"vault\",outcome=\"unavailable\"} 5\n\
+            kuvert_store_requests_total_other 100\n\
+            kuvert_sync_total{kind=\"x\"} 3\n";
+        assert_eq!(sum_counter(text, "kuvert_store_requests_total"), 12.0);
+        assert_eq!(sum_counter(text, "kuvert_missing"), 0.0);
+    }
 
     #[test]
     fn memory_comes_from_vmrss_and_vmhwm_in_kib() {

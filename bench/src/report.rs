@@ -139,6 +139,24 @@ pub struct Restart {
     pub kube: KubeCalls,
 }
 
+/// A store outage: OpenBao stopped for a while, then started again.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outage {
+    /// How long OpenBao was down.
+    #[serde(serialize_with = "as_seconds")]
+    pub down: Duration,
+    /// kuvert's store requests per second while it was down (its `kuvert_store_requests_total`:
+    /// a stopped server logs nothing).
+    pub store_requests_per_second: f64,
+    /// kuvert's resident memory at the end of the outage, MiB.
+    pub kuvert_rss_mib: f64,
+    /// OpenBao back → every ExternalSecret Ready again.
+    #[serde(serialize_with = "as_seconds")]
+    pub ready_again: Duration,
+    /// Kubernetes requests from the stop until all were Ready again.
+    pub kube: KubeCalls,
+}
+
 /// P5: memory of the kuvert process.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Memory {
@@ -226,6 +244,8 @@ pub struct Report {
     pub p6_force_sync: Latency,
     /// Restart.
     pub restart: Restart,
+    /// The store outage (with `--outage`).
+    pub outage: Option<Outage>,
     /// Each target: (figure, value, target, met).
     pub targets: Vec<Target>,
     /// CPU and memory of kuvert and of the API server's processes per phase.
@@ -262,6 +282,7 @@ fn target(figure: &str, value: String, target: &str, met: bool) -> Target {
 }
 
 /// Judges every figure against the targets.
+#[allow(clippy::too_many_arguments)]
 pub fn judge(
     p: &Parameters,
     p1: &InitialSync,
@@ -270,9 +291,10 @@ pub fn judge(
     memory: &Memory,
     p6: &Latency,
     restart: &Restart,
+    outage: Option<&Outage>,
 ) -> Vec<Target> {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    vec![
+    let mut targets = vec![
         target(
             "P1 initial sync ratio to the operator baseline",
             format!(
@@ -364,7 +386,35 @@ pub fn judge(
             "0 (only objects due)",
             restart.store.reads == 0,
         ),
-    ]
+    ];
+    if let Some(o) = outage {
+        targets.extend([
+            target(
+                "Outage: store requests per second while down",
+                format!(
+                    "{:.1} over {:.0} s (kuvert RSS {:.1} MiB)",
+                    o.store_requests_per_second,
+                    o.down.as_secs_f64(),
+                    o.kuvert_rss_mib
+                ),
+                "",
+                true,
+            ),
+            target(
+                "Outage: Secret writes",
+                o.kube.secret_writes.to_string(),
+                "0",
+                o.kube.secret_writes == 0,
+            ),
+            target(
+                "Outage: back -> all Ready again",
+                format!("{:.1} s", o.ready_again.as_secs_f64()),
+                "",
+                true,
+            ),
+        ]);
+    }
+    targets
 }
 
 /// The table printed at the end: one row per figure, one column per backend.

@@ -44,11 +44,19 @@ pub async fn put(bao: &OpenBao, key: &str, value: &str) {
     bao.kv2_put(MOUNT, key, json!({ "value": value })).await;
 }
 
-/// Seeds the K shared keys.
-pub async fn seed_keys(bao: &OpenBao, k: usize) {
-    stream::iter(0..k)
-        .for_each_concurrent(LOAD_CONCURRENCY, |j| async move {
-            put(bao, &shared_key(j), &kuvert_testkit::random_hex(16)).await;
+/// Seeds the K shared keys with random values; returns them (a restarted dev server keeps
+/// nothing: [`reseed`] puts them back).
+pub async fn seed_keys(bao: &OpenBao, k: usize) -> Vec<String> {
+    let values: Vec<String> = (0..k).map(|_| kuvert_testkit::random_hex(16)).collect();
+    reseed(bao, &values).await;
+    values
+}
+
+/// Writes `values` as the shared keys, key `j` holding `values[j]`.
+pub async fn reseed(bao: &OpenBao, values: &[String]) {
+    stream::iter(values.iter().enumerate())
+        .for_each_concurrent(LOAD_CONCURRENCY, |(j, value)| async move {
+            put(bao, &shared_key(j), value).await;
         })
         .await;
 }

@@ -27,8 +27,8 @@ where
         .context("a list without a resourceVersion")
 }
 
-/// Waits until `want` objects (matching `fields`) satisfy `done`, watching from `version`;
-/// returns when that happened. A watch that ends or is refused (410 Gone) is replaced by a
+/// Waits until `want` objects (matching `fields`) satisfy `done`, watching from `version` (an
+/// empty one: from a list of the current state, which counts too); returns when that happened. A watch that ends or is refused (410 Gone) is replaced by a
 /// fresh list and watch.
 pub async fn until<K>(
     api: &Api<K>,
@@ -78,7 +78,8 @@ where
         }
     };
     let mut satisfied: HashSet<String> = HashSet::new();
-    let mut version = Some(version);
+    // No version: start from a list of the current state.
+    let mut version = Some(version).filter(|v| !v.is_empty());
     loop {
         let from = match version.take() {
             Some(v) => v,
