@@ -19,6 +19,7 @@ use kuvert_core::provider::{ProviderError, SecretsClient};
 pub use kuvert_core::store_key::{StoreKey, stores_of};
 
 use crate::budget::StoreBudgets;
+use crate::context::Context;
 use crate::kube_access::ClusterAccess;
 use crate::logins::Logins;
 use crate::providers::Registry;
@@ -389,6 +390,24 @@ pub struct Resolver<'a> {
     pub reads: &'a Arc<ReadCache>,
     /// How old a shared read this sync accepts.
     pub max_age: Duration,
+}
+
+impl<'a> Resolver<'a> {
+    /// The resolver of one sync with the operator's context: stores from `caches`, shared
+    /// reads at most `max_age` old.
+    pub fn new(ctx: &'a Context, caches: &'a StoreCaches, max_age: Duration) -> Self {
+        Resolver {
+            caches,
+            client: &ctx.client,
+            registry: &ctx.registry,
+            kube: &ctx.kube,
+            references: &ctx.references,
+            clients: &ctx.clients,
+            budgets: &ctx.budgets,
+            reads: &ctx.reads,
+            max_age,
+        }
+    }
 }
 
 #[async_trait]

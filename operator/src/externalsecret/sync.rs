@@ -94,17 +94,7 @@ pub async fn sync<'a>(
     kept.retain_fields(&generated::generator_fields(es));
     let replace: BTreeSet<String> = observed.leases.replace.union(&failed).cloned().collect();
     let generators = ClusterGenerators::new(ctx, kept, Regenerate::for_sync(why, replace));
-    let resolver = Resolver {
-        caches: &state.caches,
-        client: &ctx.client,
-        registry: &ctx.registry,
-        kube: &ctx.kube,
-        references: &ctx.references,
-        clients: &ctx.clients,
-        budgets: &ctx.budgets,
-        reads: &ctx.reads,
-        max_age,
-    };
+    let resolver = Resolver::new(ctx, &state.caches, max_age);
     let secrets = observed.secrets(state);
     let built = async {
         engine::status::check_spec(es)?;

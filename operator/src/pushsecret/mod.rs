@@ -480,16 +480,7 @@ fn store_keys(caches: &StoreCaches, ps: &PushSecret) -> Vec<StoreKey> {
 /// message.
 async fn resolve(state: &State, namespace: &str, key: &StoreKey) -> Result<ResolvedStore, String> {
     let ctx = &state.ctx;
-    let resolver = Resolver {
-        caches: &state.caches,
-        client: &ctx.client,
-        registry: &ctx.registry,
-        kube: &ctx.kube,
-        references: &ctx.references,
-        clients: &ctx.clients,
-        reads: &ctx.reads,
-        max_age: Duration::ZERO,
-    };
+    let resolver = Resolver::new(ctx, &state.caches, Duration::ZERO);
     let store_ref = SecretStoreRef {
         name: key.name.clone(),
         kind: Some(key.kind),
