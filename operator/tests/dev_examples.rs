@@ -190,3 +190,41 @@ async fn the_vault_pki_token_example_issues_a_certificate_from_openbao() {
     assert!(out.contains("type: kubernetes.io/tls\n"), "{out}");
     assert!(out.contains("-----BEGIN CERTIFICATE-----"), "{out}");
 }
+
+#[tokio::test]
+async fn the_push_secret_example_pushes_to_openbao_and_reads_it_back() {
+    let bao = OpenBao::start().await;
+    bao.policy(
+        "push-app",
+        r#"path "secret/data/app/*" { capabilities = ["create", "read", "update", "delete"] }
+path "secret/metadata/app/*" { capabilities = ["create", "read", "update", "delete"] }"#,
+    )
+    .await;
+    let token = bao.token(&["push-app"], json!({})).await;
+
+    let token_line = format!("token: {token}");
+    let (code, out) = dev_once_edited(
+        "push-secret/push-secret.yaml",
+        &[
+            ("https://vault.example.com:8200", bao.addr()),
+            ("token: replace-me", &token_line),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        reports(&out),
+        [
+            "# ExternalSecret default/database-from-vault: Ready=True (SecretSynced) Secret default/database-from-vault is in sync (2 keys)"
+        ]
+    );
+    let pushed = bao.read("secret/data/app/database").await;
+    assert_eq!(
+        pushed["data"]["data"],
+        json!({"password": "s3cret-from-the-cluster", "username": "app"})
+    );
+    assert_eq!(
+        pushed["data"]["metadata"]["custom_metadata"]["kuvert-owner"],
+        json!("default/push-database")
+    );
+}

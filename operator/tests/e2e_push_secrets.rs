@@ -2,7 +2,8 @@
 //! keys pushed to Vault (one property at a time, and the whole Secret as one JSON object),
 //! pushed again when the Secret changes, merged into the remote map keeping properties others
 //! added; a remote secret written by someone else left untouched (`Conflict`, naming the key);
-//! `IfNotExists` writing once; `deletionPolicy: Delete` removing a dropped entry and, through
+//! `IfNotExists` writing once; a missing source Secret (`SecretNotFound`) pushed once it
+//! appears; `deletionPolicy: Delete` removing a dropped entry and, through
 //! the finalizer, everything on deletion, and `None` leaving what it pushed. With the
 //! kubernetes provider, into a second cluster: a whole Secret and a property pushed, marked
 //! as kuvert's, a foreign Secret refused, a remote key kept, all taken back on deletion.
@@ -208,6 +209,37 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
         "IfNotExists never overwrites"
     );
 
+    // A source Secret that does not exist yet: SecretNotFound, then pushed when it appears
+    // (the read was recorded as missing, so its creation wakes the PushSecret).
+    let mut late = push_secret(
+        "late",
+        "vault",
+        "",
+        "    - match: {secretKey: token, remoteRef: {remoteKey: app/late, property: token}}\n",
+    );
+    late.spec.selector = yaml("secret: {name: not-yet}");
+    pss.create(&PostParams::default(), &late).await.unwrap();
+    eventually("late waits for its Secret", || async {
+        ready(&pss, "late").await
+            == Some((
+                "False".to_owned(),
+                "SecretNotFound".to_owned(),
+                "Secret default/not-yet not found".to_owned(),
+            ))
+    })
+    .await;
+    secrets
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: not-yet, namespace: default}\nstringData: {token: t1}\n"),
+        )
+        .await
+        .unwrap();
+    eventually("late pushed once its Secret exists", || async {
+        remote(&bao, "app/late").await == Some(json!({"token": "t1"}))
+    })
+    .await;
+
     // An entry dropped with deletionPolicy Delete: its property goes, the others stay.
     let mut edited = pss.get("main").await.unwrap();
     edited.spec.data.remove(1);
@@ -223,7 +255,7 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
     // stays; the finalizer holds the object until then), None leaves it, and the conflicting secret is still untouched.
     let main = pss.get("main").await.unwrap();
     assert_eq!(main.finalizers(), ["kuvert.io/push-secret"]);
-    for name in ["main", "once", "conflict"] {
+    for name in ["main", "once", "conflict", "late"] {
         pss.delete(name, &DeleteParams::default()).await.unwrap();
     }
     eventually("main's remote secrets deleted and main gone", || async {

@@ -262,7 +262,24 @@ impl SecretsClient for FakeClient {
                 map.insert(prop.clone(), request.value.clone());
                 PushedValue::Properties(map)
             }
-            (Some(prop), _) => {
+            // A whole value pushed before: its JSON object's text properties are kept.
+            (
+                Some(prop),
+                Some(Pushed {
+                    value: PushedValue::Whole(whole),
+                    ..
+                }),
+            ) => {
+                let mut map: BTreeMap<String, SecretBytes> =
+                    serde_json::from_slice::<BTreeMap<String, String>>(whole.expose())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, SecretBytes::from(v.as_str())))
+                        .collect();
+                map.insert(prop.clone(), request.value.clone());
+                PushedValue::Properties(map)
+            }
+            (Some(prop), None) => {
                 PushedValue::Properties(BTreeMap::from([(prop.clone(), request.value.clone())]))
             }
         };

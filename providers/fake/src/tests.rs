@@ -198,6 +198,10 @@ fn push_writes_only_keys_kuvert_owns() {
     assert_eq!(get(&*c, "obj", None).unwrap(), r#"{"pass":"p","user":"u"}"#);
     block_on(c.delete("obj", Some("user"), "ns/a")).unwrap();
     assert_eq!(get(&*c, "obj", None).unwrap(), r#"{"pass":"p"}"#);
+    // A property pushed into a whole JSON object pushed before keeps its other properties.
+    push("whole", None, r#"{"a":"1","b":"2"}"#, "ns/a").unwrap();
+    push("whole", Some("b"), "3", "ns/a").unwrap();
+    assert_eq!(get(&*c, "whole", None).unwrap(), r#"{"a":"1","b":"3"}"#);
     assert!(block_on(c.delete("pushed", None, "ns/b")).is_err());
     block_on(c.delete("pushed", None, "ns/a")).unwrap();
     assert!(!block_on(c.exists("pushed")).unwrap());

@@ -228,6 +228,10 @@ impl SecretsClient for KubernetesClient {
                     .collect();
             }
         }
+        if existing.as_ref().and_then(|s| s.data.as_ref()) == Some(&data) {
+            // Owned (checked above) and holding these values: nothing to write.
+            return Ok(());
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
