@@ -24,23 +24,6 @@ fn reading(name: &str, key: &str, interval: &str) -> ExternalSecret {
     ))
 }
 
-/// Read requests OpenBao logged for `path` (e.g. `secret/data/flood`) in the audit log text.
-fn reads_of(log: &str, path: &str) -> usize {
-    log.lines()
-        .filter(|line| line.ends_with('}'))
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| {
-            entry["type"] == "request"
-                && entry["request"]["operation"] == "read"
-                && entry["request"]["path"] == path
-        })
-        .count()
-}
-
-fn audit_log(bao: &OpenBao) -> String {
-    std::fs::read_to_string(bao.audit_log()).unwrap_or_default()
-}
-
 async fn status_of(
     ess: &Api<ExternalSecret>,
     name: &str,
@@ -119,7 +102,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
     assert_eq!(app_status.refresh_interval.as_deref(), Some("1h"));
 
     // From here, count OpenBao's reads of `flood` while the object refreshes twice.
-    let before = reads_of(&audit_log(&bao), "secret/data/flood");
+    let before = bao.audit_requests("secret/data/flood");
     let seen = std::cell::RefCell::new(vec![status.refresh_time.clone().unwrap()]);
     eventually("two more refreshes of flood", || async {
         let now = status_of(&ess, "flood").await.refresh_time.unwrap();
@@ -131,7 +114,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
     })
     .await;
     let seen = seen.into_inner();
-    let reads = reads_of(&audit_log(&bao), "secret/data/flood") - before;
+    let reads = bao.audit_requests("secret/data/flood") - before;
     // Two refreshes cost two reads (a third may have started since): at 1ms it was thousands.
     assert!(
         (2..=3).contains(&reads),
