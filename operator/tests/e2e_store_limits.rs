@@ -7,7 +7,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
+use kuvert_core::api::ExternalSecret;
 use kuvert_testkit::OpenBao;
 use serde_json::json;
 use support::{Backend, Cluster, Operator, eventually, external_secret_events, ready, yaml};
@@ -41,25 +41,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
         .await;
     let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret(
-                "default",
-                "vault-token",
-                &[("token", bao.root_token())],
-            ),
-        )
-        .await
-        .unwrap();
-    let store: SecretStore = yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: {addr}\n      path: secret\n      auth:\n        tokenSecretRef: {{name: vault-token, key: token}}\n",
-        addr = bao.addr(),
-    ));
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    support::vault_token_store(&cluster, bao.addr(), bao.root_token()).await;
     // The default flags: `--min-refresh-interval 10s`.
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;

@@ -581,27 +581,7 @@ async fn a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed(back
         .await;
     let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret(
-                "default",
-                "vault-token",
-                &[("token", bao.root_token())],
-            ),
-        )
-        .await
-        .unwrap();
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &vault_store(
-                &bao,
-                "        tokenSecretRef: {name: vault-token, key: token}",
-            ),
-        )
-        .await
-        .unwrap();
+    support::vault_token_store(&cluster, bao.addr(), bao.root_token()).await;
     let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
