@@ -7,7 +7,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kuvert_core::api::{ExternalSecret, SecretStore};
+use kuvert_core::api::ExternalSecret;
 use kuvert_testkit::OpenBao;
 use serde_json::json;
 use support::{Backend, Cluster, Operator, eventually, external_secret_events, ready, yaml};
@@ -22,23 +22,6 @@ fn reading(name: &str, key: &str, interval: &str) -> ExternalSecret {
     yaml(&format!(
         "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: {interval}\n  secretStoreRef: {{name: vault}}\n  data:\n    - secretKey: password\n      remoteRef: {{key: {key}, property: password}}\n"
     ))
-}
-
-/// Read requests OpenBao logged for `path` (e.g. `secret/data/flood`) in the audit log text.
-fn reads_of(log: &str, path: &str) -> usize {
-    log.lines()
-        .filter(|line| line.ends_with('}'))
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| {
-            entry["type"] == "request"
-                && entry["request"]["operation"] == "read"
-                && entry["request"]["path"] == path
-        })
-        .count()
-}
-
-fn audit_log(bao: &OpenBao) -> String {
-    std::fs::read_to_string(bao.audit_log()).unwrap_or_default()
 }
 
 async fn status_of(
@@ -58,25 +41,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
         .await;
     let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret(
-                "default",
-                "vault-token",
-                &[("token", bao.root_token())],
-            ),
-        )
-        .await
-        .unwrap();
-    let store: SecretStore = yaml(&format!(
-        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: {addr}\n      path: secret\n      auth:\n        tokenSecretRef: {{name: vault-token, key: token}}\n",
-        addr = bao.addr(),
-    ));
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    support::vault_token_store(&cluster, bao.addr(), bao.root_token()).await;
     // The default flags: `--min-refresh-interval 10s`.
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
@@ -119,7 +84,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
     assert_eq!(app_status.refresh_interval.as_deref(), Some("1h"));
 
     // From here, count OpenBao's reads of `flood` while the object refreshes twice.
-    let before = reads_of(&audit_log(&bao), "secret/data/flood");
+    let before = bao.audit_requests("secret/data/flood");
     let seen = std::cell::RefCell::new(vec![status.refresh_time.clone().unwrap()]);
     eventually("two more refreshes of flood", || async {
         let now = status_of(&ess, "flood").await.refresh_time.unwrap();
@@ -131,7 +96,7 @@ async fn a_one_millisecond_refresh_is_raised_to_the_floor_and_does_not_flood_the
     })
     .await;
     let seen = seen.into_inner();
-    let reads = reads_of(&audit_log(&bao), "secret/data/flood") - before;
+    let reads = bao.audit_requests("secret/data/flood") - before;
     // Two refreshes cost two reads (a third may have started since): at 1ms it was thousands.
     assert!(
         (2..=3).contains(&reads),

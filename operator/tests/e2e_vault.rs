@@ -326,6 +326,38 @@ async fn new_secret_id(bao: &OpenBao) -> String {
         .to_owned()
 }
 
+/// `app` = v1 in `bao`, the AppRole `kuvert` and a secret-id in Secret `approle`, and the
+/// SecretStore `vault` logging in with them, on a new cluster; returns the cluster, its Secrets
+/// API and the secret-id.
+async fn approle_store_cluster(bao: &OpenBao, backend: Backend) -> (Cluster, Api<Secret>, String) {
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let role_id = approle_reader(bao).await;
+    let secret_id = new_secret_id(bao).await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &secret_id)]),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                bao,
+                &format!(
+                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    (cluster, secrets, secret_id)
+}
+
 // Multi-threaded: `terminate` blocks its thread while kuvert, shutting down, may still talk
 // to devcluster, which this runtime serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,31 +440,7 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     backend: Backend,
 ) {
     let bao = OpenBao::start().await;
-    bao.kv2_put("secret", "app", json!({"password": "v1"}))
-        .await;
-    let role_id = approle_reader(&bao).await;
-    let old = new_secret_id(&bao).await;
-    let cluster = Cluster::start_on(backend).await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &old)]),
-        )
-        .await
-        .unwrap();
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &vault_store(
-                &bao,
-                &format!(
-                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
-                ),
-            ),
-        )
-        .await
-        .unwrap();
+    let (cluster, secrets, old) = approle_store_cluster(&bao, backend).await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -482,17 +490,6 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     .await;
 }
 
-/// AppRole logins OpenBao logged (request lines of `auth/approle/login`).
-fn approle_logins(bao: &OpenBao) -> usize {
-    std::fs::read_to_string(bao.audit_log())
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.ends_with('}'))
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/approle/login")
-        .count()
-}
-
 /// Twenty ExternalSecrets on an AppRole store whose secret-id is destroyed in OpenBao (a
 /// rotation, their tokens revoked), all force-synced at once: they share one failed login per
 /// backoff step (10 s, 20 s, ...), counted in OpenBao's audit log — fewer than the 5 failures
@@ -503,31 +500,7 @@ async fn a_refused_approle_login_is_tried_once_per_step_for_all_its_external_sec
 ) {
     const COUNT: usize = 20;
     let bao = OpenBao::start_audited().await;
-    bao.kv2_put("secret", "app", json!({"password": "v1"}))
-        .await;
-    let role_id = approle_reader(&bao).await;
-    let old = new_secret_id(&bao).await;
-    let cluster = Cluster::start_on(backend).await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &old)]),
-        )
-        .await
-        .unwrap();
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &vault_store(
-                &bao,
-                &format!(
-                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
-                ),
-            ),
-        )
-        .await
-        .unwrap();
+    let (cluster, secrets, old) = approle_store_cluster(&bao, backend).await;
     let operator = Operator::start(&cluster, &[]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -552,7 +525,7 @@ async fn a_refused_approle_login_is_tried_once_per_step_for_all_its_external_sec
         all(("True", "SecretSynced"))
     })
     .await;
-    let before = approle_logins(&bao);
+    let before = bao.audit_requests("auth/approle/login");
 
     // Rotation in OpenBao; every ExternalSecret is force-synced at once.
     let new = new_secret_id(&bao).await;
@@ -578,7 +551,7 @@ async fn a_refused_approle_login_is_tried_once_per_step_for_all_its_external_sec
     // Their retries come 10 s and more later, each on its own backoff; the login is tried
     // once per step of the store's connection, whoever asks.
     tokio::time::sleep(std::time::Duration::from_secs(25)).await;
-    let refused = approle_logins(&bao) - before;
+    let refused = bao.audit_requests("auth/approle/login") - before;
     eprintln!("measured: {refused} failed AppRole logins in 25 s for {COUNT} ExternalSecrets");
     assert!(
         (1..=3).contains(&refused),
@@ -608,27 +581,7 @@ async fn a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed(back
         .await;
     let cluster = Cluster::start_on(backend).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    secrets
-        .create(
-            &PostParams::default(),
-            &kuvert_testkit::string_secret(
-                "default",
-                "vault-token",
-                &[("token", bao.root_token())],
-            ),
-        )
-        .await
-        .unwrap();
-    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
-        .create(
-            &PostParams::default(),
-            &vault_store(
-                &bao,
-                "        tokenSecretRef: {name: vault-token, key: token}",
-            ),
-        )
-        .await
-        .unwrap();
+    support::vault_token_store(&cluster, bao.addr(), bao.root_token()).await;
     let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");

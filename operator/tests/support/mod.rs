@@ -659,6 +659,20 @@ pub async fn vault_dynamic_secret(
         .unwrap();
 }
 
+/// The Secret `vault-token` holding `token` and the SecretStore `vault` reading the KV v2 mount
+/// `secret` of the OpenBao at `server` with it, both in `default`.
+pub async fn vault_token_store(cluster: &Cluster, server: &str, token: &str) {
+    create(
+        &cluster.client,
+        &kuvert_testkit::string_secret("default", "vault-token", &[("token", token)]),
+    )
+    .await;
+    let store: kuvert_core::api::SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: {server}\n      path: secret\n      auth:\n        tokenSecretRef: {{name: vault-token, key: token}}\n"
+    ));
+    create(&cluster.client, &store).await;
+}
+
 /// The SecretStore `demo` of `namespace`, of the fake provider, holding `entries` (key, value),
 /// each at version "1": what most scenarios read from.
 pub fn fake_store(namespace: &str, entries: &[(&str, &str)]) -> kuvert_core::api::SecretStore {

@@ -213,17 +213,6 @@ async fn a_token_revoked_server_side_is_replaced_by_a_new_login() {
     assert_ne!(accessor(&conn).await, old);
 }
 
-/// AppRole login requests OpenBao logged.
-fn approle_logins(bao: &OpenBao) -> usize {
-    std::fs::read_to_string(bao.audit_log())
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.ends_with('}'))
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/approle/login")
-        .count()
-}
-
 #[tokio::test]
 async fn a_refused_login_is_answered_to_every_user_without_logging_in_again_for_a_step() {
     let bao = OpenBao::start_audited().await;
@@ -231,7 +220,7 @@ async fn a_refused_login_is_answered_to_every_user_without_logging_in_again_for_
     let provider = VaultProvider::new();
     let c = client(&provider, &spec, &kube).await.unwrap();
     let conn = connect(provider.cache(), "vault", &spec, &kube).await;
-    assert_eq!(approle_logins(&bao), 1);
+    assert_eq!(bao.audit_requests("auth/approle/login"), 1);
     // The secret-id is destroyed and its token revoked: the next login is refused.
     let listed = bao
         .api("LIST", "auth/approle/role/app/secret-id", None)
@@ -264,7 +253,11 @@ async fn a_refused_login_is_answered_to_every_user_without_logging_in_again_for_
             );
         }
     }
-    assert_eq!(approle_logins(&bao), 2, "one refused login for forty reads");
+    assert_eq!(
+        bao.audit_requests("auth/approle/login"),
+        2,
+        "one refused login for forty reads"
+    );
 }
 
 #[tokio::test]

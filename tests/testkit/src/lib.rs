@@ -327,6 +327,20 @@ impl OpenBao {
             .expect("this OpenBao has no audit device: start it with OpenBao::start_audited")
     }
 
+    /// Request lines in the audit log (of a server from [`OpenBao::start_audited`]) for exactly
+    /// `path` (after `/v1/`, e.g. `auth/approle/login` or `secret/data/app`), whatever the
+    /// operation: store calls counted on the server side. A line still being written does not
+    /// count.
+    pub fn audit_requests(&self, path: &str) -> usize {
+        std::fs::read_to_string(self.audit_log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.ends_with('}'))
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|e| e["type"] == "request" && e["request"]["path"] == path)
+            .count()
+    }
+
     /// The root token.
     pub fn root_token(&self) -> &str {
         &self.root_token
