@@ -436,7 +436,13 @@ async fn run(
         store: mark.calls_since(DATA_PREFIX)?,
         kube,
     };
-    log("P1", format!("{:?}", p1));
+    log(
+        "P1",
+        format!(
+            "{:?} (baseline {:?}, ratio {:.3}); store {:?}; requests {:?}; beyond the baseline {:?}",
+            p1.wall, p1.baseline.elapsed, p1.ratio, p1.store, p1.kube, p1.beyond_baseline
+        ),
+    );
     let kuvert_ready = progress
         .each
         .iter()
