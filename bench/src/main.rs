@@ -275,6 +275,7 @@ fn write_plots(
                 x_label: "seconds since the first create",
                 y_label: "Ready",
                 series: ready,
+                legend_above: false,
             },
         ),
         (
@@ -284,6 +285,7 @@ fn write_plots(
                 x_label: "ms",
                 y_label: "% of samples at or below",
                 series: latency,
+                legend_above: false,
             },
         ),
         (
@@ -293,6 +295,7 @@ fn write_plots(
                 x_label: "seconds since the run started",
                 y_label: "RSS, MiB",
                 series: memory,
+                legend_above: true,
             },
         ),
     ];
