@@ -275,6 +275,7 @@ fn write_plots(
                 x_label: "seconds since the first create",
                 y_label: "Ready",
                 series: ready,
+                legend_above: false,
             },
         ),
         (
@@ -284,6 +285,7 @@ fn write_plots(
                 x_label: "ms",
                 y_label: "% of samples at or below",
                 series: latency,
+                legend_above: false,
             },
         ),
         (
@@ -293,6 +295,7 @@ fn write_plots(
                 x_label: "seconds since the run started",
                 y_label: "RSS, MiB",
                 series: memory,
+                legend_above: true,
             },
         ),
     ];
@@ -436,7 +439,13 @@ async fn run(
         store: mark.calls_since(DATA_PREFIX)?,
         kube,
     };
-    log("P1", format!("{:?}", p1));
+    log(
+        "P1",
+        format!(
+            "{:?} (baseline {:?}, ratio {:.3}); store {:?}; requests {:?}; beyond the baseline {:?}",
+            p1.wall, p1.baseline.elapsed, p1.ratio, p1.store, p1.kube, p1.beyond_baseline
+        ),
+    );
     let kuvert_ready = progress
         .each
         .iter()

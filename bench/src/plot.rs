@@ -36,6 +36,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     /// The lines.
     pub series: Vec<Series>,
+    /// The legend above the lines (the y axis gets room for it) rather than at the lower right.
+    pub legend_above: bool,
 }
 
 fn register_font() -> anyhow::Result<()> {
@@ -75,7 +77,10 @@ pub fn render(chart: &Chart) -> anyhow::Result<Vec<u8>> {
         root.fill(&WHITE).map_err(draw_error)?;
         let points = || chart.series.iter().flat_map(|s| s.points.iter());
         let xs = range(points().map(|p| p.0));
-        let ys = range(points().map(|p| p.1));
+        let mut ys = range(points().map(|p| p.1));
+        if chart.legend_above {
+            ys.end += (ys.end - ys.start) * 0.4;
+        }
         let mut ctx = ChartBuilder::on(&root)
             .caption(chart.title, (FAMILY, 24))
             .margin(16)
@@ -104,7 +109,11 @@ pub fn render(chart: &Chart) -> anyhow::Result<Vec<u8>> {
             .label_font((FAMILY, 14))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(if chart.legend_above {
+                SeriesLabelPosition::UpperLeft
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
             .draw()
             .map_err(draw_error)?;
         root.present().map_err(draw_error)?;
@@ -181,6 +190,7 @@ mod tests {
                 "kuvert",
                 &[Duration::from_millis(100), Duration::from_millis(300)],
             )],
+            legend_above: true,
         };
         write(&path, &chart).unwrap();
         let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());

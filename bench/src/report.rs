@@ -448,13 +448,19 @@ pub fn table(runs: &Runs) -> String {
         .max()
         .unwrap_or(0)
         .max(14);
-    out.push_str(&format!("{:width$}  {:<8}", "figure", "target"));
+    let target_width = first
+        .targets
+        .iter()
+        .map(|t| t.target.len())
+        .max()
+        .unwrap_or(0);
+    out.push_str(&format!("{:width$}  {:target_width$}", "figure", "target"));
     for run in &runs.runs {
         out.push_str(&format!("  {:value_width$}", run.backend.name()));
     }
     out.push('\n');
     for (i, t) in first.targets.iter().enumerate() {
-        out.push_str(&format!("{:width$}  {:<8}", t.figure, t.target));
+        out.push_str(&format!("{:width$}  {:target_width$}", t.figure, t.target));
         for run in &runs.runs {
             let value = run.targets.get(i).map(cell).unwrap_or_default();
             out.push_str(&format!("  {value:value_width$}"));
