@@ -40,6 +40,9 @@ pub const CONDITION: &str = "kuvert_externalsecret_status_condition";
 pub const BUILD_INFO: &str = "kuvert_build_info";
 /// 1 while this replica leads (always, without `--leader-election`), else 0.
 pub const LEADER: &str = "kuvert_leader";
+/// Workloads listed in ExternalSecrets' `status.workloads`, by `up_to_date` (`true`, `false`),
+/// from the cache.
+pub const WORKLOADS: &str = "kuvert_workloads";
 /// Workload pod templates kuvert patched because their Secrets changed, and checks that failed,
 /// by workload kind and result (`restarted`, `RolloutTargetNotFound`, `RolloutFailed`).
 pub const WORKLOAD_RESTARTS: &str = "kuvert_workload_restarts_total";

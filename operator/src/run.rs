@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// changing together cause one rollout.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub rollout_window: Duration,
+    /// How long a workload's rollout may run before a Warning Event says it is behind.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub rollout_behind_threshold: Duration,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -297,8 +300,14 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
     let follower = tokio::spawn(crate::wakes::follow(ctx.clone(), args.namespace.clone()));
-    let rollouts = crate::rollout::Rollouts::new(ctx.clone(), targets.clone(), args.rollout_window);
+    let rollouts = crate::rollout::Rollouts::new(
+        ctx.clone(),
+        targets.clone(),
+        args.rollout_window,
+        args.rollout_behind_threshold,
+    );
     let restarts = tokio::spawn(rollouts.clone().run());
+    let behind = tokio::spawn(rollouts.clone().warn_behind());
     let labelled = tokio::spawn(crate::rollout::watch::labelled(
         rollouts.clone(),
         client.clone(),
@@ -330,6 +339,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     sweeper.abort();
     follower.abort();
     restarts.abort();
+    behind.abort();
     labelled.abort();
     upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.

@@ -20,7 +20,9 @@
 //! records what the workload's template carries and whether its rollout has finished
 //! ([`Rollouts::statuses`], the ExternalSecret's `status.workloads`). A named workload still
 //! rolling out is read again after 2 s, doubling to a minute; a change of what was observed
-//! wakes the ExternalSecrets concerned, whose reconcile writes it into their status.
+//! wakes the ExternalSecrets concerned, whose reconcile writes it into their status. A workload
+//! whose rollout has not finished `--rollout-behind-threshold` after it started is a Warning
+//! Event (`RolloutBehind`), once per rollout.
 
 pub mod watch;
 pub mod workloads;
@@ -47,6 +49,7 @@ pub struct Rollouts {
     ctx: Arc<Context>,
     targets: TargetCache,
     window: Duration,
+    behind_after: Duration,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
 }
@@ -67,6 +70,8 @@ struct Observation {
     rolled_out: bool,
     /// When it was first observed in this state.
     at: jiff::Timestamp,
+    /// A `RolloutBehind` Event was published about this state.
+    warned: bool,
 }
 
 /// The first read of a named workload still rolling out comes this long after the patch; each
@@ -146,6 +151,7 @@ impl Inner {
                 hashes,
                 rolled_out,
                 at,
+                warned: false,
             },
         );
         true
@@ -168,12 +174,19 @@ impl Inner {
 }
 
 impl Rollouts {
-    /// Rollouts reading data hashes from `targets`, debounced by `window`.
-    pub fn new(ctx: Arc<Context>, targets: TargetCache, window: Duration) -> Arc<Rollouts> {
+    /// Rollouts reading data hashes from `targets`, debounced by `window`, warning about
+    /// rollouts unfinished after `behind_after`.
+    pub fn new(
+        ctx: Arc<Context>,
+        targets: TargetCache,
+        window: Duration,
+        behind_after: Duration,
+    ) -> Arc<Rollouts> {
         Arc::new(Rollouts {
             ctx,
             targets,
             window,
+            behind_after,
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         })
@@ -376,6 +389,56 @@ impl Rollouts {
         }
     }
 
+    /// Publishes a Warning Event (`RolloutBehind`) about each workload whose rollout has not
+    /// finished `behind_after` after it was observed to start, once per rollout, until the
+    /// process ends.
+    pub async fn warn_behind(self: Arc<Self>) {
+        let every = (self.behind_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let threshold = i64::try_from(self.behind_after.as_secs()).unwrap_or(i64::MAX);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = (self.ctx.clock)().as_second();
+            let late: Vec<(Workload, Vec<ObjectRef<ExternalSecret>>)> = {
+                let mut inner = self.lock();
+                let mut late = Vec::new();
+                for (workload, seen) in &mut inner.seen {
+                    if !seen.rolled_out && !seen.warned && now - seen.at.as_second() >= threshold {
+                        seen.warned = true;
+                        late.push(workload.clone());
+                    }
+                }
+                late.into_iter()
+                    .map(|w| {
+                        let concerned = inner.concerned(&w, &self.ctx);
+                        (w, concerned)
+                    })
+                    .collect()
+            };
+            for (workload, concerned) in late {
+                let message = format!(
+                    "{workload} has not finished rolling out its current pod template for {}s",
+                    self.behind_after.as_secs()
+                );
+                tracing::warn!(%workload, "rollout behind");
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "RolloutBehind".to_owned(),
+                    note: Some(message),
+                    action: "Restart".to_owned(),
+                    secondary: None,
+                };
+                let references: Vec<ObjectReference> = if concerned.is_empty() {
+                    vec![workload.reference()]
+                } else {
+                    concerned.iter().map(es_reference).collect()
+                };
+                for reference in &references {
+                    crate::externalsecret::report::publish(&self.ctx, reference, &event).await;
+                }
+            }
+        }
+    }
+
     /// Brings `workload`'s pod template to the current hashes of the Secrets it follows.
     async fn check(&self, workload: &Workload) {
         let (wanted, naming) = {
@@ -483,6 +546,21 @@ impl Rollouts {
         for reference in &references {
             crate::externalsecret::report::publish(&self.ctx, reference, &event).await;
         }
+    }
+}
+
+/// A reference to an ExternalSecret, for Events about it.
+fn es_reference(es: &ObjectRef<ExternalSecret>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(format!(
+            "{}/{}",
+            kuvert_core::api::GROUP,
+            kuvert_core::api::VERSION
+        )),
+        kind: Some("ExternalSecret".to_owned()),
+        namespace: es.namespace.clone(),
+        name: Some(es.name.clone()),
+        ..ObjectReference::default()
     }
 }
 
