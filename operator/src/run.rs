@@ -294,7 +294,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         });
     }
     let objects = tokio::spawn(externalsecret::controller::forget_deleted(
-        es_cache,
+        es_cache.clone(),
         caches.clone(),
         ctx.clone(),
     ));
@@ -308,6 +308,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     );
     let restarts = tokio::spawn(rollouts.clone().run());
     let behind = tokio::spawn(rollouts.clone().warn_behind());
+    let forget = tokio::spawn(rollouts.clone().forget_deleted(es_cache.clone()));
     let labelled = tokio::spawn(crate::rollout::watch::labelled(
         rollouts.clone(),
         client.clone(),
@@ -340,6 +341,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     follower.abort();
     restarts.abort();
     behind.abort();
+    forget.abort();
     labelled.abort();
     upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.
