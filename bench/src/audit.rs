@@ -21,6 +21,9 @@ pub struct Mark {
 pub struct Calls {
     /// Reads of secrets under the data prefix (what ExternalSecrets cost the store).
     pub reads: u64,
+    /// Distinct paths among those reads: `reads` above `distinct` are second reads of a key
+    /// (e.g. a first sync after the coalesce window of the key's first read had passed).
+    pub distinct: u64,
     /// Every other request (logins, token lookups, health checks, writes by the benchmark).
     pub other: u64,
 }
@@ -54,6 +57,7 @@ impl Mark {
 /// Counts the request lines of an audit log excerpt.
 pub fn count(log: &[u8], data_prefix: &str) -> anyhow::Result<Calls> {
     let mut calls = Calls::default();
+    let mut paths = std::collections::HashSet::new();
     for line in log.split(|b| *b == b'\n') {
         // The last line may still be being written: only whole lines count.
         if line.is_empty() || line.last() != Some(&b'}') {
@@ -64,12 +68,14 @@ pub fn count(log: &[u8], data_prefix: &str) -> anyhow::Result<Calls> {
             continue;
         }
         let request = &entry["request"];
-        let is_read = request["operation"] == "read"
-            && request["path"]
-                .as_str()
-                .is_some_and(|p| p.starts_with(data_prefix));
-        if is_read {
+        let read = request["path"]
+            .as_str()
+            .filter(|p| request["operation"] == "read" && p.starts_with(data_prefix));
+        if let Some(path) = read {
             calls.reads += 1;
+            if paths.insert(path.to_owned()) {
+                calls.distinct += 1;
+            }
         } else {
             calls.other += 1;
         }
@@ -90,11 +96,16 @@ mod tests {
             json!({"type": "request", "request": {"operation": "read", "path": "secret/data/other"}}),
             json!({"type": "request", "request": {"operation": "update", "path": "secret/data/bench/key-1"}}),
             json!({"type": "request", "request": {"operation": "read", "path": "secret/data/bench/key-2"}}),
+            json!({"type": "request", "request": {"operation": "read", "path": "secret/data/bench/key-1"}}),
         ];
         let log: String = lines.iter().map(|l| format!("{l}\n")).collect();
         assert_eq!(
             count(log.as_bytes(), "secret/data/bench/").unwrap(),
-            Calls { reads: 2, other: 2 }
+            Calls {
+                reads: 3,
+                distinct: 2,
+                other: 2
+            }
         );
     }
 
@@ -103,7 +114,11 @@ mod tests {
         let log = "{\"type\":\"request\",\"request\":{\"operation\":\"read\",\"path\":\"secret/data/a\"}}\n{\"type\":\"requ";
         assert_eq!(
             count(log.as_bytes(), "secret/data/").unwrap(),
-            Calls { reads: 1, other: 0 }
+            Calls {
+                reads: 1,
+                distinct: 1,
+                other: 0
+            }
         );
     }
 
@@ -128,7 +143,11 @@ mod tests {
         // OpenBao writes the request line before answering: the log is complete now.
         assert_eq!(
             mark.calls_since("secret/data/bench/").unwrap(),
-            Calls { reads: 3, other: 1 }
+            Calls {
+                reads: 3,
+                distinct: 1,
+                other: 1
+            }
         );
     }
 }

@@ -105,6 +105,13 @@ impl Kuvert {
         Ok((status, body))
     }
 
+    /// The sum of the counter `name` (every label set) on kuvert's /metrics.
+    pub async fn counter(&self, name: &str) -> anyhow::Result<f64> {
+        let (status, body) = self.get("/metrics").await?;
+        anyhow::ensure!(status == 200, "kuvert's /metrics answered {status}");
+        Ok(sum_counter(&body, name))
+    }
+
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM` of /proc/PID/status), in bytes.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
@@ -112,11 +119,136 @@ impl Kuvert {
         parse_memory(&status)
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Kills the process (SIGKILL: a crash, not a graceful stop) and waits for it.
     pub async fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// CPU time (user and system, since the process started) and memory of any process, from
+/// `/proc/PID/stat` and `/proc/PID/status`: kuvert, the API server, etcd.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Usage {
+    /// CPU seconds used so far.
+    pub cpu_seconds: f64,
+    /// Resident now, bytes.
+    pub rss: u64,
+    /// Peak resident, bytes.
+    pub peak: u64,
+}
+
+/// The kernel's clock ticks per second in /proc (`USER_HZ`): 100 on every Linux ABI.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time and memory of process `pid`.
+pub fn usage(pid: u32) -> anyhow::Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let memory = parse_memory(&status)?;
+    Ok(Usage {
+        cpu_seconds: parse_cpu_seconds(&stat)?,
+        rss: memory.rss,
+        peak: memory.peak,
+    })
+}
+
+/// `utime` + `stime` (fields 14 and 15) of a `/proc/PID/stat` line, in seconds. The command
+/// name (field 2) is in parentheses and may hold spaces, so fields are counted after its `)`.
+fn parse_cpu_seconds(stat: &str) -> anyhow::Result<f64> {
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("/proc stat has no command name")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state): utime is field 14, stime field 15.
+    let tick = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("/proc stat field {} is not a tick count", i + 3))
+    };
+    Ok((tick(11)? + tick(12)?) as f64 / USER_HZ)
+}
+
+/// Samples the resident memory of a changing set of processes (kuvert is restarted) every
+/// `period`, for the plot of memory over the whole run.
+#[derive(Clone)]
+pub struct Sampler {
+    watched: std::sync::Arc<std::sync::Mutex<Vec<(String, u32)>>>,
+    samples: std::sync::Arc<std::sync::Mutex<Vec<(Duration, String, u64)>>>,
+}
+
+impl Sampler {
+    /// Starts sampling (nothing, until [`Sampler::watch`]) from now.
+    pub fn start(period: Duration) -> Sampler {
+        let sampler = Sampler {
+            watched: Default::default(),
+            samples: Default::default(),
+        };
+        let started = Instant::now();
+        let task = sampler.clone();
+        tokio::spawn(async move {
+            loop {
+                let watched = task.watched.lock().expect("sampler lock").clone();
+                for (name, pid) in watched {
+                    // A process that just exited has no /proc entry: no sample.
+                    if let Ok(u) = usage(pid) {
+                        task.samples.lock().expect("sampler lock").push((
+                            started.elapsed(),
+                            name,
+                            u.rss,
+                        ));
+                    }
+                }
+                // Ends with the runtime; the samples stay with the other clones.
+                tokio::time::sleep(period).await;
+            }
+        });
+        sampler
+    }
+
+    /// Samples `pid` under `name` from now on, in place of a process of that name before.
+    pub fn watch(&self, name: &str, pid: u32) {
+        let mut watched = self.watched.lock().expect("sampler lock");
+        watched.retain(|(n, _)| n != name);
+        watched.push((name.to_owned(), pid));
+    }
+
+    /// Stops sampling (the samples stay).
+    pub fn stop(&self) {
+        self.watched.lock().expect("sampler lock").clear();
+    }
+
+    /// The samples so far, by process name: (seconds since start, MiB).
+    pub fn series(&self) -> std::collections::BTreeMap<String, Vec<(f64, f64)>> {
+        let mut by_name: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+        for (at, name, rss) in self.samples.lock().expect("sampler lock").iter() {
+            by_name
+                .entry(name.clone())
+                .or_default()
+                .push((at.as_secs_f64(), *rss as f64 / (1024.0 * 1024.0)));
+        }
+        by_name
+    }
+}
+
+/// The sum of every sample of counter `name` in a Prometheus text exposition.
+fn sum_counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Resident set sizes of a process, in bytes.
@@ -154,6 +286,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_counter_is_summed_over_its_label_sets_only() {
+        let text = "# TYPE kuvert_store_requests_total counter\n\
+            kuvert_store_requests_total{provider=\"vault\",outcome=\"ok\"} 7\n\
+            kuvert_store_requests_total{provider=\"vault\",outcome=\"unavailable\"} 5\n\
+            kuvert_store_requests_total_other 100\n\
+            kuvert_sync_total{kind=\"x\"} 3\n";
+        assert_eq!(sum_counter(text, "kuvert_store_requests_total"), 12.0);
+        assert_eq!(sum_counter(text, "kuvert_missing"), 0.0);
+    }
+
+    #[test]
     fn memory_comes_from_vmrss_and_vmhwm_in_kib() {
         let status =
             "Name:\tkuvert\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\n";
@@ -170,6 +313,55 @@ mod tests {
     fn a_missing_field_is_named() {
         let err = parse_memory("VmRSS:\t1 kB\n").unwrap_err();
         assert_eq!(err.to_string(), "/proc status has no VmHWM:");
+    }
+
+    #[test]
+    fn cpu_time_is_user_plus_system_ticks_after_the_command_name() {
+        // A command name with a space and a parenthesis, as a process may choose.
+        let stat = "4242 (kube apiserver) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
+                    12 0 900 1000000 2000 18446744073709551615";
+        assert_eq!(parse_cpu_seconds(stat).unwrap(), 3.25);
+        let err = parse_cpu_seconds("1 (x) S 1").unwrap_err();
+        assert_eq!(err.to_string(), "/proc stat field 14 is not a tick count");
+    }
+
+    #[test]
+    fn a_child_process_usage_is_read_from_proc() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let read = usage(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let read = read.unwrap();
+        assert!(read.rss > 0 && read.peak >= read.rss, "{read:?}");
+        assert!(
+            read.cpu_seconds >= 0.0 && read.cpu_seconds < 5.0,
+            "{read:?}"
+        );
+        let gone = usage(child.id()).unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            format!("reading /proc/{}/stat", child.id())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sampler_records_the_memory_of_the_watched_process() {
+        let sampler = Sampler::start(Duration::from_millis(10));
+        sampler.watch("self", std::process::id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sampler.series().get("self").is_none_or(|s| s.len() < 2) && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let series = sampler.series();
+        let samples = &series["self"];
+        assert!(samples.len() >= 2, "{samples:?}");
+        assert!(samples.windows(2).all(|w| w[0].0 <= w[1].0), "{samples:?}");
+        assert!(samples.iter().all(|(_, mib)| *mib > 0.0), "{samples:?}");
+        assert_eq!(series.keys().collect::<Vec<_>>(), vec!["self"]);
     }
 
     #[test]

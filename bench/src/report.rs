@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::audit::Calls;
-use crate::scenario::Baseline;
+use crate::cluster::Backend;
+use crate::process::Usage;
+use crate::scenario::{Baseline, RawBaseline};
 use crate::stats::{ms, percentile};
 
 /// Serializes a duration as seconds with a fraction.
@@ -64,7 +66,8 @@ impl Latency {
     }
 }
 
-/// Kubernetes API requests of a phase, from devcluster's counters.
+/// Kubernetes API requests of a phase, from devcluster's counters or the API server's
+/// `apiserver_request_total`.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct KubeCalls {
     /// Secret creates, updates, patches and deletes.
@@ -73,6 +76,8 @@ pub struct KubeCalls {
     pub status_writes: u64,
     /// Secret GETs.
     pub secret_gets: u64,
+    /// Events created (kuvert's one per first sync).
+    pub event_creates: u64,
     /// Every request.
     pub total: u64,
 }
@@ -90,10 +95,17 @@ pub struct InitialSync {
     pub created: Duration,
     /// N / wall.
     pub syncs_per_second: f64,
-    /// The raw baseline in the same run.
+    /// The operator baseline in the same run: the least any sync operator must do.
     pub baseline: Baseline,
-    /// baseline wall / kuvert wall.
+    /// baseline wall / kuvert wall (the target).
     pub ratio: f64,
+    /// The raw baseline (K reads, N Secret creates, no ExternalSecrets) in the same run.
+    pub raw_baseline: RawBaseline,
+    /// raw baseline wall / kuvert wall (the figure reported before issue 21).
+    pub raw_ratio: f64,
+    /// Requests kuvert made beyond the operator baseline's (its Events, watches, lists and
+    /// Secret GETs), from the counters of both phases.
+    pub beyond_baseline: KubeCalls,
     /// Store calls during P1.
     pub store: Calls,
     /// Kubernetes requests during P1.
@@ -127,6 +139,24 @@ pub struct Restart {
     pub kube: KubeCalls,
 }
 
+/// A store outage: OpenBao stopped for a while, then started again.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outage {
+    /// How long OpenBao was down.
+    #[serde(serialize_with = "as_seconds")]
+    pub down: Duration,
+    /// kuvert's store requests per second while it was down (its `kuvert_store_requests_total`:
+    /// a stopped server logs nothing).
+    pub store_requests_per_second: f64,
+    /// kuvert's resident memory at the end of the outage, MiB.
+    pub kuvert_rss_mib: f64,
+    /// OpenBao back → every ExternalSecret Ready again.
+    #[serde(serialize_with = "as_seconds")]
+    pub ready_again: Duration,
+    /// Kubernetes requests from the stop until all were Ready again.
+    pub kube: KubeCalls,
+}
+
 /// P5: memory of the kuvert process.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Memory {
@@ -145,9 +175,61 @@ impl Memory {
     }
 }
 
+/// CPU seconds a process spent in a phase, and its resident memory at the phase's end.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessCost {
+    /// `kuvert`, `kube-apiserver`, `etcd`, or the benchmark process holding devcluster.
+    pub process: String,
+    /// CPU seconds (user and system) during the phase.
+    pub cpu_seconds: f64,
+    /// Resident memory at the phase's end, MiB.
+    pub rss_mib: f64,
+}
+
+/// What each process cost during each phase: which side bounds a figure.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseCosts {
+    /// The phase (`baseline`, `P1`, `P2`, `P6`, `restart`, `P3/P4`).
+    pub phase: String,
+    /// Its wall time, seconds.
+    pub wall_seconds: f64,
+    /// One entry per process.
+    pub processes: Vec<ProcessCost>,
+}
+
+impl PhaseCosts {
+    /// The costs between two readings of the same processes (by name); processes missing from
+    /// either reading are left out.
+    pub fn between(
+        phase: &str,
+        wall: Duration,
+        before: &[(String, Usage)],
+        after: &[(String, Usage)],
+    ) -> PhaseCosts {
+        let processes = after
+            .iter()
+            .filter_map(|(name, end)| {
+                let start = before.iter().find(|(n, _)| n == name)?;
+                Some(ProcessCost {
+                    process: name.clone(),
+                    cpu_seconds: ((end.cpu_seconds - start.1.cpu_seconds) * 100.0).round() / 100.0,
+                    rss_mib: (end.rss as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0,
+                })
+            })
+            .collect();
+        PhaseCosts {
+            phase: phase.to_owned(),
+            wall_seconds: (wall.as_secs_f64() * 1000.0).round() / 1000.0,
+            processes,
+        }
+    }
+}
+
 /// One run's figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The API server measured against.
+    pub backend: Backend,
     /// What the run was given.
     pub parameters: Parameters,
     /// P1.
@@ -162,8 +244,19 @@ pub struct Report {
     pub p6_force_sync: Latency,
     /// Restart.
     pub restart: Restart,
+    /// The store outage (with `--outage`).
+    pub outage: Option<Outage>,
     /// Each target: (figure, value, target, met).
     pub targets: Vec<Target>,
+    /// CPU and memory of kuvert and of the API server's processes per phase.
+    pub costs: Vec<PhaseCosts>,
+}
+
+/// Every run of one invocation (one per backend), written as one JSON file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Runs {
+    /// The runs, in the order made.
+    pub runs: Vec<Report>,
 }
 
 /// A target and whether the run met it.
@@ -189,6 +282,7 @@ fn target(figure: &str, value: String, target: &str, met: bool) -> Target {
 }
 
 /// Judges every figure against the issue's targets.
+#[allow(clippy::too_many_arguments)]
 pub fn judge(
     p: &Parameters,
     p1: &InitialSync,
@@ -197,11 +291,12 @@ pub fn judge(
     memory: &Memory,
     p6: &Latency,
     restart: &Restart,
+    outage: Option<&Outage>,
 ) -> Vec<Target> {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    vec![
+    let mut targets = vec![
         target(
-            "P1 initial sync ratio to raw baseline",
+            "P1 initial sync ratio to the operator baseline",
             format!(
                 "{:.2} ({:.1} s, {:.0} syncs/s; creates {:.1} s; baseline {:.1} s)",
                 p1.ratio,
@@ -212,6 +307,36 @@ pub fn judge(
             ),
             ">= 0.7",
             p1.ratio >= 0.7,
+        ),
+        target(
+            "P1 ratio to the raw baseline (before issue 21)",
+            format!(
+                "{:.3} (raw baseline {:.2} s)",
+                p1.raw_ratio,
+                p1.raw_baseline.elapsed.as_secs_f64()
+            ),
+            "",
+            true,
+        ),
+        target(
+            "P1 kuvert's requests beyond the baseline",
+            format!(
+                "{} ({} Events, {} Secret GETs)",
+                p1.beyond_baseline.total,
+                p1.beyond_baseline.event_creates,
+                p1.beyond_baseline.secret_gets
+            ),
+            "",
+            true,
+        ),
+        target(
+            "P1 store reads",
+            format!(
+                "{} of {} distinct keys (baseline {})",
+                p1.store.reads, p1.store.distinct, p1.baseline.store.reads
+            ),
+            "= K",
+            p1.store.reads == p.k as u64,
         ),
         target(
             "P2 new ExternalSecret create -> Ready p99",
@@ -261,36 +386,102 @@ pub fn judge(
             "0 (only objects due)",
             restart.store.reads == 0,
         ),
-    ]
+    ];
+    if let Some(o) = outage {
+        targets.extend([
+            target(
+                "Outage: store requests per second while down",
+                format!(
+                    "{:.1} over {:.0} s (kuvert RSS {:.1} MiB)",
+                    o.store_requests_per_second,
+                    o.down.as_secs_f64(),
+                    o.kuvert_rss_mib
+                ),
+                "",
+                true,
+            ),
+            target(
+                "Outage: Secret writes",
+                o.kube.secret_writes.to_string(),
+                "0",
+                o.kube.secret_writes == 0,
+            ),
+            target(
+                "Outage: back -> all Ready again",
+                format!("{:.1} s", o.ready_again.as_secs_f64()),
+                "",
+                true,
+            ),
+        ]);
+    }
+    targets
 }
 
-/// The table printed at the end of a run.
-pub fn table(report: &Report) -> String {
-    let p = &report.parameters;
+/// The table printed at the end: one row per figure, one column per backend.
+pub fn table(runs: &Runs) -> String {
+    let Some(first) = runs.runs.first() else {
+        return String::new();
+    };
+    let p = &first.parameters;
     let mut out = format!(
         "kuvert-bench {} — N = {}, K = {}, U = {} × {} B, refresh {}, {} cores, samples {}\n\n",
         p.date, p.n, p.k, p.u, p.unrelated_size, p.refresh_interval, p.cores, p.samples
     );
-    let width = report
+    let cell = |t: &Target| {
+        let verdict = match (t.target.is_empty(), t.met) {
+            (true, _) => "",
+            (false, true) => " [met]",
+            (false, false) => " [NOT MET]",
+        };
+        format!("{}{verdict}", t.value)
+    };
+    let width = first
         .targets
         .iter()
         .map(|t| t.figure.len())
         .max()
         .unwrap_or(0);
-    let value_width = report
-        .targets
+    let value_width = runs
+        .runs
         .iter()
-        .map(|t| t.value.len())
+        .flat_map(|r| r.targets.iter().map(|t| cell(t).chars().count()))
         .max()
-        .unwrap_or(0);
-    for t in &report.targets {
-        out.push_str(&format!(
-            "{:width$}  {:value_width$}  target {:<22} {}\n",
-            t.figure,
-            t.value,
-            t.target,
-            if t.met { "met" } else { "NOT MET" },
-        ));
+        .unwrap_or(0)
+        .max(14);
+    out.push_str(&format!("{:width$}  {:<8}", "figure", "target"));
+    for run in &runs.runs {
+        out.push_str(&format!("  {:value_width$}", run.backend.name()));
+    }
+    out.push('\n');
+    for (i, t) in first.targets.iter().enumerate() {
+        out.push_str(&format!("{:width$}  {:<8}", t.figure, t.target));
+        for run in &runs.runs {
+            let value = run.targets.get(i).map(cell).unwrap_or_default();
+            out.push_str(&format!("  {value:value_width$}"));
+        }
+        out.push('\n');
+    }
+    out.push_str("\nCPU seconds per phase (RSS at its end, MiB):\n");
+    for run in &runs.runs {
+        for phase in &run.costs {
+            let parts: Vec<String> = phase
+                .processes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {:.2} s ({:.1} MiB)",
+                        c.process, c.cpu_seconds, c.rss_mib
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "  {:<14} {:<8} {:>7.2} s wall: {}\n",
+                run.backend.name(),
+                phase.phase,
+                phase.wall_seconds,
+                parts.join(", ")
+            ));
+        }
     }
     out
 }
@@ -298,6 +489,35 @@ pub fn table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn usage(cpu_seconds: f64, rss: u64) -> Usage {
+        Usage {
+            cpu_seconds,
+            rss,
+            peak: rss,
+        }
+    }
+
+    #[test]
+    fn phase_costs_are_cpu_differences_by_process_with_the_final_rss() {
+        let before = vec![
+            ("kuvert".to_owned(), usage(1.0, 1 << 20)),
+            ("etcd".to_owned(), usage(10.0, 1 << 20)),
+        ];
+        let after = vec![
+            ("kuvert".to_owned(), usage(3.5, 3 << 20)),
+            ("etcd".to_owned(), usage(10.25, 5 << 20)),
+            ("kube-apiserver".to_owned(), usage(9.0, 1 << 20)),
+        ];
+        let costs = PhaseCosts::between("P1", Duration::from_millis(1500), &before, &after);
+        let rows: Vec<(&str, f64, f64)> = costs
+            .processes
+            .iter()
+            .map(|c| (c.process.as_str(), c.cpu_seconds, c.rss_mib))
+            .collect();
+        assert_eq!(rows, vec![("kuvert", 2.5, 3.0), ("etcd", 0.25, 5.0)]);
+        assert_eq!((costs.phase.as_str(), costs.wall_seconds), ("P1", 1.5));
+    }
 
     #[test]
     fn latency_summary_reports_nearest_rank_percentiles() {

@@ -27,8 +27,8 @@ where
         .context("a list without a resourceVersion")
 }
 
-/// Waits until `want` objects (matching `fields`) satisfy `done`, watching from `version`;
-/// returns when that happened. A watch that ends or is refused (410 Gone) is replaced by a
+/// Waits until `want` objects (matching `fields`) satisfy `done`, watching from `version` (an
+/// empty one: from a list of the current state, which counts too); returns when that happened. A watch that ends or is refused (410 Gone) is replaced by a
 /// fresh list and watch.
 pub async fn until<K>(
     api: &Api<K>,
@@ -41,9 +41,45 @@ pub async fn until<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    Ok(until_each(api, fields, version, want, timeout, done)
+        .await?
+        .all)
+}
+
+/// When the objects reached the awaited state.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// When the `want`-th did.
+    pub all: Instant,
+    /// When each object was first seen in it, in the order seen.
+    pub each: Vec<Instant>,
+}
+
+/// [`until`], also recording when each object first reached the state (for the plot of
+/// objects Ready over time).
+pub async fn until_each<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    version: String,
+    want: usize,
+    timeout: Duration,
+    done: impl Fn(&K) -> bool,
+) -> anyhow::Result<Progress>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let deadline = Instant::now() + timeout;
+    let mut first_seen: HashSet<String> = HashSet::new();
+    let mut each = Vec::new();
+    let mut seen = |name: &str, each: &mut Vec<Instant>| {
+        if !first_seen.contains(name) {
+            first_seen.insert(name.to_owned());
+            each.push(Instant::now());
+        }
+    };
     let mut satisfied: HashSet<String> = HashSet::new();
-    let mut version = Some(version);
+    // No version: start from a list of the current state.
+    let mut version = Some(version).filter(|v| !v.is_empty());
     loop {
         let from = match version.take() {
             Some(v) => v,
@@ -60,11 +96,17 @@ where
                     .filter(|o| done(o))
                     .map(|o| o.name_any())
                     .collect();
+                for name in &satisfied {
+                    seen(name, &mut each);
+                }
                 list.metadata.resource_version.unwrap_or_default()
             }
         };
         if satisfied.len() >= want {
-            return Ok(Instant::now());
+            return Ok(Progress {
+                all: Instant::now(),
+                each,
+            });
         }
         let mut params = WatchParams::default().timeout(290);
         if let Some(fields) = fields {
@@ -77,6 +119,7 @@ where
                 match event {
                     WatchEvent::Added(o) | WatchEvent::Modified(o) => {
                         if done(&o) {
+                            seen(&o.name_any(), &mut each);
                             satisfied.insert(o.name_any());
                         } else {
                             satisfied.remove(&o.name_any());
@@ -97,7 +140,12 @@ where
         })
         .await;
         match watched {
-            Ok(Ok(true)) => return Ok(Instant::now()),
+            Ok(Ok(true)) => {
+                return Ok(Progress {
+                    all: Instant::now(),
+                    each,
+                });
+            }
             Ok(Ok(false)) => {}
             Ok(Err(e)) => return Err(e.context("watching")),
             Err(_) => bail!(

@@ -139,11 +139,41 @@ pub fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether a deleted ExternalSecret gives up its leases instead of revoking them: only when
+/// [`crate::api::ABANDON_LEASES_ANNOTATION`] is exactly `"true"`, since a lease given up stays
+/// valid in the store until its TTL ends.
+pub fn abandons_leases(es: &crate::api::ExternalSecret) -> bool {
+    es.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::ABANDON_LEASES_ANNOTATION))
+        .is_some_and(|value| value == "true")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::generator::Lease;
 
     use super::*;
+
+    #[test]
+    fn only_abandon_leases_true_gives_leases_up() {
+        let annotated = |value: Option<&str>| {
+            let mut es = crate::api::ExternalSecret::new("db", Default::default());
+            es.metadata.annotations = value.map(|v| {
+                [(
+                    crate::api::ABANDON_LEASES_ANNOTATION.to_owned(),
+                    v.to_owned(),
+                )]
+                .into()
+            });
+            abandons_leases(&es)
+        };
+        assert!(annotated(Some("true")));
+        for value in [None, Some("false"), Some("True"), Some("yes"), Some("")] {
+            assert!(!annotated(value), "{value:?}");
+        }
+    }
 
     fn at(secs: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(secs).unwrap()

@@ -22,6 +22,7 @@ pub mod lease;
 pub mod manifest;
 pub mod memory;
 pub mod provider;
+pub mod push;
 pub mod rollout;
 pub mod secret;
 pub mod stamping;

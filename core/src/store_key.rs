@@ -48,6 +48,23 @@ impl StoreKey {
     }
 }
 
+impl StoreKey {
+    /// The key [`StoreKey::display`] wrote; `None` for any other text.
+    pub fn from_display(text: &str) -> Option<StoreKey> {
+        let mut parts = text.split('/');
+        let key = match (parts.next()?, parts.next()?, parts.next()) {
+            ("SecretStore", namespace, Some(name)) if !namespace.is_empty() && !name.is_empty() => {
+                StoreKey::new(SecretStoreKind::SecretStore, namespace, name)
+            }
+            ("ClusterSecretStore", name, None) if !name.is_empty() => {
+                StoreKey::new(SecretStoreKind::ClusterSecretStore, "", name)
+            }
+            _ => return None,
+        };
+        parts.next().is_none().then_some(key)
+    }
+}
+
 impl std::fmt::Display for StoreKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.display())
@@ -96,5 +113,24 @@ mod tests {
             cluster,
             StoreKey::of("team-b", &named(SecretStoreKind::ClusterSecretStore))
         );
+    }
+
+    #[test]
+    fn a_display_name_reads_back_into_its_key_and_nothing_else_does() {
+        for key in [
+            StoreKey::new(SecretStoreKind::SecretStore, "ns", "vault"),
+            StoreKey::new(SecretStoreKind::ClusterSecretStore, "", "shared"),
+        ] {
+            assert_eq!(StoreKey::from_display(&key.display()), Some(key));
+        }
+        for bad in [
+            "",
+            "SecretStore/ns",
+            "SecretStore/ns/a/b",
+            "ClusterSecretStore/a/b",
+            "Vault/x",
+        ] {
+            assert_eq!(StoreKey::from_display(bad), None, "{bad:?}");
+        }
     }
 }

@@ -21,6 +21,7 @@
 mod discovery;
 mod error;
 mod events;
+mod fault;
 mod format;
 mod gc;
 mod handlers;
@@ -49,6 +50,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch as tokio_watch};
 
 pub use error::{ClientError, StartError};
+pub use fault::Fault;
 
 use server::{Shared, User};
 use store::{State, WriteOpts};
@@ -250,6 +252,7 @@ impl DevCluster {
                 .max_requests_inflight
                 .filter(|limit| *limit > 0)
                 .map(|limit| Arc::new(tokio::sync::Semaphore::new(limit))),
+            fault: fault::FaultSwitch::default(),
         });
         tokio::spawn(gc::run(shared.clone()));
         let serve = tokio::spawn(server::serve(listener, tls_acceptor, shared.clone()));
@@ -373,6 +376,17 @@ impl DevClusterHandle {
             .iter()
             .map(|v| self.request_count(v, resource))
             .sum()
+    }
+
+    /// Answers every request with `fault` for `duration` (`None` or zero: serve again), like
+    /// `POST /devcluster/fault` (see the module `fault`).
+    pub fn set_fault(&self, fault: Option<Fault>, duration: Duration) {
+        self.shared.fault.set(fault, duration);
+    }
+
+    /// Requests answered with a fault so far.
+    pub fn faulted_requests(&self) -> u64 {
+        self.shared.fault.answered()
     }
 
     /// Sets every request counter back to zero.

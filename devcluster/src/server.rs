@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub server_address: String,
     /// Permits for requests served at once (`Config::max_requests_inflight`).
     pub inflight: Option<Arc<Semaphore>>,
+    /// 429 or 503 for every request while on (`crate::fault`).
+    pub fault: crate::fault::FaultSwitch,
 }
 
 impl Shared {

@@ -1,5 +1,5 @@
 //! Metrics computed from the controllers' caches each time `/metrics` is scraped: the objects
-//! of every kind (ExternalSecrets, both store kinds, ClusterExternalSecrets) by Ready state, each store's health, and (with `--per-object-metrics`) each
+//! of every kind (ExternalSecrets, both store kinds, ClusterExternalSecrets, PushSecrets) by Ready state, each store's health, and (with `--per-object-metrics`) each
 //! ExternalSecret's conditions.
 //!
 //! Computed at scrape time, not recorded as reconciles happen: right after a (re)start they
@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use kuvert_core::api::{ClusterExternalSecret, Condition, ExternalSecret};
+use kuvert_core::api::{ClusterExternalSecret, Condition, ExternalSecret, PushSecret};
 use kuvert_core::conditions;
 
 use crate::context::Settings;
@@ -24,7 +24,10 @@ use crate::store::StoreObject;
 
 /// The caches the scrape-time metrics are computed from; empty until [`CacheMetrics::set`].
 #[derive(Clone, Default)]
-pub struct CacheMetrics(Arc<OnceLock<Caches>>);
+pub struct CacheMetrics {
+    caches: Arc<OnceLock<Caches>>,
+    push_secrets: Arc<OnceLock<Store<PushSecret>>>,
+}
 
 struct Caches {
     external_secrets: Store<ExternalSecret>,
@@ -44,7 +47,7 @@ impl CacheMetrics {
         cluster_external_secrets: Option<Store<ClusterExternalSecret>>,
         settings: Settings,
     ) {
-        let _ = self.0.set(Caches {
+        let _ = self.caches.set(Caches {
             external_secrets,
             stores,
             cluster_external_secrets,
@@ -52,9 +55,14 @@ impl CacheMetrics {
         });
     }
 
+    /// Also counts the PushSecrets of this cache (call before [`CacheMetrics::set`], or with it).
+    pub fn set_push_secrets(&self, push_secrets: Store<PushSecret>) {
+        let _ = self.push_secrets.set(push_secrets);
+    }
+
     /// The metrics in Prometheus' text format (empty before [`CacheMetrics::set`]).
     pub fn render(&self) -> String {
-        let Some(caches) = self.0.get() else {
+        let Some(caches) = self.caches.get() else {
             return String::new();
         };
         let external_secrets = caches.external_secrets.state();
@@ -87,6 +95,15 @@ impl CacheMetrics {
                     .state()
                     .iter()
                     .map(|ces| ready_of(ces.status.as_ref().map(|s| &s.conditions[..]))),
+            ));
+        }
+        if let Some(push_secrets) = self.push_secrets.get() {
+            counts.push(count(
+                "PushSecret",
+                push_secrets
+                    .state()
+                    .iter()
+                    .map(|ps| ready_of(ps.status.as_ref().map(|s| &s.conditions[..]))),
             ));
         }
 
@@ -339,7 +356,15 @@ mod tests {
         ] {
             store_writer.apply_watcher_event(&Event::Apply(object("SecretStore", name, extra)));
         }
+        let (push_secrets, mut ps_writer) = reflector::store::<PushSecret>();
+        let ps_spec =
+            serde_json::json!({"secretStoreRefs": [], "selector": {"secret": {"name": "s"}}});
+        for (name, status) in [("pushed", "True"), ("conflict", "False")] {
+            let extra = serde_json::json!({"spec": ps_spec, "status": ready(status)});
+            ps_writer.apply_watcher_event(&Event::Apply(object("PushSecret", name, extra)));
+        }
         let metrics = CacheMetrics::default();
+        metrics.set_push_secrets(push_secrets);
         let settings = Settings {
             per_object_metrics: true,
             ..Settings::default()
@@ -359,6 +384,9 @@ kuvert_objects{kind=\"ExternalSecret\",ready=\"Unknown\"} 1
 kuvert_objects{kind=\"SecretStore\",ready=\"True\"} 1
 kuvert_objects{kind=\"SecretStore\",ready=\"False\"} 1
 kuvert_objects{kind=\"SecretStore\",ready=\"Unknown\"} 0
+kuvert_objects{kind=\"PushSecret\",ready=\"True\"} 1
+kuvert_objects{kind=\"PushSecret\",ready=\"False\"} 1
+kuvert_objects{kind=\"PushSecret\",ready=\"Unknown\"} 0
 # HELP kuvert_store_ready 1 while a SecretStore or ClusterSecretStore this instance serves is Ready, else 0.
 # TYPE kuvert_store_ready gauge
 kuvert_store_ready{kind=\"SecretStore\",namespace=\"ns\",name=\"demo\"} 1

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -31,6 +31,7 @@ use kuvert_core::stamping::{self, NamespaceFailure, NamespaceView, STAMPED_BY_LA
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
+use crate::metrics;
 
 /// What the controller shares: the context and its two caches.
 pub struct State {
@@ -108,11 +109,7 @@ pub fn controller(ctx: Arc<Context>) -> (Controller<ClusterExternalSecret>, Arc<
                 .map(|ces| ObjectRef::new(&ces.name_any()))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(stamped_changes, |es: ExternalSecret| {
-            es.labels()
-                .get(STAMPED_BY_LABEL)
-                .map(|name| ObjectRef::<ClusterExternalSecret>::new(name))
-        });
+        .watches_stream(stamped_changes, |es: ExternalSecret| stamper(&es));
     let state = Arc::new(State {
         ctx,
         namespaces,
@@ -120,6 +117,19 @@ pub fn controller(ctx: Arc<Context>) -> (Controller<ClusterExternalSecret>, Arc<
         created: Default::default(),
     });
     (controller, state)
+}
+
+/// The ClusterExternalSecret a stamped ExternalSecret belongs to: its controller owner reference,
+/// else its stamp label. The owner reference comes first because an ExternalSecret whose label
+/// was removed by hand leaves the label-selected watch as a deletion that no longer carries the
+/// label, and its owner must still re-plan to put the label back.
+fn stamper(es: &ExternalSecret) -> Option<ObjectRef<ClusterExternalSecret>> {
+    es.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == ClusterExternalSecret::kind(&()))
+        .map(|o| o.name.as_str())
+        .or_else(|| es.labels().get(STAMPED_BY_LABEL).map(String::as_str))
+        .map(ObjectRef::new)
 }
 
 /// Runs the controller until shutdown.
@@ -136,17 +146,40 @@ pub async fn run(
         .await;
 }
 
-/// observe → plan → apply → report.
+/// The `kind` label of this controller's metrics.
+const KIND: &str = "ClusterExternalSecret";
+
+/// One reconcile, counted in the queue and sync metrics.
 async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result<Action, Error> {
+    let _queued = metrics::InQueue::enter(KIND);
+    let key = ObjectKey::of(ces.as_ref());
+    state.ctx.queue.started(KIND, &key);
+    let started = Instant::now();
+    let outcome = provision(&ces, &state).await;
+    metrics::sync(
+        KIND,
+        started.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome.map(|after| state.ctx.queue.next(&key, after))
+}
+
+/// observe → plan → apply → report; returns when to look again (`None`: on a change).
+async fn provision(ces: &ClusterExternalSecret, state: &State) -> Result<Option<Duration>, Error> {
     if ces.meta().deletion_timestamp.is_some() {
         // The garbage collector deletes the stamped ExternalSecrets.
-        return Ok(Action::await_change());
+        return Ok(None);
     }
-    let (namespaces, labelled) = observe(&ces, &state);
+    // A plan from a cache still listing would see namespaces missing (and delete what is
+    // stamped there) or stamped ExternalSecrets missing (and report foreign ones): after a
+    // restart, nothing is written until both have listed.
+    crate::externalsecret::stores::wait_until_ready(&state.namespaces).await;
+    crate::externalsecret::stores::wait_until_ready(&state.stamped).await;
+    let (namespaces, labelled) = observe(ces, state);
     let uid = ces.uid().unwrap_or_default();
     {
         let mut created = state.created();
-        for es in labelled.iter().filter(|es| stamping::stamped_by(es, &ces)) {
+        for es in labelled.iter().filter(|es| stamping::stamped_by(es, ces)) {
             created.remove(&(
                 uid.clone(),
                 es.namespace().unwrap_or_default(),
@@ -154,10 +187,10 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
             ));
         }
     }
-    let plan = stamping::plan(&ces, &namespaces, &labelled);
+    let plan = stamping::plan(ces, &namespaces, &labelled);
     let (mut provisioned, mut failed) = (plan.in_step, plan.failed);
     for step in plan.steps {
-        match apply(&state, &uid, step).await? {
+        match apply(state, ces, step).await? {
             Applied::Provisioned(namespace) => provisioned.push(namespace),
             Applied::Failed(namespace, failure) => failed.push((namespace, failure)),
             Applied::Deleted => {}
@@ -169,17 +202,17 @@ async fn reconcile(ces: Arc<ClusterExternalSecret>, state: Arc<State>) -> Result
         .filter(|namespace| {
             !labelled.iter().any(|es| {
                 es.namespace().as_deref() == Some(namespace.as_str())
-                    && es.name_any() == stamping::external_secret_name(&ces)
-                    && stamping::stamped_by(es, &ces)
+                    && es.name_any() == stamping::external_secret_name(ces)
+                    && stamping::stamped_by(es, ces)
                     && stamping::is_ready(es)
             })
         })
         .cloned()
         .collect();
-    let status = stamping::status(&ces, provisioned, failed, not_ready, (state.ctx.clock)());
-    report(&state.ctx, &ces, status).await?;
-    state.ctx.backoff.reset(&ObjectKey::of(ces.as_ref()));
-    Ok(Action::requeue(stamping::refresh(&ces)))
+    let status = stamping::status(ces, provisioned, failed, not_ready, (state.ctx.clock)());
+    report(&state.ctx, ces, status).await?;
+    state.ctx.backoff.reset(&ObjectKey::of(ces));
+    Ok(Some(stamping::refresh(ces)))
 }
 
 /// The namespaces and the ExternalSecrets labelled as stamped by a ClusterExternalSecret of
@@ -219,12 +252,17 @@ enum Applied {
 /// Makes one write. A create answered 409 finds an ExternalSecret of the name that is not
 /// ours (ours would be in the cache); a refused create or update fails its namespace. An update
 /// that lost a race (409), and any failed delete, fail the reconcile, to be retried.
-async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall> {
+async fn apply(
+    state: &State,
+    ces: &ClusterExternalSecret,
+    step: Step,
+) -> Result<Applied, KubeCall> {
     let ctx = &state.ctx;
+    let uid = ces.uid().unwrap_or_default();
     match step {
         Step::Create(es) => {
             let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
-            let key = (uid.to_owned(), namespace.clone(), name.clone());
+            let key = (uid.clone(), namespace.clone(), name.clone());
             let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.create(&PostParams::default(), &es).await {
                 Ok(_) => {
@@ -237,10 +275,9 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
                 {
                     Ok(Applied::Provisioned(namespace))
                 }
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Applied::Failed(
-                    namespace,
-                    NamespaceFailure::NotOwned { name },
-                )),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    reclaim(&api, ces, &es, namespace, name).await
+                }
                 Err(kube::Error::Api(status)) => Ok(Applied::Failed(
                     namespace,
                     NamespaceFailure::Refused {
@@ -282,7 +319,7 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
                     tracing::info!(%namespace, %name, "stamped ExternalSecret deleted");
-                    state.created().remove(&(uid.to_owned(), namespace, name));
+                    state.created().remove(&(uid, namespace, name));
                     Ok(Applied::Deleted)
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(Applied::Deleted),
@@ -291,6 +328,43 @@ async fn apply(state: &State, uid: &str, step: Step) -> Result<Applied, KubeCall
                 ))(e)),
             }
         }
+    }
+}
+
+/// A create answered 409: the ExternalSecret of that name is not in the stamped cache. If it is
+/// ours all the same (its stamp label was removed by hand), its labels are put back; the next
+/// plan, with it back in the cache, restores the rest. The patch tests that the controller owner
+/// reference carries this ClusterExternalSecret's uid, so anything else fails the test and is
+/// left untouched (kuvert has no `get` on ExternalSecrets: it reads them from its watches).
+async fn reclaim(
+    api: &Api<ExternalSecret>,
+    ces: &ClusterExternalSecret,
+    desired: &ExternalSecret,
+    namespace: String,
+    name: String,
+) -> Result<Applied, KubeCall> {
+    let patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": ces.uid()},
+        {"op": "test", "path": "/metadata/ownerReferences/0/controller", "value": true},
+        {"op": "add", "path": "/metadata/labels", "value": desired.labels()},
+    ]))
+    .expect("a valid JSON patch");
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(%namespace, %name, "stamped ExternalSecret relabelled");
+            Ok(Applied::Provisioned(namespace))
+        }
+        // The test failed (422), or a foreign object without owner references at all.
+        Err(kube::Error::Api(status)) if status.code == 422 => Ok(Applied::Failed(
+            namespace,
+            NamespaceFailure::NotOwned { name },
+        )),
+        Err(e) => Err(KubeCall::doing(format!(
+            "relabelling ExternalSecret {namespace}/{name}"
+        ))(e)),
     }
 }
 

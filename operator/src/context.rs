@@ -8,6 +8,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kuvert_core::generator::RandomSource;
 
 use crate::backoff::Backoff;
+use crate::budget::StoreBudgets;
 use crate::externalsecret::stores::{ClientCache, StoreIndex};
 use crate::externalsecret::written::WrittenStatuses;
 use crate::generators::Generators;
@@ -35,6 +36,9 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Fraction of a generated lease's duration after which it is renewed or replaced.
     pub lease_renew_fraction: f64,
+    /// The refresh floor and the store-call budgets per namespace (off by default here;
+    /// `kuvert run`'s flags default to [`crate::budget::LimitArgs::default`]).
+    pub limits: crate::budget::LimitArgs,
 }
 
 impl Default for Settings {
@@ -46,6 +50,11 @@ impl Default for Settings {
             per_object_metrics: false,
             instance: None,
             lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
+            limits: crate::budget::LimitArgs {
+                min_refresh_interval: Duration::ZERO,
+                store_qps_per_namespace: 0.0,
+                store_burst_per_namespace: 1,
+            },
         }
     }
 }
@@ -71,6 +80,8 @@ pub struct Context {
     pub reads: Arc<ReadCache>,
     /// Logged-in clients per store.
     pub clients: ClientCache,
+    /// Store calls charged per store and namespace.
+    pub budgets: Arc<StoreBudgets>,
     /// Which ExternalSecrets use which store.
     pub index: Arc<StoreIndex>,
     /// Which Secrets, ConfigMaps and ServiceAccounts each store login and sync read.
@@ -124,6 +135,10 @@ impl Context {
             registry,
             reads: ReadCache::new(),
             clients: ClientCache::default(),
+            budgets: Arc::new(StoreBudgets::new(
+                settings.limits.store_qps_per_namespace,
+                settings.limits.store_burst_per_namespace,
+            )),
             index: Arc::default(),
             references: ReferenceIndex::default(),
             wakes: crate::wakes::Wakes::default(),

@@ -1,8 +1,9 @@
 //! `kuvert dev`: the embedded default. Starts devcluster (an in-memory Kubernetes API server)
 //! on loopback, installs kuvert's CRDs, writes a kubeconfig, runs the operator in-process
 //! (unless `--no-operator`), applies the given manifests, and then either serves until Ctrl-C
-//! or, with `--once`, waits for every ExternalSecret to be Ready or failed, prints the Secrets
-//! and each Ready condition, and exits.
+//! or, with `--once`, waits for every ClusterExternalSecret and ExternalSecret (those of the
+//! manifests and those stamped) to be Ready or failed, prints the Secrets and each Ready
+//! condition, and exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,9 +12,10 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
-use kuvert_core::api::ExternalSecret;
+use kuvert_core::api::{ClusterExternalSecret, ExternalSecret};
 use kuvert_core::conditions;
 use kuvert_core::generator::GeneratorObject;
 use kuvert_core::manifest::Manifest;
@@ -95,6 +97,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
             rollout_window: Duration::from_secs(2),
             rollout_behind_threshold: Duration::from_secs(600),
+            limits: crate::budget::LimitArgs::default(),
         };
         let operator_client = client.clone();
         tokio::spawn(async move {
@@ -132,12 +135,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// What `--once` waits for and reports.
+#[derive(Default)]
+struct Applied {
+    /// The ExternalSecrets of the manifests, as `(namespace, name)`.
+    external_secrets: Vec<(String, String)>,
+    /// The ClusterExternalSecrets of the manifests, by name.
+    cluster_external_secrets: Vec<String>,
+}
+
 /// Creates every object of the manifests (and any namespace they need), what others refer to
-/// first ([`apply_order`]); returns the ExternalSecrets applied, as `(namespace, name)`.
-async fn apply_all(
-    client: &kube::Client,
-    paths: &[PathBuf],
-) -> anyhow::Result<Vec<(String, String)>> {
+/// first ([`apply_order`]); returns what `--once` reports on.
+async fn apply_all(client: &kube::Client, paths: &[PathBuf]) -> anyhow::Result<Applied> {
     let mut errors = Vec::new();
     let files = crate::render::files(paths, &mut errors);
     if let Some(error) = errors.first() {
@@ -150,14 +159,20 @@ async fn apply_all(
         manifests.extend(Manifest::parse_all(&file.display().to_string(), &text)?);
     }
     manifests.sort_by_key(apply_order);
-    let mut external_secrets = Vec::new();
+    let mut applied = Applied::default();
     for manifest in manifests {
-        if let Manifest::ExternalSecret(es) = &manifest {
-            external_secrets.push((namespace_of(&es.metadata), es.name_any()));
+        match &manifest {
+            Manifest::ExternalSecret(es) => applied
+                .external_secrets
+                .push((namespace_of(&es.metadata), es.name_any())),
+            Manifest::ClusterExternalSecret(ces) => {
+                applied.cluster_external_secrets.push(ces.name_any())
+            }
+            _ => {}
         }
         apply(client, manifest).await?;
     }
-    Ok(external_secrets)
+    Ok(applied)
 }
 
 /// When a manifest is applied: what objects refer to (credentials, templates, generators,
@@ -294,65 +309,141 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
 /// How long an ExternalSecret must stay failed before `--once` reports it failed.
 const SETTLE: Duration = Duration::from_secs(3);
 
-/// Waits for each ExternalSecret to report on its current spec, then prints its Secret
-/// (decoded) and Ready condition. Returns whether all are Ready.
+/// Waits for each ClusterExternalSecret (for the namespaces it stamps), then for each
+/// ExternalSecret (those of the manifests and those stamped) to report on its current spec, and
+/// prints each one's Ready condition (and its Secret, decoded); the ClusterExternalSecrets come
+/// last, once they count their settled ExternalSecrets. Returns whether all are Ready.
 async fn report_once(
     client: &kube::Client,
-    external_secrets: &[(String, String)],
+    applied: &Applied,
     timeout: Duration,
 ) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut all_ready = true;
-    for (namespace, name) in external_secrets {
+    let mut external_secrets = applied.external_secrets.clone();
+    let cess: Api<ClusterExternalSecret> = Api::all(client.clone());
+    for name in &applied.cluster_external_secrets {
+        let ces = settled(&cess, name, deadline, ces_ready).await?;
+        let stamped = kuvert_core::stamping::external_secret_name(&ces);
+        let status = ces.status.unwrap_or_default();
+        external_secrets.extend(
+            status
+                .provisioned_namespaces
+                .into_iter()
+                .map(|namespace| (namespace, stamped.clone())),
+        );
+    }
+    for (namespace, name) in &external_secrets {
         let api: Api<ExternalSecret> = Api::namespaced(client.clone(), namespace);
-        // A failure may be a race the operator repairs by itself (an ExternalSecret synced
-        // before its store was seen): only a failure that lasts counts.
-        let mut failing_since = None;
-        let es = loop {
-            let es = api.get(name).await?;
+        let es = settled(&api, name, deadline, |es| {
             let status = es.status.as_ref();
             let ready = status.and_then(|s| conditions::find_ready(&s.conditions));
             let current = status.is_some_and(|s| s.observed_generation == es.metadata.generation);
-            let now = tokio::time::Instant::now();
-            match ready.map(|c| c.status.as_str()) {
-                Some("True") if current => break es,
-                Some("False") if current => {
-                    let since = *failing_since.get_or_insert(now);
-                    if now - since >= SETTLE {
-                        break es;
-                    }
-                }
-                _ => failing_since = None,
-            }
-            if now > deadline {
-                break es;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let ready = es
-            .status
-            .as_ref()
-            .and_then(|s| conditions::find_ready(&s.conditions).cloned());
-        println!("---");
-        match &ready {
-            Some(c) => println!(
-                "# ExternalSecret {namespace}/{name}: Ready={} ({}) {}",
-                c.status, c.reason, c.message
-            ),
-            None => println!(
-                "# ExternalSecret {namespace}/{name}: no status after {}s",
-                timeout.as_secs()
-            ),
-        }
-        let is_ready = ready.as_ref().is_some_and(|c| c.status == "True");
+            (ready.cloned(), current)
+        })
+        .await?;
+        let status = es.status.clone().unwrap_or_default();
+        let is_ready = print_ready(
+            "ExternalSecret",
+            &format!("{namespace}/{name}"),
+            &status.conditions,
+            timeout,
+        );
         all_ready &= is_ready;
-        let binding = es.status.as_ref().and_then(|s| s.binding.clone());
-        if let (true, Some(binding)) = (is_ready, binding) {
+        if let (true, Some(binding)) = (is_ready, status.binding) {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
             if let Some(secret) = secrets.get_opt(&binding.name).await? {
                 print!("{}", crate::render::to_yaml(&secret, true));
             }
         }
     }
+    // Each ClusterExternalSecret last, once it has counted its settled ExternalSecrets.
+    for name in &applied.cluster_external_secrets {
+        let counted = tokio::time::Instant::now() + SETTLE;
+        let ces = loop {
+            let ces = settled(&cess, name, deadline, ces_ready).await?;
+            let now = tokio::time::Instant::now();
+            let pending = ces
+                .status
+                .as_ref()
+                .is_some_and(|s| !s.not_ready_namespaces.is_empty());
+            if !pending || now > counted || now > deadline {
+                break ces;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let status = ces.status.unwrap_or_default();
+        all_ready &= print_ready("ClusterExternalSecret", name, &status.conditions, timeout);
+        for failed in &status.failed_namespaces {
+            println!(
+                "#   {}: {}",
+                failed.namespace,
+                failed.reason.as_deref().unwrap_or_default()
+            );
+        }
+    }
     Ok(all_ready)
+}
+
+/// A ClusterExternalSecret's Ready condition, and whether it is on its current spec.
+fn ces_ready(ces: &ClusterExternalSecret) -> (Option<Condition>, bool) {
+    let ready = ces
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find_ready(&s.conditions));
+    let current = ready.is_some_and(|c| c.observed_generation == ces.metadata.generation);
+    (ready.cloned(), current)
+}
+
+/// Polls an object until its Ready condition is on its current spec and either True or False
+/// for [`SETTLE`], or the deadline passes; returns it as last read. A failure may be a race the
+/// operator repairs by itself (an ExternalSecret synced before its store was seen): only a
+/// failure that lasts counts. `ready` gives the Ready condition and whether it is current.
+async fn settled<K>(
+    api: &Api<K>,
+    name: &str,
+    deadline: tokio::time::Instant,
+    ready: impl Fn(&K) -> (Option<Condition>, bool),
+) -> anyhow::Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut failing_since = None;
+    loop {
+        let object = api.get(name).await?;
+        let (condition, current) = ready(&object);
+        let now = tokio::time::Instant::now();
+        match condition.as_ref().map(|c| c.status.as_str()) {
+            Some("True") if current => return Ok(object),
+            Some("False") if current => {
+                let since = *failing_since.get_or_insert(now);
+                if now - since >= SETTLE {
+                    return Ok(object);
+                }
+            }
+            _ => failing_since = None,
+        }
+        if now > deadline {
+            return Ok(object);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Prints `# KIND NAME: Ready=...` (or that it has no status); returns whether it is Ready.
+fn print_ready(kind: &str, name: &str, conditions: &[Condition], timeout: Duration) -> bool {
+    println!("---");
+    match conditions::find_ready(conditions) {
+        Some(c) => {
+            println!(
+                "# {kind} {name}: Ready={} ({}) {}",
+                c.status, c.reason, c.message
+            );
+            c.status == "True"
+        }
+        None => {
+            println!("# {kind} {name}: no status after {}s", timeout.as_secs());
+            false
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! every piece is reachable from tests.
 
 pub mod backoff;
+pub mod budget;
 pub mod cache_metrics;
 pub mod clusterexternalsecret;
 pub mod context;
@@ -15,9 +16,11 @@ pub mod health;
 pub mod kube_access;
 pub mod kube_metrics;
 pub mod leader;
+pub mod logins;
 pub mod metrics;
 pub mod migrate;
 pub mod providers;
+pub mod pushsecret;
 pub mod queue;
 pub mod ratelimit;
 pub mod reads;

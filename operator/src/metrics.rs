@@ -36,6 +36,9 @@ pub const OBJECT_READY: &str = "kuvert_object_ready";
 /// Each ExternalSecret condition's status (ESO's `externalsecret_status_condition`), when
 /// `--per-object-metrics` is set, from the cache.
 pub const CONDITION: &str = "kuvert_externalsecret_status_condition";
+/// Syncs put off because their namespace had overspent its store-call budget
+/// (`--store-qps-per-namespace`).
+pub const STORE_BUDGET_WAITS: &str = "kuvert_store_budget_waits_total";
 /// 1, labelled with the version kuvert was built as.
 pub const BUILD_INFO: &str = "kuvert_build_info";
 /// 1 while this replica leads (always, without `--leader-election`), else 0.
@@ -112,6 +115,10 @@ fn describe() {
         "Calls to external stores, by provider, operation and outcome."
     );
     metrics::describe_counter!(
+        STORE_BUDGET_WAITS,
+        "Syncs put off because their namespace had overspent its store-call budget."
+    );
+    metrics::describe_counter!(
         GENERATOR_REQUESTS,
         "Generator calls, by generator kind, operation and outcome."
     );
@@ -151,6 +158,11 @@ pub fn sync(kind: &'static str, took: Duration, error_reason: Option<&'static st
 pub fn store_request(provider: &'static str, operation: &'static str, outcome: &'static str) {
     counter!(STORE_REQUESTS, "provider" => provider, "operation" => operation, "outcome" => outcome)
         .increment(1);
+}
+
+/// Records one sync put off by a store-call budget.
+pub fn store_budget_wait() {
+    counter!(STORE_BUDGET_WAITS).increment(1);
 }
 
 /// Records one generator call.

@@ -1,9 +1,11 @@
 //! Coalesced store reads: many ExternalSecrets reading the same remote key of the same store
 //! within one refresh window cost one store call.
 //!
-//! Each sync states how old a value it accepts (`max_age`): its own refresh interval for a
-//! periodic refresh (it would not have read more often on its own), a few seconds for a first
-//! sync (so objects created together share reads), and zero for a force-sync (always fresh).
+//! Each sync states how old a value it accepts (`max_age`, decided in core's
+//! `kuvert_core::decide`): a tenth of its refresh interval for a periodic refresh (so a synced
+//! value is at most 1.1 intervals old when it is replaced; accepting a whole interval let it be
+//! about two), a few seconds for a first sync (so objects created together share reads), and
+//! zero for a force-sync (always fresh).
 //! Reads already in flight are joined when they started recently enough (single-flight).
 //! Errors are never cached: the next sync asks the store again.
 

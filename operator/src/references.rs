@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kube::runtime::reflector::ObjectRef;
-use kuvert_core::api::ExternalSecret;
+use kuvert_core::api::{ExternalSecret, PushSecret};
 use kuvert_core::provider::{KubeAccess, KubeReadError};
 use kuvert_core::secret::SecretBytes;
 use kuvert_core::store_key::StoreKey;
@@ -80,6 +80,8 @@ pub enum User {
     /// A store's login, from a namespace (a ClusterSecretStore's references may resolve to the
     /// namespace using it; empty for the store controller's own check).
     Store(StoreKey, String),
+    /// A PushSecret's read of its source Secret.
+    PushSecret(ObjectRef<PushSecret>),
 }
 
 /// Whom a change woke.
@@ -89,6 +91,8 @@ pub struct Woken {
     pub external_secrets: Vec<ObjectRef<ExternalSecret>>,
     /// Stores whose login read it.
     pub stores: Vec<StoreKey>,
+    /// PushSecrets whose source it is.
+    pub push_secrets: Vec<ObjectRef<PushSecret>>,
 }
 
 /// The reference index. Cheap when nothing references anything: objects nobody read cost one
@@ -184,6 +188,7 @@ impl ReferenceIndex {
                         woken.stores.push(store);
                     }
                 }
+                User::PushSecret(ps) => woken.push_secrets.push(ps),
             }
         }
         woken.external_secrets.sort_by(|a, b| {
@@ -357,8 +362,8 @@ mod tests {
         assert_eq!(
             index.observed(&secret("approle"), Some("7")),
             Woken {
-                external_secrets: vec![],
                 stores: vec![store("vault")],
+                ..Woken::default()
             }
         );
         assert_eq!(
@@ -423,5 +428,23 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.pending(&es("a")), None);
         assert_eq!(index.observed(&secret("two"), Some("10")), Woken::default());
+    }
+
+    #[test]
+    fn a_changed_source_secret_wakes_its_push_secret() {
+        let index = ReferenceIndex::default();
+        let ps: ObjectRef<PushSecret> = ObjectRef::new("push").within("ns");
+        index.record(User::PushSecret(ps.clone()), vec![(secret("db"), at("1"))]);
+        assert_eq!(index.observed(&secret("db"), Some("1")), Woken::default());
+        assert_eq!(
+            index.observed(&secret("db"), Some("2")),
+            Woken {
+                push_secrets: vec![ps.clone()],
+                ..Woken::default()
+            }
+        );
+        assert_eq!(index.pending(&es("push")), None, "no ExternalSecret marked");
+        index.record(User::PushSecret(ps), vec![]);
+        assert!(index.is_empty());
     }
 }

@@ -226,8 +226,12 @@ impl Inputs {
                  with its spec instead",
                 ces.metadata.name.unwrap_or_default()
             )),
-            // PushSecrets write nothing offline.
-            Manifest::PushSecret(_) => {}
+            Manifest::PushSecret(ps) => self.notes.push(format!(
+                "PushSecret {}/{}: does nothing offline (kuvert run pushes its Secret's keys \
+                 into its stores); render writes to no store",
+                ns(&ps.metadata),
+                ps.metadata.name.clone().unwrap_or_default()
+            )),
         }
     }
 }

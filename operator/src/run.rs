@@ -15,7 +15,7 @@ use crate::context::{Context, Settings};
 use crate::externalsecret::stores::StoreCaches;
 use crate::externalsecret::{self, State};
 use crate::health::{self, Readiness};
-use crate::{metrics, store};
+use crate::{metrics, pushsecret, store};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -90,6 +90,9 @@ pub struct RunArgs {
     /// How long a workload's rollout may run before a Warning Event says it is behind.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub rollout_behind_threshold: Duration,
+    /// The refresh floor and the store-call budgets per namespace.
+    #[command(flatten)]
+    pub limits: crate::budget::LimitArgs,
 }
 
 /// Parses a Go-style duration such as `5s` or `1m30s` (the engine's parser, for one syntax).
@@ -174,6 +177,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         lease_renew_fraction = args.lease_renew_fraction,
         kube_qps = args.kube_qps,
         per_object_metrics = args.per_object_metrics,
+        limits = ?args.limits,
         "kuvert starting"
     );
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
@@ -196,6 +200,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         per_object_metrics: args.per_object_metrics,
         instance: args.instance.clone(),
         lease_renew_fraction: args.lease_renew_fraction,
+        limits: args.limits.clone(),
     };
     let elector = if args.leader_election {
         let identity = args.instance.clone().unwrap_or_else(|| {
@@ -262,6 +267,10 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         externalsecret::controller::controller(ctx.clone(), args.namespace.as_deref(), &caches);
     let es_controller = es_controller.reconcile_on(woken.external_secrets);
     let es_cache = es_controller.store();
+    let (ps_controller, ps_cache) =
+        pushsecret::controller(ctx.clone(), args.namespace.as_deref(), &caches);
+    let ps_controller = ps_controller.reconcile_on(woken.push_secrets);
+    cache_metrics.set_push_secrets(ps_cache.clone());
     // ClusterExternalSecrets and namespaces are cluster-scoped: a namespace-scoped install's
     // Role can read neither.
     let ces_controller = match &args.namespace {
@@ -279,20 +288,31 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     };
     {
         let (caches, targets, es_cache) = (caches.clone(), targets.clone(), es_cache.clone());
-        let ces_cache = ces_controller.as_ref().map(|(c, _)| c.store());
+        let ces_caches = ces_controller
+            .as_ref()
+            .map(|(c, state)| (c.store(), state.clone()));
         let settings = ctx.settings.clone();
+        let ps_cache = ps_cache.clone();
         tokio::spawn(async move {
             caches.wait_until_ready().await;
             targets.wait_until_ready().await;
             externalsecret::stores::wait_until_ready(&es_cache).await;
-            if let Some(ces_cache) = &ces_cache {
+            externalsecret::stores::wait_until_ready(&ps_cache).await;
+            if let Some((ces_cache, state)) = &ces_caches {
                 externalsecret::stores::wait_until_ready(ces_cache).await;
+                externalsecret::stores::wait_until_ready(&state.namespaces).await;
+                externalsecret::stores::wait_until_ready(&state.stamped).await;
             }
+            let ces_cache = ces_caches.map(|(cache, _)| cache);
             cache_metrics.set(es_cache, caches, ces_cache, settings);
             readiness.set_ready();
             tracing::info!("caches synced; ready");
         });
     }
+    let ps_state = std::sync::Arc::new(pushsecret::State {
+        ctx: ctx.clone(),
+        caches: caches.clone(),
+    });
     let objects = tokio::spawn(externalsecret::controller::forget_deleted(
         es_cache.clone(),
         caches.clone(),
@@ -335,6 +355,7 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
                 clusterexternalsecret::run(controller, state, args.concurrency).await;
             }
         },
+        pushsecret::run(ps_controller, ps_cache, ps_state, args.concurrency),
     );
     objects.abort();
     sweeper.abort();
@@ -370,11 +391,13 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
 
-/// Drops coalesced reads no sync would accept any more, once a minute.
+/// Drops coalesced reads no sync would accept any more, and refilled store budgets, once a
+/// minute.
 async fn sweep_reads(ctx: std::sync::Arc<Context>) {
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
         ctx.reads.sweep();
+        ctx.budgets.sweep();
     }
 }
 

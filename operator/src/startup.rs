@@ -10,7 +10,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
-use kuvert_core::api::{ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore};
+use kuvert_core::api::{
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, PushSecret, SecretStore,
+};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -31,7 +33,7 @@ pub struct Unusable {
 }
 
 /// Waits until every API the controllers of `kuvert run` watch can be listed: ExternalSecrets,
-/// SecretStores, ClusterSecretStores when watched, and Secrets — cluster-wide, or in
+/// SecretStores, PushSecrets, ClusterSecretStores when watched, and Secrets — cluster-wide, or in
 /// `namespace`; cluster-wide also ClusterExternalSecrets and namespaces.
 pub async fn wait_for_apis(client: &Client, namespace: Option<&str>, cluster_stores: bool) {
     let mut reported: Option<(String, Instant)> = None;
@@ -67,6 +69,7 @@ pub async fn check(
 ) -> Result<(), Unusable> {
     probe::<ExternalSecret>(scoped(client, namespace), false).await?;
     probe::<SecretStore>(scoped(client, namespace), false).await?;
+    probe::<PushSecret>(scoped(client, namespace), false).await?;
     if cluster_stores {
         probe::<ClusterSecretStore>(Api::all(client.clone()), false).await?;
         probe::<Namespace>(Api::all(client.clone()), true).await?;

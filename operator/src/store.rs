@@ -205,19 +205,32 @@ async fn check<S: StoreObject>(
     ctx: &Context,
 ) -> Result<StoreCapabilities, ProviderError> {
     let key = store_key(store);
-    let recording = Recording::new(&ctx.kube);
-    let connected = crate::resolve::connect(
-        &ctx.registry,
-        &recording,
-        &key,
-        store.store_spec(),
-        store.namespace().as_deref(),
-    )
-    .await;
-    // Failed checks too: fixing the credential they read must wake the store.
-    ctx.references
-        .record(User::Store(key, String::new()), recording.into_reads());
-    let (provider, client) = connected?;
+    let login_key = (key.clone(), String::new());
+    let generation = store.meta().generation.unwrap_or_default();
+    // The same login gate as the store's ExternalSecrets: a refused login is not tried again
+    // by the check before its backoff step ends (see `crate::logins`).
+    let login = async {
+        let recording = Recording::new(&ctx.kube);
+        let connected = crate::resolve::connect(
+            &ctx.registry,
+            &recording,
+            &key,
+            store.store_spec(),
+            store.namespace().as_deref(),
+        )
+        .await;
+        // Failed checks too: fixing the credential they read must wake the store.
+        ctx.references.record(
+            User::Store(key.clone(), String::new()),
+            recording.into_reads(),
+        );
+        connected
+    };
+    let (provider, client) = ctx
+        .clients
+        .logins
+        .attempt(&login_key, generation, login)
+        .await?;
     metrics::InstrumentedClient::wrap(provider, client)
         .validate()
         .await

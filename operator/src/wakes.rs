@@ -17,7 +17,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use kuvert_core::api::{ClusterSecretStore, ExternalSecret, SecretStore, SecretStoreKind};
+use kuvert_core::api::{
+    ClusterSecretStore, ExternalSecret, PushSecret, SecretStore, SecretStoreKind,
+};
 use kuvert_core::store_key::StoreKey;
 
 use crate::context::Context;
@@ -33,6 +35,7 @@ pub struct Wakes {
     external_secrets: UnboundedSender<ObjectRef<ExternalSecret>>,
     stores: UnboundedSender<ObjectRef<SecretStore>>,
     cluster_stores: UnboundedSender<ObjectRef<ClusterSecretStore>>,
+    push_secrets: UnboundedSender<ObjectRef<PushSecret>>,
     receivers: Mutex<Option<Receivers>>,
     store_checks: Mutex<HashMap<StoreKey, Instant>>,
 }
@@ -45,6 +48,8 @@ pub struct Receivers {
     pub stores: UnboundedReceiver<ObjectRef<SecretStore>>,
     /// For the ClusterSecretStore controller (dropped where none runs: wakes then go nowhere).
     pub cluster_stores: UnboundedReceiver<ObjectRef<ClusterSecretStore>>,
+    /// For the PushSecret controller (a changed source Secret).
+    pub push_secrets: UnboundedReceiver<ObjectRef<PushSecret>>,
 }
 
 impl Default for Wakes {
@@ -52,14 +57,17 @@ impl Default for Wakes {
         let (external_secrets, es_rx) = unbounded();
         let (stores, stores_rx) = unbounded();
         let (cluster_stores, cluster_rx) = unbounded();
+        let (push_secrets, push_rx) = unbounded();
         Wakes {
             external_secrets,
             stores,
             cluster_stores,
+            push_secrets,
             receivers: Mutex::new(Some(Receivers {
                 external_secrets: es_rx,
                 stores: stores_rx,
                 cluster_stores: cluster_rx,
+                push_secrets: push_rx,
             })),
             store_checks: Mutex::new(HashMap::new()),
         }
@@ -177,14 +185,19 @@ fn wake(ctx: &Context, reference: &Reference, woken: Woken) {
     let Woken {
         external_secrets,
         stores,
+        push_secrets,
     } = woken;
+    for ps in push_secrets {
+        tracing::debug!(namespace = ?ps.namespace, name = %ps.name, ?reference, "the PushSecret's source changed");
+        let _ = ctx.wakes.push_secrets.unbounded_send(ps);
+    }
     for es in external_secrets {
         tracing::debug!(namespace = ?es.namespace, name = %es.name, ?reference, "an object the ExternalSecret read changed");
         ctx.wakes.external_secret(es);
     }
     for store in stores {
         tracing::info!(store = %store.display(), kind = ?reference.kind, namespace = %reference.namespace, name = %reference.name, "an object the store's login read changed; logging in again");
-        ctx.clients.invalidate(&store);
+        ctx.clients.credentials_changed(&store);
         ctx.wakes.store(&store);
         for es in ctx.index.users(&store) {
             ctx.wakes.external_secret(es);

@@ -81,6 +81,25 @@ fn the_examples_without_a_store_server_sync_as_shipped() {
     }
 }
 
+#[test]
+fn the_cluster_external_secret_example_stamps_the_selected_namespaces() {
+    let (code, out) = dev_once(&Path::new(EXAMPLES).join("cluster-external-secret"));
+    assert_eq!(code, 0, "{out}");
+    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("# ")).collect();
+    assert_eq!(
+        headers,
+        [
+            "# ExternalSecret ci/registry-credentials: Ready=True (SecretSynced) Secret \
+             ci/registry-credentials is in sync (2 keys)",
+            "# ExternalSecret team-a/registry-credentials: Ready=True (SecretSynced) Secret \
+             team-a/registry-credentials is in sync (2 keys)",
+            "# ClusterExternalSecret registry: Ready=True (Provisioned) ExternalSecret \
+             registry-credentials is in 2 namespace(s), 2 Ready",
+        ],
+        "{out}"
+    );
+}
+
 #[tokio::test]
 async fn the_vault_approle_example_syncs_against_openbao_set_up_as_it_describes() {
     let bao = OpenBao::start().await;

@@ -592,6 +592,7 @@ fn exported_metrics() -> Vec<String> {
         SYNC_TOTAL,
         SYNC_ERRORS,
         STORE_REQUESTS,
+        STORE_BUDGET_WAITS,
         GENERATOR_REQUESTS,
         OBJECTS,
         STORE_READY,

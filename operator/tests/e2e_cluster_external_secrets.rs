@@ -1,7 +1,8 @@
 //! A ClusterExternalSecret through `kuvert run`: its ExternalSecret stamped into the namespaces
 //! it selects (by label and by name) and not the others; a namespace relabelled, or created,
 //! acted on at once; an ExternalSecret of the same name it did not create left untouched, its
-//! namespace failed with the reason; a hand-edited ExternalSecret put back; a spec change
+//! namespace failed with the reason; a hand-edited ExternalSecret (its spec or its stamp label)
+//! put back; a spec change
 //! reaching every stamped ExternalSecret; the ClusterExternalSecret deleted, its ExternalSecrets
 //! gone with it (owner references) and the foreign one kept.
 
@@ -55,6 +56,17 @@ async fn label(client: &kube::Client, name: &str, team: &str) {
         .unwrap();
 }
 
+/// The fake ClusterSecretStore `shared` the ClusterExternalSecret's ExternalSecrets read.
+async fn shared_store(client: &kube::Client) {
+    let store: ClusterSecretStore = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
+    );
+    Api::<ClusterSecretStore>::all(client.clone())
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+}
+
 fn ess(client: &kube::Client, namespace: &str) -> Api<ExternalSecret> {
     Api::namespaced(client.clone(), namespace)
 }
@@ -84,13 +96,7 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
     namespace(&client, "team-b", "{team: b}").await;
     namespace(&client, "listed", "{}").await;
     namespace(&client, "taken", "{team: a}").await;
-    let store: ClusterSecretStore = yaml(
-        "apiVersion: kuvert.io/v1alpha1\nkind: ClusterSecretStore\nmetadata: {name: shared}\nspec:\n  provider:\n    fake:\n      data: [{key: k, value: v, version: \"1\"}]\n",
-    );
-    Api::<ClusterSecretStore>::all(client.clone())
-        .create(&PostParams::default(), &store)
-        .await
-        .unwrap();
+    shared_store(&client).await;
     // Someone else's ExternalSecret of the name the ClusterExternalSecret stamps.
     let foreign: ExternalSecret = yaml(
         "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: shared, namespace: taken, labels: {owner: me}}\nspec:\n  refreshInterval: 5m\n  secretStoreRef: {name: shared, kind: ClusterSecretStore}\n  target: {name: mine}\n  data: [{secretKey: mine, remoteRef: {key: k}}]\n",
@@ -223,6 +229,31 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
     })
     .await;
 
+    // The stamp label removed by hand is put back (the ExternalSecret leaves the label-selected
+    // watch; its owner reference still leads to the ClusterExternalSecret).
+    ess(&client, "team-b")
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"metadata": {"labels": {"kuvert.io/cluster-external-secret": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("the stamp label put back", || async {
+        let es = ess(&client, "team-b").get("shared").await.unwrap();
+        es.labels()
+            .get("kuvert.io/cluster-external-secret")
+            .map(String::as_str)
+            == Some("shared")
+    })
+    .await;
+    assert_eq!(
+        status_of(&cess).await.0,
+        names(&["listed", "team-b", "team-new"])
+    );
+
     // A spec change reaches every stamped ExternalSecret.
     cess.patch(
         "shared",
@@ -261,3 +292,68 @@ async fn a_cluster_external_secret_is_stamped_kept_in_step_and_removed(backend: 
 }
 
 on_both_backends!(a_cluster_external_secret_is_stamped_kept_in_step_and_removed);
+
+/// A restart while ExternalSecrets are stamped in many namespaces writes nothing: no stamped
+/// ExternalSecret created, replaced or deleted (a plan made before the namespace cache listed
+/// would delete them), and the ClusterExternalSecret's status unchanged.
+async fn a_restart_rewrites_no_stamped_external_secret(backend: Backend) {
+    const NAMESPACES: usize = 20;
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    for i in 0..NAMESPACES {
+        namespace(&client, &format!("team-{i}"), "{team: a}").await;
+    }
+    namespace(&client, "listed", "{}").await;
+    shared_store(&client).await;
+    let cess: Api<ClusterExternalSecret> = Api::all(client.clone());
+    cess.create(&PostParams::default(), &yaml(CES))
+        .await
+        .unwrap();
+    let mut first = Operator::start(&cluster, &[]);
+    eventually("every namespace stamped and Ready", || async {
+        status_of(&cess).await.2 == Some(NAMESPACES as u32 + 1)
+    })
+    .await;
+    let seen = || async {
+        let mut stamped = Vec::new();
+        for i in 0..NAMESPACES {
+            let es = ess(&client, &format!("team-{i}"))
+                .get("shared")
+                .await
+                .unwrap();
+            stamped.push((es.uid(), es.resource_version()));
+        }
+        let ces = cess.get("shared").await.unwrap();
+        (stamped, ces.resource_version())
+    };
+    let before = seen().await;
+    first.stop();
+
+    let second = Operator::start(&cluster, &[]);
+    second.wait_ready().await;
+    let ces = [("kind", "ClusterExternalSecret")];
+    let last = std::sync::Mutex::new(String::new());
+    eventually("the ClusterExternalSecret reconciled once", || async {
+        let metrics = second.get("/metrics").await.1;
+        let done = support::metric_sum(&metrics, "kuvert_sync_total", &ces) >= 1.0
+            && support::metric_sum(&metrics, "kuvert_reconcile_queue_depth", &ces) == 0.0;
+        *last.lock().unwrap() = metrics;
+        done
+    })
+    .await;
+    let metrics = last.lock().unwrap().clone();
+    for verb in ["create", "update", "delete"] {
+        assert_eq!(
+            support::metric_sum(
+                &metrics,
+                "kuvert_kube_requests_total",
+                &[("verb", verb), ("resource", "externalsecrets.kuvert.io")]
+            ),
+            0.0,
+            "{verb} of ExternalSecrets after the restart\n{metrics}"
+        );
+    }
+    assert_eq!(seen().await, before);
+}
+
+on_both_backends!(a_restart_rewrites_no_stamped_external_secret);

@@ -8,10 +8,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kuvert_core::api::{ExternalSecret, GeneratorLease};
 use kuvert_testkit::{OpenBao, Postgres};
-use support::{Backend, Cluster, Operator, eventually, secret_data, vault_dynamic_secret, yaml};
+use support::{
+    Backend, Cluster, Operator, eventually, external_secret_events, ready, secret_data,
+    vault_dynamic_secret, yaml,
+};
 
 async fn lease(ess: &Api<ExternalSecret>) -> Option<GeneratorLease> {
     ess.get("db")
@@ -186,4 +189,117 @@ async fn a_restarted_operator_neither_renews_nor_regenerates_a_lease_early() {
     );
 }
 
-on_both_backends!(a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked,);
+/// The OpenBao policy of the generator's token: read credentials, renew and (with `revoke`)
+/// revoke their leases.
+fn db_policy(revoke: bool) -> String {
+    let mut hcl = String::from(
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/renew\" { capabilities = [\"update\"] }\n",
+    );
+    if revoke {
+        hcl.push_str("path \"sys/leases/revoke\" { capabilities = [\"update\"] }\n");
+    }
+    hcl
+}
+
+/// Deleting an ExternalSecret whose lease the store refuses to revoke: it stays (Terminating)
+/// and says so — Ready false, `LeaseRevocationFailed` with the store's answer, a Warning Event —
+/// until `kuvert.io/abandon-leases: "true"` lets it go, recorded in an Event, the lease left
+/// valid in OpenBao to expire by its TTL.
+async fn a_deletion_blocked_by_a_refused_revocation_says_so_and_the_annotation_frees_it(
+    backend: Backend,
+) {
+    let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
+    bao.database_engine(&pg, "app", "1h", "24h").await;
+    bao.policy("db", &db_policy(true)).await;
+    let token = bao.token(&["db"], serde_json::json!({"ttl": "1h"})).await;
+    let cluster = Cluster::start_on(backend).await;
+    vault_dynamic_secret(
+        &cluster,
+        bao.addr(),
+        &token,
+        "db",
+        "  path: database/creds/app\n",
+    )
+    .await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let es: ExternalSecret = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {name: db, namespace: default}\nspec:\n  refreshInterval: 1h\n  dataFrom:\n  - sourceRef: {generatorRef: {kind: VaultDynamicSecret, name: db}}\n",
+    );
+    ess.create(&PostParams::default(), &es).await.unwrap();
+    eventually("the lease in status", || async {
+        lease(&ess).await.is_some()
+    })
+    .await;
+    let held = lease(&ess).await.unwrap();
+
+    // The token's policy loses revoke; the ExternalSecret is deleted.
+    bao.policy("db", &db_policy(false)).await;
+    ess.delete("db", &DeleteParams::default()).await.unwrap();
+    eventually("Ready false with LeaseRevocationFailed", || async {
+        ready(&ess, "db").await == Some(("False".into(), "LeaseRevocationFailed".into()))
+    })
+    .await;
+    let status = ess.get("db").await.unwrap().status.unwrap();
+    let message = &kuvert_core::conditions::find_ready(&status.conditions)
+        .unwrap()
+        .message;
+    assert!(
+        message.starts_with(
+            "1 lease(s) of ExternalSecret/default/db could not be revoked (VaultDynamicSecret/default/db: permission denied: PUT sys/leases/revoke"
+        ) && message.ends_with(
+                "; retried with backoff. To let the deletion finish without revoking them (they expire by their TTL), annotate it kuvert.io/abandon-leases=true"
+            ),
+        "{message}"
+    );
+    eventually("a Warning Event LeaseRevocationFailed", || async {
+        external_secret_events(&cluster.client, "default")
+            .await
+            .contains(&(
+                "db".into(),
+                "Warning".into(),
+                "LeaseRevocationFailed".into(),
+            ))
+    })
+    .await;
+    assert!(
+        ess.get("db")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some(),
+        "still there, Terminating"
+    );
+    assert!(bao.lease_lookup(&held.lease_id).await.is_ok());
+
+    // The escape: the leases are abandoned and the deletion finishes.
+    ess.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"metadata": {"annotations": {"kuvert.io/abandon-leases": "true"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("the ExternalSecret to be gone", || async {
+        ess.get_opt("db").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        external_secret_events(&cluster.client, "default")
+            .await
+            .contains(&("db".into(), "Warning".into(), "LeasesAbandoned".into()))
+    );
+    assert!(
+        bao.lease_lookup(&held.lease_id).await.is_ok(),
+        "abandoned, not revoked: it expires by its TTL"
+    );
+}
+
+on_both_backends!(
+    a_lease_is_renewed_then_replaced_before_its_max_ttl_and_the_old_one_revoked,
+    a_deletion_blocked_by_a_refused_revocation_says_so_and_the_annotation_frees_it,
+);

@@ -59,7 +59,8 @@ async fn vault_values_sync_follow_changes_and_survive_an_outage(backend: Backend
         )
         .await
         .unwrap();
-    let operator = Operator::start(&cluster, &[]);
+    // The 2s refresh below is under the default floor of 10s.
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     ess.create(&PostParams::default(), &external_secret("hourly", "1h"))
@@ -481,6 +482,191 @@ async fn a_rotated_approle_secret_id_written_into_its_secret_recovers_within_sec
     .await;
 }
 
+/// AppRole logins OpenBao logged (request lines of `auth/approle/login`).
+fn approle_logins(bao: &OpenBao) -> usize {
+    std::fs::read_to_string(bao.audit_log())
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.ends_with('}'))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/approle/login")
+        .count()
+}
+
+/// Twenty ExternalSecrets on an AppRole store whose secret-id is destroyed in OpenBao (a
+/// rotation, their tokens revoked), all force-synced at once: they share one failed login per
+/// backoff step (10 s, 20 s, ...), counted in OpenBao's audit log — fewer than the 5 failures
+/// after which OpenBao locks the role out (refusing even the new secret-id for 15 minutes).
+/// Writing the new secret-id into the Secret then brings all twenty back.
+async fn a_refused_approle_login_is_tried_once_per_step_for_all_its_external_secrets(
+    backend: Backend,
+) {
+    const COUNT: usize = 20;
+    let bao = OpenBao::start_audited().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let role_id = approle_reader(&bao).await;
+    let old = new_secret_id(&bao).await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret("default", "approle", &[("secret-id", &old)]),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                &format!(
+                    "        appRole:\n          roleId: {role_id}\n          secretRef: {{name: approle, key: secret-id}}"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let names: Vec<String> = (0..COUNT).map(|i| format!("app-{i}")).collect();
+    for name in &names {
+        ess.create(&PostParams::default(), &external_secret(name, "1h"))
+            .await
+            .unwrap();
+    }
+    let all = |want: (&'static str, &'static str)| {
+        let (ess, names) = (ess.clone(), names.clone());
+        async move {
+            for name in &names {
+                if ready(&ess, name).await != Some((want.0.to_owned(), want.1.to_owned())) {
+                    return false;
+                }
+            }
+            true
+        }
+    };
+    eventually("every ExternalSecret synced", || {
+        all(("True", "SecretSynced"))
+    })
+    .await;
+    let before = approle_logins(&bao);
+
+    // Rotation in OpenBao; every ExternalSecret is force-synced at once.
+    let new = new_secret_id(&bao).await;
+    bao.write(
+        "auth/approle/role/kuvert/secret-id/destroy",
+        json!({"secret_id": old}),
+    )
+    .await;
+    bao.write("sys/leases/revoke-prefix/auth/approle/login", json!({}))
+        .await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    let annotate = json!({"metadata": {"annotations": {"force-sync": "1"}}});
+    for name in &names {
+        ess.patch(name, &PatchParams::default(), &Patch::Merge(&annotate))
+            .await
+            .unwrap();
+    }
+    eventually("every ExternalSecret Ready=False Unauthenticated", || {
+        all(("False", "Unauthenticated"))
+    })
+    .await;
+    // Their retries come 10 s and more later, each on its own backoff; the login is tried
+    // once per step of the store's connection, whoever asks.
+    tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+    let refused = approle_logins(&bao) - before;
+    eprintln!("measured: {refused} failed AppRole logins in 25 s for {COUNT} ExternalSecrets");
+    assert!(
+        (1..=3).contains(&refused),
+        "{refused} failed AppRole logins for {COUNT} ExternalSecrets: OpenBao locks the role at 5"
+    );
+
+    let rotate = json!({"stringData": {"secret-id": new}});
+    secrets
+        .patch("approle", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    eventually("every ExternalSecret Ready again", || {
+        all(("True", "SecretSynced"))
+    })
+    .await;
+    for name in &names {
+        assert_eq!(password(&secrets, name).await.as_deref(), Some("v2"));
+    }
+}
+
+/// OpenBao sealed (every request answered 503 "Vault is sealed"): a refreshing ExternalSecret
+/// turns Ready=False `Unavailable` naming the seal, its Secret untouched; unsealed (data and
+/// tokens kept), it is Ready again by itself.
+async fn a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed(backend: Backend) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "app", json!({"password": "v1"}))
+        .await;
+    let cluster = Cluster::start_on(backend).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &kuvert_testkit::string_secret(
+                "default",
+                "vault-token",
+                &[("token", bao.root_token())],
+            ),
+        )
+        .await
+        .unwrap();
+    Api::<SecretStore>::namespaced(cluster.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &vault_store(
+                &bao,
+                "        tokenSecretRef: {name: vault-token, key: token}",
+            ),
+        )
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
+    operator.wait_ready().await;
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    ess.create(&PostParams::default(), &external_secret("app", "1s"))
+        .await
+        .unwrap();
+    eventually("the Secret", || async {
+        password(&secrets, "app").await.as_deref() == Some("v1")
+    })
+    .await;
+    let written = secrets.get("app").await.unwrap().metadata.resource_version;
+
+    bao.seal().await;
+    eventually("Ready=False Unavailable while sealed", || async {
+        ready(&ess, "app").await == Some(("False".into(), "Unavailable".into()))
+    })
+    .await;
+    let status = ess.get("app").await.unwrap().status.unwrap();
+    let message = &kuvert_core::conditions::find_ready(&status.conditions)
+        .unwrap()
+        .message;
+    assert!(message.contains("Vault is sealed"), "{message}");
+    assert_eq!(
+        secrets.get("app").await.unwrap().metadata.resource_version,
+        written,
+        "the Secret is untouched"
+    );
+
+    bao.unseal().await;
+    bao.kv2_put("secret", "app", json!({"password": "v2"}))
+        .await;
+    eventually("Ready again by itself, with the new value", || async {
+        ready(&ess, "app").await == Some(("True".into(), "SecretSynced".into()))
+            && password(&secrets, "app").await.as_deref() == Some("v2")
+    })
+    .await;
+}
+
 /// The Ready condition of the SecretStore `vault`: its status and reason.
 async fn store_ready(stores: &Api<SecretStore>) -> Option<(String, String)> {
     let status = stores.get("vault").await.unwrap().status?;
@@ -512,7 +698,7 @@ async fn a_store_found_down_by_its_external_secrets_says_so_and_recovers(backend
     store.spec.refresh_interval = Some(3600);
     let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), "default");
     stores.create(&PostParams::default(), &store).await.unwrap();
-    let operator = Operator::start(&cluster, &[]);
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
     ess.create(&PostParams::default(), &external_secret("app", "1s"))
@@ -550,6 +736,8 @@ on_both_backends!(
     vault_values_sync_follow_changes_and_survive_an_outage,
     a_forbidden_read_recovers_by_itself_once_the_policy_is_restored,
     a_rotated_approle_secret_id_written_into_its_secret_recovers_within_seconds,
+    a_refused_approle_login_is_tried_once_per_step_for_all_its_external_secrets,
+    a_sealed_store_is_unavailable_and_recovers_by_itself_once_unsealed,
     a_store_found_down_by_its_external_secrets_says_so_and_recovers,
     kubernetes_auth_logs_in_with_a_service_account_token_the_api_server_reviews,
 );

@@ -31,6 +31,10 @@ pub const DATA_HASH_ANNOTATION: &str = "kuvert.io/data-hash";
 /// Annotation listing (comma-separated) the keys kuvert merged into a Secret it does not own,
 /// so a later sync can remove the ones it no longer produces and leave the others alone.
 pub const MERGED_KEYS_ANNOTATION: &str = "kuvert.io/merged-keys";
+/// Annotation (`"true"`) letting an ExternalSecret being deleted go without revoking its
+/// generators' leases: the escape when the store cannot revoke them. They then expire by their
+/// TTL in the store.
+pub const ABANDON_LEASES_ANNOTATION: &str = "kuvert.io/abandon-leases";
 /// Annotation whose change forces an immediate sync.
 pub const FORCE_SYNC_ANNOTATION: &str = "kuvert.io/force-sync";
 /// The same, without prefix, as ESO users type it.

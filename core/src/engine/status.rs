@@ -61,6 +61,80 @@ pub fn effective_refresh_interval(es: &ExternalSecret) -> Option<String> {
     )
 }
 
+/// The refresh interval in effect under a floor (`kuvert run --min-refresh-interval`): the
+/// spec's, raised to `floor`. Without a floor, `refreshInterval: 1ms` made one namespace user's
+/// object read its store about 180 times a second.
+pub fn floored_refresh_interval(
+    es: &ExternalSecret,
+    floor: Duration,
+) -> Result<Option<Duration>, SyncError> {
+    Ok(refresh_interval(es)?.map(|interval| interval.max(floor)))
+}
+
+/// Says in `status` (after a successful sync) that `floor` raised the spec's refresh interval:
+/// `refreshInterval` shows the floor, and the `Ready` message adds why. Returns whether it did.
+pub fn apply_refresh_floor(
+    status: &mut ExternalSecretStatus,
+    es: &ExternalSecret,
+    floor: Duration,
+) -> bool {
+    let Ok(Some(asked)) = refresh_interval(es) else {
+        return false;
+    };
+    if asked >= floor {
+        return false;
+    }
+    let floor_text = format_go_duration(floor);
+    let note = format!(
+        "spec.refreshInterval {} is below this kuvert's minimum {floor_text}: refreshed every {floor_text}",
+        es.spec.refresh_interval.as_deref().unwrap_or_default()
+    );
+    status.refresh_interval = Some(floor_text);
+    if let Some(ready) = status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == conditions::READY)
+        && !ready.message.contains(&note)
+    {
+        ready.message = format!("{}; {note}", ready.message);
+    }
+    true
+}
+
+/// Formats a duration as Go does (`10s`, `1m30s`, `1h0m0s`, `1.5s`, `250ms`), so the status
+/// shows the floor in the syntax `refreshInterval` is written in.
+pub fn format_go_duration(duration: Duration) -> String {
+    if duration.is_zero() {
+        return "0s".to_owned();
+    }
+    if duration < Duration::from_secs(1) {
+        let nanos = duration.subsec_nanos();
+        let (value, unit) = if nanos.is_multiple_of(1_000_000) {
+            (f64::from(nanos / 1_000_000), "ms")
+        } else if nanos >= 1_000_000 {
+            (f64::from(nanos) / 1e6, "ms")
+        } else if nanos >= 1_000 {
+            (f64::from(nanos) / 1e3, "µs")
+        } else {
+            (f64::from(nanos), "ns")
+        };
+        return format!("{value}{unit}");
+    }
+    let total = duration.as_secs();
+    let (hours, minutes) = (total / 3600, total % 3600 / 60);
+    let mut seconds = (total % 60).to_string();
+    let nanos = duration.subsec_nanos();
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        seconds = format!("{seconds}.{}", fraction.trim_end_matches('0'));
+    }
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
 /// Parses a Go duration (`1h30m`, `1.5s`, `250ms`, `0`).
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     if text == "0" {
@@ -254,6 +328,72 @@ fn synced_versions(fetched: &Fetched) -> Vec<SyncedVersion> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_as_go_prints_them_and_parse_back() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(5400), "1h30m0s"),
+        ] {
+            assert_eq!(format_go_duration(duration), text);
+            assert_eq!(parse_go_duration(text), Some(duration), "{text}");
+        }
+    }
+
+    fn es_refreshing(interval: Option<&str>) -> ExternalSecret {
+        let mut es = ExternalSecret::new("app", crate::api::ExternalSecretSpec::default());
+        es.spec.refresh_interval = interval.map(str::to_owned);
+        es
+    }
+
+    #[test]
+    fn the_floor_raises_a_shorter_refresh_interval_only() {
+        let floor = Duration::from_secs(10);
+        let interval = |text| floored_refresh_interval(&es_refreshing(text), floor).unwrap();
+        assert_eq!(interval(Some("1ms")), Some(floor));
+        assert_eq!(interval(Some("9.999s")), Some(floor));
+        assert_eq!(interval(Some("10s")), Some(floor));
+        assert_eq!(interval(Some("11s")), Some(Duration::from_secs(11)));
+        assert_eq!(interval(None), Some(Duration::from_secs(3600)));
+        assert_eq!(interval(Some("0")), None, "sync once stays sync once");
+    }
+
+    #[test]
+    fn a_raised_refresh_interval_is_shown_in_the_status_and_the_ready_message() {
+        let floor = Duration::from_secs(10);
+        let es = es_refreshing(Some("1ms"));
+        let now = jiff::Timestamp::from_second(1000).unwrap();
+        let mut status = ExternalSecretStatus {
+            conditions: vec![conditions::ready(&[], true, SYNCED, "in sync", None, now)],
+            refresh_interval: Some("1ms".to_owned()),
+            ..ExternalSecretStatus::default()
+        };
+        assert!(apply_refresh_floor(&mut status, &es, floor));
+        assert_eq!(status.refresh_interval.as_deref(), Some("10s"));
+        assert_eq!(
+            status.conditions[0].message,
+            "in sync; spec.refreshInterval 1ms is below this kuvert's minimum 10s: refreshed every 10s"
+        );
+
+        let mut unchanged = ExternalSecretStatus {
+            conditions: vec![conditions::ready(&[], true, SYNCED, "in sync", None, now)],
+            refresh_interval: Some("10s".to_owned()),
+            ..ExternalSecretStatus::default()
+        };
+        let before = unchanged.clone();
+        assert!(!apply_refresh_floor(
+            &mut unchanged,
+            &es_refreshing(Some("10s")),
+            floor
+        ));
+        assert_eq!(unchanged, before);
+    }
 
     #[test]
     fn go_durations_parse() {

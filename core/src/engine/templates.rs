@@ -41,6 +41,19 @@ pub fn apply(
     sources: &[FetchedTemplateSource],
     now: jiff::Timestamp,
 ) -> Result<Shaped, SyncError> {
+    apply_at("spec.target.template", template, fetched, sources, now)
+}
+
+/// [`apply`] for a template at `field` (a PushSecret's is `spec.template`): errors name fields
+/// below it.
+pub fn apply_at(
+    field: &str,
+    template: Option<&ExternalSecretTemplate>,
+    fetched: &Entries,
+    sources: &[FetchedTemplateSource],
+    now: jiff::Timestamp,
+) -> Result<Shaped, SyncError> {
+    let base = field;
     let Some(template) = template else {
         return Ok(Shaped {
             data: fetched.clone(),
@@ -65,7 +78,7 @@ pub fn apply(
         out.data = fetched.clone();
     }
     for (i, source) in template.template_from.iter().enumerate() {
-        let field = format!("spec.target.template.templateFrom[{i}]");
+        let field = format!("{base}.templateFrom[{i}]");
         let target = Output {
             target: source.target.unwrap_or_default(),
             decoding: source.values_decoding_strategy,
@@ -110,7 +123,7 @@ pub fn apply(
         }
     }
     for (key, text) in &template.data {
-        let field = format!("spec.target.template.data[{key:?}]");
+        let field = format!("{base}.data[{key:?}]");
         let value = renderer.render(&field, text)?;
         out.data.insert(
             key.clone(),
@@ -123,12 +136,12 @@ pub fn apply(
     if let Some(metadata) = &template.metadata {
         out.finalizers = metadata.finalizers.clone();
         for (key, text) in &metadata.labels {
-            let field = format!("spec.target.template.metadata.labels[{key:?}]");
+            let field = format!("{base}.metadata.labels[{key:?}]");
             let value = renderer.render(&field, text)?;
             out.labels.insert(key.clone(), utf8(&field, value)?);
         }
         for (key, text) in &metadata.annotations {
-            let field = format!("spec.target.template.metadata.annotations[{key:?}]");
+            let field = format!("{base}.metadata.annotations[{key:?}]");
             let value = renderer.render(&field, text)?;
             out.annotations.insert(key.clone(), utf8(&field, value)?);
         }

@@ -35,6 +35,8 @@ mod sprig;
 #[cfg(test)]
 mod crypto_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

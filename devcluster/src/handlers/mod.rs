@@ -174,6 +174,9 @@ pub(crate) async fn handle(
         return error_response(&ApiError::unauthorized());
     };
     let query = parse_query(parts.uri.query());
+    if let Some(fault) = shared.fault.answer(parts.uri.path()) {
+        return error_response(&fault);
+    }
     let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     // Held until the response is built; taken before the body is read, like kube-apiserver's
     // filter, so a slow upload counts as in flight.
@@ -250,6 +253,14 @@ fn route(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Routed, ApiError> 
     };
     match segs.as_slice() {
         ["version"] => get_only(discovery::version()),
+        ["devcluster", "fault"] if r.method == Method::POST => {
+            let (fault, duration) = crate::fault::parse(&r.query)?;
+            shared.fault.set(fault, duration);
+            Ok(Routed::Reply(Reply::ok(serde_json::json!({
+                "fault": duration.as_secs() > 0,
+                "seconds": duration.as_secs(),
+            }))))
+        }
         ["healthz" | "livez" | "readyz"] => Ok(Routed::Watch(
             Response::builder()
                 .header("Content-Type", "text/plain")

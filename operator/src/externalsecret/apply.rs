@@ -143,7 +143,9 @@ pub async fn apply(
             // Replaced leases go only now that the Secret holding their successors is written.
             let namespace = es.namespace().unwrap_or_default();
             if !held.revoke.is_empty()
-                && calls::revoke_pending(&state.ctx, &namespace, &mut held).await
+                && calls::revoke_pending(&state.ctx, &namespace, &mut held)
+                    .await
+                    .changed
             {
                 write_companion(state, es, companion.as_ref(), &held).await?;
             }

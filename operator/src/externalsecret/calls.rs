@@ -158,11 +158,21 @@ pub async fn renew_leases(
     failed
 }
 
+/// What [`revoke_pending`] did.
+#[derive(Debug)]
+pub struct Revoked {
+    /// Whether the list of leases to revoke changed.
+    pub changed: bool,
+    /// The last revocation that failed (its lease stays in the list).
+    pub error: Option<GeneratorError>,
+}
+
 /// Revokes the leases waiting in `state.revoke`; those revoked (or whose generator is gone)
-/// leave the list. Returns whether the list changed.
-pub async fn revoke_pending(ctx: &Context, namespace: &str, state: &mut GeneratedState) -> bool {
+/// leave the list.
+pub async fn revoke_pending(ctx: &Context, namespace: &str, state: &mut GeneratedState) -> Revoked {
     let before = state.revoke.len();
     let mut kept = Vec::new();
+    let mut error = None;
     for pending in std::mem::take(&mut state.revoke) {
         match revoke(ctx, namespace, &pending.generator, &pending.lease_id).await {
             Ok(()) => {}
@@ -173,11 +183,15 @@ pub async fn revoke_pending(ctx: &Context, namespace: &str, state: &mut Generate
             Err(e) => {
                 tracing::warn!(%namespace, error = %e, lease_id = %pending.lease_id, "revoking a lease failed; retried later");
                 kept.push(pending);
+                error = Some(e);
             }
         }
     }
     state.revoke = kept;
-    state.revoke.len() != before
+    Revoked {
+        changed: state.revoke.len() != before,
+        error,
+    }
 }
 
 /// The operator's [`GeneratorResolver`]: runs a generator when its entry is due to regenerate

@@ -304,6 +304,8 @@ pub async fn forget_deleted(
         ctx.references.retain(|user| match user {
             User::ExternalSecret(es) => cache.get(es).is_some(),
             User::Store(store, _) => stores.contains(store),
+            // The PushSecret controller forgets its own (see `pushsecret`).
+            User::PushSecret(_) => true,
         });
         tokio::time::sleep(Duration::from_secs(10)).await;
     }

@@ -41,7 +41,6 @@ use kube::runtime::reflector::ObjectRef;
 use kuvert_core::api::ExternalSecret;
 use kuvert_core::decide::Decision;
 use kuvert_core::engine::{self, SyncError};
-use kuvert_core::generator::GeneratorError;
 use kuvert_core::store_key::{StoreKey, store_refs, stores_of};
 
 pub use state::{KubeCall, State};
@@ -73,7 +72,7 @@ pub enum Error {
     Report(#[from] KubeCall),
     /// A deleted object's leases could not be revoked yet.
     #[error(transparent)]
-    Finalize(GeneratorError),
+    Finalize(companion::FinalizeError),
 }
 
 impl Error {
@@ -100,7 +99,8 @@ impl Error {
     /// Stable category for metrics and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Observe(ObserveError::State(e)) | Error::Finalize(e) => e.reason(),
+            Error::Observe(ObserveError::State(e)) => e.reason(),
+            Error::Finalize(e) => e.reason(),
             Error::Report(call) => call.reason(),
             _ => match (self.sync_error(), self.kube_call()) {
                 (Some(e), _) => e.reason(),
@@ -116,6 +116,7 @@ impl Error {
     pub fn status_message(&self) -> Option<String> {
         match self {
             Error::Observe(ObserveError::State(e)) => Some(e.to_string()),
+            Error::Finalize(e) => Some(e.to_string()),
             _ if self
                 .kube_call()
                 .is_some_and(|c| c.reason() == "KubernetesConflict") =>
@@ -132,7 +133,8 @@ impl Error {
 
     fn is_transient(&self) -> bool {
         match self {
-            Error::Observe(ObserveError::State(e)) | Error::Finalize(e) => e.is_transient(),
+            Error::Observe(ObserveError::State(e)) => e.is_transient(),
+            Error::Finalize(e) => e.is_transient(),
             _ => self.sync_error().is_none_or(SyncError::is_transient),
         }
     }
@@ -151,14 +153,16 @@ pub async fn reconcile(es: Arc<ExternalSecret>, state: Arc<State>) -> Result<Act
     if !serves(&state, &es) {
         return Ok(Action::await_change());
     }
-    if es.metadata.deletion_timestamp.is_some() {
-        companion::finalize(ctx, &es)
-            .await
-            .map_err(Error::Finalize)?;
-        return Ok(Action::await_change());
-    }
     let started = Instant::now();
     let now = (ctx.clock)();
+    if es.metadata.deletion_timestamp.is_some() {
+        // A deletion blocked on leases says so (Ready false, an Event) instead of hanging
+        // silently in Terminating.
+        return match companion::finalize(ctx, &es).await {
+            Ok(()) => Ok(Action::await_change()),
+            Err(e) => Err(failed(&state, &es, Error::Finalize(e), started, now).await),
+        };
+    }
     match pipeline(&state, &es, now).await {
         Ok(action) => Ok(action),
         Err(error) => Err(failed(&state, &es, error, started, now).await),
@@ -183,6 +187,13 @@ async fn pipeline(
         report::workloads(&state.ctx, es, workloads).await?;
         return Ok(state.ctx.queue.next(&ObjectKey::of(es), wait));
     }
+    if let Decision::Sync { why, .. } = decision
+        && let Some(delay) = over_budget(state, es)
+    {
+        tracing::debug!(namespace = ?es.namespace(), name = %es.name_any(), why = why.as_str(), ?delay, "the namespace is over its store budget: syncing later");
+        metrics::store_budget_wait();
+        return Ok(state.ctx.queue.next(&ObjectKey::of(es), Some(delay)));
+    }
     let _slot = match decision {
         Decision::Sync { why, .. } if why.is_background() => match state.background.try_take() {
             Some(slot) => Some(slot),
@@ -206,6 +217,13 @@ async fn pipeline(
         outcome.status.workloads = workloads;
     }
     Ok(report::report(state, es, &observed, applied).await?)
+}
+
+/// How long `es` waits because its namespace overspent a store it uses (see
+/// [`crate::budget`]); `None` when it may sync now.
+fn over_budget(state: &State, es: &ExternalSecret) -> Option<std::time::Duration> {
+    let namespace = es.namespace().unwrap_or_default();
+    state.ctx.budgets.wait(&namespace, &stores_of(es))
 }
 
 /// The one failure path: counted; a failed sync is reported in the status and an Event (the

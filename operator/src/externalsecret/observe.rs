@@ -66,7 +66,12 @@ impl Observed {
             store_changed: self.store_changed,
             leases: self.leases.summary(),
         };
-        decide::decide(es, facts, now, state.ctx.settings.coalesce_window)
+        let settings = &state.ctx.settings;
+        let timing = decide::Timing {
+            coalesce: settings.coalesce_window,
+            min_refresh: settings.limits.min_refresh_interval,
+        };
+        decide::decide(es, facts, now, timing)
     }
 
     /// The Secrets API of the object's namespace.

@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, ExternalSecretStatus};
 use kuvert_core::conditions;
 use kuvert_core::decide::spread_interval;
-use kuvert_core::engine::status::failure_status;
+use kuvert_core::engine::status::{apply_refresh_floor, failure_status, format_go_duration};
 use kuvert_core::engine::target::KeyChanges;
 
 use super::apply::{Applied, min};
@@ -44,10 +44,20 @@ pub async fn report(
             changes,
         } => {
             metrics::sync(KIND, started.elapsed(), None);
-            let refresh = outcome.requeue_after.map(|i| spread_interval(es, i));
+            let floor = ctx.settings.limits.min_refresh_interval;
+            let refresh = outcome
+                .requeue_after
+                .map(|i| spread_interval(es, i.max(floor)));
             let mut status = outcome.status;
             status.synced_resource_version = written;
+            let raised = apply_refresh_floor(&mut status, es, floor);
+            let newly_raised = raised
+                && es.status.as_ref().and_then(|s| s.refresh_interval.as_ref())
+                    != status.refresh_interval.as_ref();
             write(ctx, es, status).await?;
+            if newly_raised {
+                refresh_raised(ctx, es, floor).await;
+            }
             tracing::debug!(namespace = ?observed.es_ref.namespace, name = %observed.es_ref.name, why = why.as_str(), "synced");
             if let Some(changes) = changes {
                 data_changed(ctx, es, &observed.target_name, &changes).await;
@@ -173,6 +183,38 @@ pub(crate) async fn publish_ready_transition(
         publish(ctx, reference, &event).await;
     }
 }
+
+/// A Warning Event about `es` with `reason` and `note`.
+pub(crate) async fn warn(
+    ctx: &Context,
+    es: &ExternalSecret,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    publish(ctx, &es.object_ref(&()), &event).await;
+}
+
+/// The object asks for a shorter refresh interval than this kuvert honours: a Warning Event
+/// when that becomes so (its first sync, or a spec change), not one per refresh.
+async fn refresh_raised(ctx: &Context, es: &ExternalSecret, floor: std::time::Duration) {
+    let asked = es.spec.refresh_interval.as_deref().unwrap_or_default();
+    let floor = format_go_duration(floor);
+    let note = format!(
+        "spec.refreshInterval {asked} is below this kuvert's minimum {floor} (--min-refresh-interval): refreshed every {floor}"
+    );
+    warn(ctx, es, REFRESH_INTERVAL_RAISED, note, "Sync").await;
+}
+
+/// The reason of the Event saying that `--min-refresh-interval` raised an object's interval.
+pub const REFRESH_INTERVAL_RAISED: &str = "RefreshIntervalRaised";
 
 /// A sync changed the data of an existing Secret: an Event and a log line naming the keys (never
 /// the values), so rotations leave an audit trail.

@@ -18,7 +18,9 @@ use kuvert_core::engine::{ResolvedStore, StoreError, StoreResolver};
 use kuvert_core::provider::{ProviderError, SecretsClient};
 pub use kuvert_core::store_key::{StoreKey, stores_of};
 
+use crate::budget::StoreBudgets;
 use crate::kube_access::ClusterAccess;
+use crate::logins::Logins;
 use crate::providers::Registry;
 use crate::reads::ReadCache;
 use crate::references::{Recording, ReferenceIndex, User};
@@ -314,6 +316,8 @@ impl CachedStore {
 #[derive(Default)]
 pub struct ClientCache {
     clients: Mutex<BTreeMap<ClientKey, CachedClient>>,
+    /// Logins one at a time per store, refused ones remembered for a backoff step.
+    pub logins: Logins,
 }
 
 /// A store and the namespace using it (empty for a SecretStore).
@@ -338,15 +342,24 @@ impl ClientCache {
             .insert(key, (generation, client));
     }
 
-    /// Keeps only the clients of stores `live` says exist.
+    /// Keeps only the clients (and login states) of stores `live` says exist.
     pub fn retain(&self, live: impl Fn(&StoreKey) -> bool) {
         self.clients
             .lock()
             .expect("client cache lock")
             .retain(|(k, _), _| live(k));
+        self.logins.retain(live);
     }
 
-    /// Drops a store's clients (after its credentials were refused, or it was deleted).
+    /// What a store's login read changed: its clients are dropped and a refused login is
+    /// forgotten, so the next use logs in with the new credential at once.
+    pub fn credentials_changed(&self, store: &StoreKey) {
+        self.invalidate(store);
+        self.logins.forget(store);
+    }
+
+    /// Drops a store's clients (after its credentials were refused, or it was deleted). A
+    /// refused login stays remembered (see [`crate::logins`]).
     pub fn invalidate(&self, store: &StoreKey) {
         self.clients
             .lock()
@@ -370,6 +383,8 @@ pub struct Resolver<'a> {
     pub references: &'a ReferenceIndex,
     /// Logged-in clients.
     pub clients: &'a ClientCache,
+    /// Store calls charged per namespace: logins and reads the cache does not serve.
+    pub budgets: &'a Arc<StoreBudgets>,
     /// Coalesced reads.
     pub reads: &'a Arc<ReadCache>,
     /// How old a shared read this sync accepts.
@@ -421,36 +436,48 @@ impl StoreResolver for Resolver<'_> {
             SecretStoreKind::ClusterSecretStore => namespace.to_owned(),
         };
         let cache_key = (key, using);
+        let login = async {
+            // Another sync may have logged in while this one waited for the login gate.
+            if let Some(client) = self.clients.get(&cache_key, found.generation) {
+                return Ok(client);
+            }
+            self.budgets.charge(&cache_key.0, namespace);
+            let recording = Recording::new(self.kube);
+            let connected = resolve::connect(
+                self.registry,
+                &recording,
+                &cache_key.0,
+                &found.spec,
+                Some(namespace),
+            )
+            .await;
+            // Failed logins too: fixing what they read must wake their users.
+            self.references.record(
+                User::Store(cache_key.0.clone(), cache_key.1.clone()),
+                recording.into_reads(),
+            );
+            let (provider, client) = connected?;
+            let client = crate::metrics::InstrumentedClient::wrap(provider, client);
+            self.clients
+                .put(cache_key.clone(), found.generation, client.clone());
+            Ok(client)
+        };
         let client = match self.clients.get(&cache_key, found.generation) {
             Some(client) => client,
-            None => {
-                let recording = Recording::new(self.kube);
-                let connected = resolve::connect(
-                    self.registry,
-                    &recording,
-                    &cache_key.0,
-                    &found.spec,
-                    Some(namespace),
-                )
-                .await;
-                // Failed logins too: fixing what they read must wake their users.
-                self.references.record(
-                    User::Store(cache_key.0.clone(), cache_key.1.clone()),
-                    recording.into_reads(),
-                );
-                let (provider, client) = connected.map_err(|source| StoreError::Provider {
+            None => self
+                .clients
+                .logins
+                .attempt(&cache_key, found.generation, login)
+                .await
+                .map_err(|source| StoreError::Provider {
                     store: display.clone(),
                     source,
-                })?;
-                let client = crate::metrics::InstrumentedClient::wrap(provider, client);
-                self.clients
-                    .put(cache_key.clone(), found.generation, client.clone());
-                client
-            }
+                })?,
         };
         // Reads are shared only between syncs that use the same credentials: per namespace for
         // a ClusterSecretStore, whose references may resolve to each ExternalSecret's namespace.
         let read_key = format!("{display}@{}#{}", found.generation, cache_key.1);
+        let client = self.budgets.charged(cache_key.0.clone(), namespace, client);
         Ok(ResolvedStore {
             client: self.reads.client(read_key, client, self.max_age),
             name: display,

@@ -101,6 +101,7 @@ pub async fn sync<'a>(
         kube: &ctx.kube,
         references: &ctx.references,
         clients: &ctx.clients,
+        budgets: &ctx.budgets,
         reads: &ctx.reads,
         max_age,
     };

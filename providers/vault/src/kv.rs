@@ -169,7 +169,11 @@ impl VaultClient {
         split_key(self.mount.as_deref(), self.version, key, field, allow_empty)
     }
 
-    fn data_path(&self, p: &KvPath) -> String {
+    pub(crate) fn conn(&self) -> &VaultConnection {
+        &self.conn
+    }
+
+    pub(crate) fn data_path(&self, p: &KvPath) -> String {
         match self.version {
             VaultKvVersion::V2 => join(&format!("{}/data", p.mount), &p.rest),
             VaultKvVersion::V1 => join(&p.mount, &p.rest),
@@ -248,13 +252,6 @@ impl VaultClient {
         Ok(found)
     }
 
-    fn require_v2(&self, operation: &'static str) -> Result<(), ProviderError> {
-        match self.version {
-            VaultKvVersion::V2 => Ok(()),
-            VaultKvVersion::V1 => Err(ProviderError::Unsupported { operation }),
-        }
-    }
-
     /// Writes `data` with check-and-set against `version` (0: must not exist yet).
     async fn write(
         &self,
@@ -307,6 +304,34 @@ fn fetched_metadata(meta: &Value) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// The map a push writes: the pushed JSON object, or `current` with `property` set to the value.
+fn new_data(
+    where_: &str,
+    request: &PushRequest,
+    current: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>, ProviderError> {
+    match &request.property {
+        None => match serde_json::from_slice::<Value>(request.value.expose()) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(invalid(
+                "data.match.remoteRef.property",
+                format!("{where_}: without a property the pushed value must be a JSON object"),
+            )),
+        },
+        Some(property) => {
+            let text = request.value.expose_str().ok_or_else(|| {
+                invalid(
+                    "data.match.secretKey",
+                    format!("{where_}: the value of property {property:?} is not UTF-8"),
+                )
+            })?;
+            let mut map = current.unwrap_or_default();
+            map.insert(property.clone(), Value::String(text.to_owned()));
+            Ok(map)
+        }
+    }
 }
 
 /// Custom metadata a PushSecret asks for: `{"customMetadata": {...}}` or
@@ -515,9 +540,13 @@ impl SecretsClient for VaultClient {
     }
 
     async fn push(&self, request: &PushRequest) -> Result<(), ProviderError> {
-        self.require_v2("push to a KV v1 store (it has no metadata to mark ownership)")?;
         let p = self.split(&request.key, "remoteRef.remoteKey", false)?;
         let where_ = self.data_path(&p);
+        if self.version == VaultKvVersion::V1 {
+            return self
+                .push_v1(&p, request, |current| new_data(&where_, request, current))
+                .await;
+        }
         let meta = self.read_metadata(&p).await?;
         let existing_custom = meta
             .as_ref()
@@ -552,30 +581,7 @@ impl SecretsClient for VaultClient {
             }
             _ => (None, 0),
         };
-        let data = match &request.property {
-            None => match serde_json::from_slice::<Value>(request.value.expose()) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(invalid(
-                        "data.match.remoteRef.property",
-                        format!(
-                            "{where_}: without a property the pushed value must be a JSON object"
-                        ),
-                    ));
-                }
-            },
-            Some(property) => {
-                let text = request.value.expose_str().ok_or_else(|| {
-                    invalid(
-                        "data.match.secretKey",
-                        format!("{where_}: the value of property {property:?} is not UTF-8"),
-                    )
-                })?;
-                let mut map = current.clone().unwrap_or_default();
-                map.insert(property.clone(), Value::String(text.to_owned()));
-                map
-            }
-        };
+        let data = new_data(&where_, request, current.clone())?;
         let mut custom: Map<String, Value> =
             existing_custom.as_object().cloned().unwrap_or_default();
         custom.extend(pushed_metadata(request.metadata.as_ref()));
@@ -608,8 +614,10 @@ impl SecretsClient for VaultClient {
         property: Option<&str>,
         owner: &str,
     ) -> Result<(), ProviderError> {
-        self.require_v2("delete from a KV v1 store (it has no metadata to prove ownership)")?;
         let p = self.split(key, "remoteRef.remoteKey", false)?;
+        if self.version == VaultKvVersion::V1 {
+            return self.delete_v1(&p, property, owner).await;
+        }
         let where_ = self.data_path(&p);
         let Some(meta) = self.read_metadata(&p).await? else {
             return Ok(());

@@ -27,14 +27,18 @@
 //!   converts the characters. With both `name` and `tags`, both filters apply.
 //!
 //! # Writes (PushSecret)
-//! KV v2 only (KV v1 has no metadata to record ownership in: `Unsupported`). The secret's
-//! `custom_metadata` carries `managed-by: kuvert` and `kuvert-owner: <namespace/name>` of the
+//! KV v2: the secret's `custom_metadata` carries `managed-by: kuvert` and `kuvert-owner: <namespace/name>` of the
 //! pushing object. A push or delete of a secret that exists without that marker, or with another
 //! owner, is refused with `Conflict`. Writes use check-and-set (`cas` = the version read, `0` to
 //! create) unless `checkAndSet.required: false`, so a concurrent change is never overwritten.
 //! Delete removes the pushed property (and the secret once no property is left) or the whole
 //! secret with all its versions. Ownership is marked before the first version is written, so
 //! a failure between the two writes leaves a secret kuvert still recognises as its own.
+//!
+//! KV v1 has no metadata: the owner is a key of the secret itself, `kuvert.io/pushed-by`
+//! ([`KV1_OWNER_KEY`]), visible to readers; the same `Conflict` rules apply, but KV v1 has no
+//! check-and-set, so a write racing kuvert's between its read and its write can be lost (see
+//! `kv1.rs`).
 //!
 //! # Connections, tokens, caching
 //! See [`connection`] (login, lazy renewal, re-login on 403, revocation) and [`ConnectionCache`]
@@ -69,6 +73,7 @@ mod config;
 pub mod connection;
 mod errors;
 mod kv;
+mod kv1;
 
 use std::sync::Arc;
 
@@ -79,6 +84,7 @@ use kuvert_core::provider::{KubeAccess, Provider, ProviderError, SecretsClient, 
 pub use cache::ConnectionCache;
 pub use connection::{VaultConnection, VaultResponse};
 pub use kv::VaultClient;
+pub use kv1::KV1_OWNER_KEY;
 
 /// Custom-metadata key marking a secret written by kuvert.
 pub const MANAGED_BY_KEY: &str = "managed-by";

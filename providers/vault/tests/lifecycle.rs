@@ -213,6 +213,60 @@ async fn a_token_revoked_server_side_is_replaced_by_a_new_login() {
     assert_ne!(accessor(&conn).await, old);
 }
 
+/// AppRole login requests OpenBao logged.
+fn approle_logins(bao: &OpenBao) -> usize {
+    std::fs::read_to_string(bao.audit_log())
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.ends_with('}'))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "auth/approle/login")
+        .count()
+}
+
+#[tokio::test]
+async fn a_refused_login_is_answered_to_every_user_without_logging_in_again_for_a_step() {
+    let bao = OpenBao::start_audited().await;
+    let (spec, kube) = approle_store(&bao, json!({})).await;
+    let provider = VaultProvider::new();
+    let c = client(&provider, &spec, &kube).await.unwrap();
+    let conn = connect(provider.cache(), "vault", &spec, &kube).await;
+    assert_eq!(approle_logins(&bao), 1);
+    // The secret-id is destroyed and its token revoked: the next login is refused.
+    let listed = bao
+        .api("LIST", "auth/approle/role/app/secret-id", None)
+        .await;
+    for accessor in listed["data"]["keys"].as_array().unwrap() {
+        bao.write(
+            "auth/approle/role/app/secret-id-accessor/destroy",
+            json!({"secret_id_accessor": accessor}),
+        )
+        .await;
+    }
+    bao.write(
+        "auth/token/revoke-accessor",
+        json!({"accessor": accessor(&conn).await}),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let c = c.clone();
+            reads.spawn(async move { get_text(c.as_ref(), "app").await });
+        }
+        for result in reads.join_all().await {
+            let err = result.unwrap_err();
+            assert_eq!(err.reason(), "Unauthenticated", "{err}");
+            assert!(
+                err.to_string().contains("invalid role or secret ID"),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(approle_logins(&bao), 2, "one refused login for forty reads");
+}
+
 #[tokio::test]
 async fn a_policy_denial_is_forbidden_without_a_new_login() {
     let bao = OpenBao::start().await;

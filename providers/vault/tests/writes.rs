@@ -248,7 +248,7 @@ async fn a_whole_secret_push_needs_a_json_object() {
 }
 
 #[tokio::test]
-async fn kv1_stores_refuse_writes_they_cannot_mark() {
+async fn kv1_stores_keep_the_owner_in_a_visible_key_and_refuse_what_is_not_theirs() {
     let bao = OpenBao::start().await;
     bao.mount("kv1", "kv", json!({"version": "1"})).await;
     let mut kube = MemoryKube::new();
@@ -256,10 +256,77 @@ async fn kv1_stores_refuse_writes_they_cannot_mark() {
     spec.path = Some("kv1".into());
     spec.version = Some(VaultKvVersion::V1);
     let client = client(&VaultProvider::new(), &spec, &kube).await.unwrap();
-    let err = client.push(&push("x", Some("k"), "v")).await.unwrap_err();
-    assert_eq!(err.reason(), "Unsupported");
+    let read = |path: &'static str| {
+        let bao = &bao;
+        async move {
+            bao.api_as(bao.root_token(), None, "GET", &format!("kv1/{path}"), None)
+                .await
+                .ok()
+                .map(|v| v["data"].clone())
+        }
+    };
+
+    // Pushed property by property: merged, the owner beside the values.
+    client.push(&push("app", Some("user"), "u")).await.unwrap();
+    client
+        .push(&push("app", Some("password"), "p"))
+        .await
+        .unwrap();
     assert_eq!(
-        client.delete("x", None, OWNER).await.unwrap_err().reason(),
-        "Unsupported"
+        read("app").await,
+        Some(json!({"user": "u", "password": "p", "kuvert.io/pushed-by": OWNER}))
     );
+
+    // Someone else's secret, and another PushSecret's: refused, untouched.
+    bao.write("kv1/theirs", json!({"k": "theirs"})).await;
+    let err = client
+        .push(&push("theirs", Some("k"), "v"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conflict: kv1/theirs exists without the kuvert.io/pushed-by key (not written by kuvert): refusing to overwrite it"
+    );
+    assert_eq!(
+        client
+            .delete("theirs", None, OWNER)
+            .await
+            .unwrap_err()
+            .reason(),
+        "Conflict"
+    );
+    assert_eq!(read("theirs").await, Some(json!({"k": "theirs"})));
+    let mut other = push("app", Some("user"), "x");
+    other.owner = "ns/other".into();
+    assert_eq!(
+        client.push(&other).await.unwrap_err().to_string(),
+        format!("conflict: kv1/app was pushed by {OWNER}, not ns/other: refusing to overwrite it")
+    );
+    let marker = push("app", Some("kuvert.io/pushed-by"), "ns/other");
+    assert_eq!(
+        client.push(&marker).await.unwrap_err().reason(),
+        "InvalidSpec"
+    );
+
+    // Deleted property by property; the secret goes with its last property.
+    client.delete("app", Some("user"), OWNER).await.unwrap();
+    assert_eq!(
+        read("app").await,
+        Some(json!({"password": "p", "kuvert.io/pushed-by": OWNER}))
+    );
+    client.delete("app", Some("password"), OWNER).await.unwrap();
+    assert_eq!(read("app").await, None);
+
+    // A whole secret, then deleted whole.
+    client
+        .push(&push("all", None, r#"{"a":"1"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        read("all").await,
+        Some(json!({"a": "1", "kuvert.io/pushed-by": OWNER}))
+    );
+    client.delete("all", None, OWNER).await.unwrap();
+    assert_eq!(read("all").await, None);
+    client.delete("all", None, OWNER).await.unwrap();
 }

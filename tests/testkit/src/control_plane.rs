@@ -63,6 +63,8 @@ pub struct ControlPlane {
     dir: PathBuf,
     remove_dir: bool,
     children: Vec<Child>,
+    /// The program name of each child, in the same order.
+    names: Vec<String>,
     url: String,
     ca: Arc<TestCa>,
     startup: Duration,
@@ -152,6 +154,7 @@ impl ControlPlane {
             dir: dir.clone(),
             remove_dir: false,
             children: Vec::new(),
+            names: Vec::new(),
             url: url.clone(),
             ca: ca.clone(),
             startup: Duration::ZERO,
@@ -276,6 +279,14 @@ impl ControlPlane {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.join(name).display()));
         self.children.push(child);
+        self.names.push(name.to_owned());
+    }
+
+    /// The process id of `name` (`etcd`, `kube-apiserver` or `kube-controller-manager`), for
+    /// reading its CPU time and memory from /proc.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.children.get(i).map(Child::id)
     }
 
     /// Polls `path` with the admin identity until it answers 200; panics with the log's tail
@@ -435,6 +446,7 @@ impl ControlPlane {
         let pids: Vec<String> = self.children.iter().map(|c| c.id().to_string()).collect();
         std::fs::write(self.dir.join(PIDS), pids.join("\n") + "\n").expect("write pids");
         self.children.clear();
+        self.names.clear();
         self.remove_dir = false;
     }
 

@@ -278,6 +278,29 @@ impl OpenBao {
         }
     }
 
+    /// Seals the server (`sys/seal`), as an operator sealing it would: every request is then
+    /// answered `503 Vault is sealed` until [`OpenBao::unseal`].
+    pub async fn seal(&self) {
+        self.api("PUT", "sys/seal", None).await;
+    }
+
+    /// Unseals the server with the unseal key the dev server printed into its log, and waits
+    /// until it answers as healthy again. Its data and tokens are kept (unlike a restart).
+    pub async fn unseal(&self) {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).expect("OpenBao's log");
+        let key = log
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("Unseal Key: "))
+            .expect("the dev server prints its unseal key")
+            .trim()
+            .to_owned();
+        let answer = self
+            .api("PUT", "sys/unseal", Some(json!({ "key": key })))
+            .await;
+        assert_eq!(answer["sealed"], false, "still sealed: {answer}");
+        self.wait_healthy().await;
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -7,49 +7,59 @@ use minijinja::value::{Value, ValueKind};
 use minijinja::{Environment, Error, State};
 
 use super::super::sprig::{self, arity};
-use super::{encoding, keys, pem, pkcs12, x509};
+use super::{KEY_FUEL, PKCS12_FUEL, encoding, keys, pem, pkcs12, x509};
 
 type Func = fn(&State, &[Value]) -> Result<Value, Error>;
 
 const FUNCTIONS: &[(&str, Func)] = &[
-    ("pkcs12key", |_, a| {
+    ("pkcs12key", |s, a| {
         arity("pkcs12key", a, 1, 1)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pkcs12_key(a[0].clone(), None)
     }),
-    ("pkcs12keyPass", |_, a| {
+    ("pkcs12keyPass", |s, a| {
         arity("pkcs12keyPass", a, 2, 2)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pkcs12_key(a[1].clone(), Some(text(&a[0])))
     }),
-    ("pkcs12cert", |_, a| {
+    ("pkcs12cert", |s, a| {
         arity("pkcs12cert", a, 1, 1)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pkcs12_cert(a[0].clone(), None)
     }),
-    ("pkcs12certPass", |_, a| {
+    ("pkcs12certPass", |s, a| {
         arity("pkcs12certPass", a, 2, 2)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pkcs12_cert(a[1].clone(), Some(text(&a[0])))
     }),
-    ("pemToPkcs12", |_, a| {
+    ("pemToPkcs12", |s, a| {
         arity("pemToPkcs12", a, 2, 2)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pem_to_pkcs12(a[0].clone(), a[1].clone(), None)
     }),
-    ("pemToPkcs12Pass", |_, a| {
+    ("pemToPkcs12Pass", |s, a| {
         arity("pemToPkcs12Pass", a, 3, 3)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pem_to_pkcs12(a[0].clone(), a[1].clone(), Some(text(&a[2])))
     }),
-    ("fullPemToPkcs12", |_, a| {
+    ("fullPemToPkcs12", |s, a| {
         arity("fullPemToPkcs12", a, 2, 2)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::full_pem_to_pkcs12(a[0].clone(), a[1].clone(), None)
     }),
-    ("fullPemToPkcs12Pass", |_, a| {
+    ("fullPemToPkcs12Pass", |s, a| {
         arity("fullPemToPkcs12Pass", a, 3, 3)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::full_pem_to_pkcs12(a[0].clone(), a[1].clone(), Some(text(&a[2])))
     }),
-    ("pemTruststoreToPKCS12", |_, a| {
+    ("pemTruststoreToPKCS12", |s, a| {
         arity("pemTruststoreToPKCS12", a, 1, 1)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pem_truststore_to_pkcs12(a[0].clone(), None)
     }),
-    ("pemTruststoreToPKCS12Pass", |_, a| {
+    ("pemTruststoreToPKCS12Pass", |s, a| {
         arity("pemTruststoreToPKCS12Pass", a, 2, 2)?;
+        s.consume_fuel(PKCS12_FUEL)?;
         pkcs12::pem_truststore_to_pkcs12(a[0].clone(), Some(text(&a[1])))
     }),
     ("filterPEM", |_, a| {
@@ -64,12 +74,14 @@ const FUNCTIONS: &[(&str, Func)] = &[
         arity("certSANs", a, 1, 1)?;
         x509::cert_sans(a[0].clone())
     }),
-    ("jwkPublicKeyPem", |_, a| {
+    ("jwkPublicKeyPem", |s, a| {
         arity("jwkPublicKeyPem", a, 1, 1)?;
+        s.consume_fuel(KEY_FUEL)?;
         keys::jwk_public_key_pem(a[0].clone())
     }),
-    ("jwkPrivateKeyPem", |_, a| {
+    ("jwkPrivateKeyPem", |s, a| {
         arity("jwkPrivateKeyPem", a, 1, 1)?;
+        s.consume_fuel(KEY_FUEL)?;
         keys::jwk_private_key_pem(a[0].clone())
     }),
     ("toYaml", |_, a| {
@@ -80,8 +92,9 @@ const FUNCTIONS: &[(&str, Func)] = &[
         arity("fromYaml", a, 1, 1)?;
         encoding::from_yaml_eso(a[0].clone())
     }),
-    ("rsaDecrypt", |_, a| {
+    ("rsaDecrypt", |s, a| {
         arity("rsaDecrypt", a, 4, 4)?;
+        s.consume_fuel(KEY_FUEL)?;
         keys::rsa_decrypt_eso(&text(&a[0]), &text(&a[1]), &a[2], &a[3])
     }),
 ];

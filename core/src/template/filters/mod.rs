@@ -4,6 +4,52 @@
 //! Every filter fails through [`filter_error`], whose reason never contains its input. A filter's
 //! text output is a string; binary output (a PKCS#12 keystore) is a bytes value.
 
+/// A filter that charges the render's fuel before it runs: `$fuel` for its fixed work plus
+/// the size of its inputs (`sprig::charge_inputs`). minijinja charges a filter's result, never
+/// its work, so a loop over `pem_to_pkcs12` (PBKDF2) or `rsa_decrypt` ran for minutes on the
+/// fuel of a few instructions per iteration.
+macro_rules! charged {
+    ($fuel:expr, $f:path, ( $($arg:ident : $ty:ty),* )) => {
+        move |state: &minijinja::State, value: Value, $($arg: $ty),*| -> Result<Value, Error> {
+            super::sprig::charge_inputs(state, std::slice::from_ref(&value))?;
+            $( super::sprig::charge_inputs(state, &[Input::value(&$arg)])?; )*
+            state.consume_fuel($fuel)?;
+            $f(value, $($arg),*)
+        }
+    };
+}
+
+/// A filter argument as the value its size is charged by.
+trait Input {
+    fn value(&self) -> Value;
+}
+
+impl Input for Value {
+    fn value(&self) -> Value {
+        self.clone()
+    }
+}
+
+impl Input for String {
+    fn value(&self) -> Value {
+        Value::from(self.as_str())
+    }
+}
+
+impl Input for Option<String> {
+    fn value(&self) -> Value {
+        self.as_deref().map_or(Value::from(()), Value::from)
+    }
+}
+
+/// Fuel of one PKCS#12 read or write: PBKDF2 and the MAC run 10,000 iterations each (a read
+/// at most what p12-keystore allows), about as long as 50,000 template instructions. This
+/// allows 40 keystores per render.
+const PKCS12_FUEL: u64 = 50_000;
+
+/// Fuel of one private-key operation or key check (`rsa_decrypt`, the JWK filters).
+const KEY_FUEL: u64 = 20_000;
+
 mod encoding;
 pub(super) mod eso;
 mod keys;
@@ -21,23 +67,50 @@ use super::error::filter_error;
 
 /// Adds kuvert's filters to `env` (next to minijinja's built-ins).
 pub(super) fn register(env: &mut Environment<'static>) {
-    env.add_filter("b64enc", encoding::b64enc);
-    env.add_filter("b64dec", encoding::b64dec);
-    env.add_filter("fromjson", encoding::fromjson);
-    env.add_filter("fromyaml", encoding::fromyaml);
-    env.add_filter("toyaml", encoding::toyaml);
-    env.add_filter("sha256", encoding::sha256);
-    env.add_filter("filter_pem", pem::filter_pem);
-    env.add_filter("filter_cert_chain", x509::filter_cert_chain);
-    env.add_filter("cert_sans", x509::cert_sans);
-    env.add_filter("pkcs12_key", pkcs12::pkcs12_key);
-    env.add_filter("pkcs12_cert", pkcs12::pkcs12_cert);
-    env.add_filter("pem_to_pkcs12", pkcs12::pem_to_pkcs12);
-    env.add_filter("full_pem_to_pkcs12", pkcs12::full_pem_to_pkcs12);
-    env.add_filter("pem_truststore_to_pkcs12", pkcs12::pem_truststore_to_pkcs12);
-    env.add_filter("jwk_public_key_pem", keys::jwk_public_key_pem);
-    env.add_filter("jwk_private_key_pem", keys::jwk_private_key_pem);
-    env.add_filter("rsa_decrypt", keys::rsa_decrypt);
+    env.add_filter("b64enc", charged!(0, encoding::b64enc, ()));
+    env.add_filter("b64dec", charged!(0, encoding::b64dec, ()));
+    env.add_filter("fromjson", charged!(0, encoding::fromjson, ()));
+    env.add_filter("fromyaml", charged!(0, encoding::fromyaml, ()));
+    env.add_filter("toyaml", charged!(0, encoding::toyaml, ()));
+    env.add_filter("sha256", charged!(0, encoding::sha256, ()));
+    env.add_filter("filter_pem", charged!(0, pem::filter_pem, (kind: String)));
+    env.add_filter(
+        "filter_cert_chain",
+        charged!(0, x509::filter_cert_chain, (kind: String)),
+    );
+    env.add_filter("cert_sans", charged!(0, x509::cert_sans, ()));
+    env.add_filter(
+        "pkcs12_key",
+        charged!(PKCS12_FUEL, pkcs12::pkcs12_key, (password: Option<String>)),
+    );
+    env.add_filter(
+        "pkcs12_cert",
+        charged!(PKCS12_FUEL, pkcs12::pkcs12_cert, (password: Option<String>)),
+    );
+    env.add_filter(
+        "pem_to_pkcs12",
+        charged!(PKCS12_FUEL, pkcs12::pem_to_pkcs12, (key_pem: Value, password: Option<String>)),
+    );
+    env.add_filter(
+        "full_pem_to_pkcs12",
+        charged!(PKCS12_FUEL, pkcs12::full_pem_to_pkcs12, (key_pem: Value, password: Option<String>)),
+    );
+    env.add_filter(
+        "pem_truststore_to_pkcs12",
+        charged!(PKCS12_FUEL, pkcs12::pem_truststore_to_pkcs12, (password: Option<String>)),
+    );
+    env.add_filter(
+        "jwk_public_key_pem",
+        charged!(KEY_FUEL, keys::jwk_public_key_pem, ()),
+    );
+    env.add_filter(
+        "jwk_private_key_pem",
+        charged!(KEY_FUEL, keys::jwk_private_key_pem, ()),
+    );
+    env.add_filter(
+        "rsa_decrypt",
+        charged!(KEY_FUEL, keys::rsa_decrypt, (key_pem: Value, scheme: Option<String>)),
+    );
 }
 
 /// The bytes of a string or bytes value.

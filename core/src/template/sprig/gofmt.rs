@@ -231,7 +231,10 @@ struct Spec {
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %q %x %X %o %b %c %t %f %F %e %E
 /// %g %G %%`, with flags `- + # 0 space`, width and precision. Wrong types, missing and extra
 /// arguments are written as Go writes them (`%!d(string=...)`, `%!s(MISSING)`, `%!(EXTRA ...)`).
-pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
+///
+/// `None` when the result would exceed the output limit: each width is capped at 2^20, but a
+/// format of many wide verbs multiplies it.
+pub(super) fn sprintf(format: &str, args: &[Value]) -> Option<String> {
     let mut out = String::new();
     let mut next = 0;
     let mut chars = format.chars().peekable();
@@ -270,8 +273,26 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         next += 1;
-        let body = format_one(verb, &spec, arg);
-        out.push_str(&pad(&spec, body, verb));
+        // Bound what the verb can build before building it: a list pads every item.
+        let grows = spec.width.unwrap_or(0)
+            + if matches!(verb, 'f' | 'F' | 'e' | 'E') {
+                spec.precision.unwrap_or(0)
+            } else {
+                0
+            };
+        let items = if arg.kind() == ValueKind::Seq {
+            arg.len().unwrap_or(0).max(1)
+        } else {
+            1
+        };
+        if out.len() + grows.saturating_mul(items) > super::super::MAX_OUTPUT_BYTES {
+            return None;
+        }
+        let padded = pad(&spec, format_one(verb, &spec, arg), verb);
+        if out.len() + padded.len() > super::super::MAX_OUTPUT_BYTES {
+            return None;
+        }
+        out.push_str(&padded);
     }
     if next < args.len() {
         out.push_str("%!(EXTRA ");
@@ -282,7 +303,7 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         out.push_str(&extra.join(", "));
         out.push(')');
     }
-    out
+    Some(out)
 }
 
 fn read_number(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<usize> {
@@ -415,7 +436,7 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> Body {
         'f' | 'F' | 'e' | 'E' | 'g' | 'G' if is_float => {
             let f = f64::try_from(arg.clone()).unwrap_or(f64::NAN);
             let digits = match verb {
-                'f' | 'F' => format!("{:.*}", spec.precision.unwrap_or(6), f.abs()),
+                'f' | 'F' => fixed_precision(f.abs(), spec.precision.unwrap_or(6)),
                 'e' | 'E' => {
                     let s = exp_precision(f.abs(), spec.precision.unwrap_or(6));
                     if verb == 'E' { s.to_uppercase() } else { s }
@@ -428,9 +449,26 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> Body {
     }
 }
 
+/// Digits after which an f64's exact decimal expansion has only zeros (its smallest
+/// subnormal, 2^-1074, has 1074). Rust's formatter panics on a precision over 65,535, so
+/// longer precisions are formatted to this many digits and padded with zeros: the same text.
+const EXACT_DIGITS: usize = 1100;
+
+/// `f` with `precision` digits after the point (Go's `%.Nf`).
+fn fixed_precision(f: f64, precision: usize) -> String {
+    let mut text = format!("{:.*}", precision.min(EXACT_DIGITS), f);
+    text.extend(std::iter::repeat_n(
+        '0',
+        precision.saturating_sub(EXACT_DIGITS),
+    ));
+    text
+}
+
 fn exp_precision(f: f64, precision: usize) -> String {
-    let text = format!("{:.*e}", precision, f);
+    let text = format!("{:.*e}", precision.min(EXACT_DIGITS), f);
     let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+    let zeros = "0".repeat(precision.saturating_sub(EXACT_DIGITS));
+    let mantissa = format!("{mantissa}{zeros}");
     let exp: i32 = exp.parse().unwrap_or(0);
     let sign = if exp < 0 { '-' } else { '+' };
     format!("{mantissa}e{sign}{:02}", exp.abs())

@@ -61,6 +61,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
 /// Adds one Go-ordered function as a function and, unless a Jinja filter has the name, a filter.
 pub(super) fn add(env: &mut Environment<'static>, name: &'static str, f: Func) {
     env.add_function(name, move |state: &State, args: Rest<Value>| {
+        charge_inputs(state, &args)?;
         f(state, &args)
     });
     if !KEEP_FILTERS.contains(&name) {
@@ -69,10 +70,41 @@ pub(super) fn add(env: &mut Environment<'static>, name: &'static str, f: Func) {
             move |state: &State, piped: Value, args: Rest<Value>| {
                 let mut all = args.0;
                 all.push(piped);
+                charge_inputs(state, &all)?;
                 f(state, &all)
             },
         );
     }
+}
+
+/// Bytes of input a function may walk for one fuel (one instruction), as minijinja charges its
+/// own filters (64 bytes a fuel).
+const BYTES_PER_FUEL: u64 = 64;
+
+/// Charges the render's fuel for the input a function walks. minijinja charges a function's
+/// result, never its work: without this, a loop calling `sha256sum` or `regexReplaceAll` on a
+/// 1 MiB value ran for minutes on the fuel of a few instructions per iteration.
+pub(crate) fn charge_inputs(state: &State, args: &[Value]) -> Result<(), Error> {
+    let bytes: usize = args
+        .iter()
+        .map(|a| match a.kind() {
+            ValueKind::String => a.as_str().map_or(0, str::len),
+            ValueKind::Bytes => a.as_bytes().map_or(0, <[u8]>::len),
+            ValueKind::Seq | ValueKind::Map => a.len().unwrap_or(0).saturating_mul(16),
+            _ => 0,
+        })
+        .sum();
+    state.consume_fuel(bytes as u64 / BYTES_PER_FUEL)
+}
+
+/// Fails unless a result of `len` bytes fits in a rendered value: checked by functions whose
+/// result can be far larger than their input (`indent`, `replace`, `printf`, ...) *before* they
+/// build it, since minijinja only charges a result once it exists.
+pub(crate) fn fits(name: &'static str, len: usize) -> Result<(), Error> {
+    if len > super::MAX_OUTPUT_BYTES {
+        return Err(fail(name, "the result would exceed the output limit"));
+    }
+    Ok(())
 }
 
 const TIME_FUNCTIONS: &[(&str, Func)] = &[

@@ -6,7 +6,7 @@ use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, State};
 use sha2::Digest as _;
 
-use super::{Func, arg, arity, fail, gofmt, int_of, items, string_bytes, strval};
+use super::{Func, arg, arity, fail, fits, gofmt, int_of, items, string_bytes, strval};
 
 pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("toString", to_string),
@@ -106,9 +106,9 @@ pub(super) const FUNCTIONS: &[(&str, Func)] = &[
     ("adler32sum", |_, a| {
         one_bytes("adler32sum", a, |b| Ok(Value::from(adler32(b).to_string())))
     }),
-    ("bcrypt", |_, a| {
+    ("bcrypt", |s, a| {
         arity("bcrypt", a, 1, 1)?;
-        Ok(Value::from(bcrypt("bcrypt", &string_bytes(&a[0]))?))
+        Ok(Value::from(bcrypt(s, "bcrypt", &string_bytes(&a[0]))?))
     }),
     ("htpasswd", htpasswd),
     ("base", |_, a| one_str("base", a, path_base)),
@@ -167,7 +167,9 @@ fn printf(_: &State, args: &[Value]) -> Result<Value, Error> {
     if !matches!(format.kind(), ValueKind::String | ValueKind::Bytes) {
         return Err(fail("printf", "the format must be a string"));
     }
-    Ok(Value::from(gofmt::sprintf(&strval(format), &args[1..])))
+    gofmt::sprintf(&strval(format), &args[1..])
+        .map(Value::from)
+        .ok_or_else(|| fail("printf", "the result would exceed the output limit"))
 }
 
 fn is_nil(v: &Value) -> bool {
@@ -271,9 +273,7 @@ fn repeat(_: &State, args: &[Value]) -> Result<Value, Error> {
     if count < 0 {
         return Err(fail("repeat", "negative repeat count"));
     }
-    if (count as usize).saturating_mul(s.len()) > super::super::MAX_OUTPUT_BYTES {
-        return Err(fail("repeat", "the result would exceed the output limit"));
-    }
+    fits("repeat", (count as usize).saturating_mul(s.len()))?;
     Ok(Value::from(s.repeat(count as usize)))
 }
 
@@ -323,6 +323,15 @@ fn replace(_: &State, args: &[Value]) -> Result<Value, Error> {
     arity("replace", args, 3, 3)?;
     let (old, new) = (text("replace", &args[0])?, text("replace", &args[1])?);
     let s = text("replace", &args[2])?;
+    let inserted = if old.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(old.as_str()).count()
+    };
+    fits(
+        "replace",
+        inserted.saturating_mul(new.len()).saturating_add(s.len()),
+    )?;
     Ok(Value::from(go_replace_all(&s, &old, &new)))
 }
 
@@ -343,6 +352,11 @@ fn indent(name: &'static str, args: &[Value], leading_newline: bool) -> Result<V
     arity(name, args, 2, 2)?;
     let spaces = int_of(&args[0]).clamp(0, 1 << 16) as usize;
     let s = text(name, &args[1])?;
+    let lines = s.matches('\n').count() + 1;
+    fits(
+        name,
+        spaces.saturating_mul(lines).saturating_add(s.len() + 1),
+    )?;
     let pad = " ".repeat(spaces);
     let body = format!("{pad}{}", s.replace('\n', &format!("\n{pad}")));
     Ok(Value::from(if leading_newline {
@@ -467,6 +481,23 @@ fn regex_replace(name: &'static str, args: &[Value], literal: bool) -> Result<Va
     let re = compile(name, &text(name, &args[0])?)?;
     let s = text(name, &args[1])?;
     let replacement = text(name, &args[2])?;
+    // Each match becomes the replacement with every `$` reference expanded to at most the whole
+    // match: bounding that before building keeps `$0$0$0...` over a large input from allocating
+    // far past the output limit.
+    let references = if literal {
+        0
+    } else {
+        replacement.matches('$').count()
+    };
+    let mut bound = s.len();
+    for m in re.find_iter(&s) {
+        bound = bound.saturating_add(
+            replacement
+                .len()
+                .saturating_add(references.saturating_mul(m.len())),
+        );
+        fits(name, bound)?;
+    }
     let out = if literal {
         re.replace_all(&s, regex::NoExpand(&replacement))
     } else {
@@ -611,10 +642,16 @@ fn adler32(bytes: &[u8]) -> u32 {
     (b << 16) | a
 }
 
+/// Fuel one bcrypt hash costs. Cost 10 is 2^10 rounds of the key schedule, about as long as
+/// 100,000 template instructions: without a charge, a loop over `htpasswd` ran for minutes on
+/// the fuel of a few instructions per iteration. This allows 20 hashes per render.
+const BCRYPT_FUEL: u64 = 100_000;
+
 /// bcrypt with Go's default cost (10), written as `$2a$` as Go's `x/crypto/bcrypt` does. The
 /// salt is derived from the input (HMAC-SHA256), not random: a random salt would change the
 /// Secret on every refresh, as ESO's does.
-fn bcrypt(name: &'static str, password: &[u8]) -> Result<String, Error> {
+fn bcrypt(state: &State, name: &'static str, password: &[u8]) -> Result<String, Error> {
+    state.consume_fuel(BCRYPT_FUEL)?;
     let mut hasher = sha2::Sha256::new();
     hasher.update(b"kuvert bcrypt salt v1\0");
     hasher.update(password);
@@ -632,7 +669,7 @@ fn bcrypt(name: &'static str, password: &[u8]) -> Result<String, Error> {
 }
 
 /// `htpasswd USER PASSWORD [ALGORITHM]`: `user:bcrypt-hash`, or with `"sha"` `user:{SHA}base64`.
-fn htpasswd(_: &State, args: &[Value]) -> Result<Value, Error> {
+fn htpasswd(state: &State, args: &[Value]) -> Result<Value, Error> {
     arity("htpasswd", args, 2, 3)?;
     let user = text("htpasswd", &args[0])?;
     let password = string_bytes(&args[1]);
@@ -647,7 +684,7 @@ fn htpasswd(_: &State, args: &[Value]) -> Result<Value, Error> {
     let hash = if algorithm == "sha" {
         format!("{{SHA}}{}", STANDARD.encode(sha1_digest(&password)))
     } else {
-        bcrypt("htpasswd", &password)?
+        bcrypt(state, "htpasswd", &password)?
     };
     Ok(Value::from(format!("{user}:{hash}")))
 }

@@ -17,6 +17,12 @@
 //!   token is still valid. Valid: the denial is a policy decision and is returned as `Forbidden`
 //!   (no login storm on a missing policy). Invalid (expired, revoked server-side): the connection
 //!   logs in again and retries once. A static token cannot log in again: `Unauthenticated`.
+//! - **A refused login waits a step.** When the server refuses a login (`Unauthenticated`, e.g.
+//!   a destroyed AppRole secret-id), the connection answers every request needing a login with
+//!   that refusal, without logging in, for 10 s, then 20 s, ... up to 10 minutes; new login
+//!   material ([`VaultConnection::set_login`]) or a new connection (a changed credential is a
+//!   new cache entry) logs in at once. Every ExternalSecret sharing the connection so costs one
+//!   failed login per step, not one each: OpenBao locks an AppRole out after 5 failures.
 //! - **Revoked when dropped.** A token from a login is revoked (`auth/token/revoke-self`) when the
 //!   connection is dropped (by a task on the current Tokio runtime) or [`VaultConnection::revoke`]d,
 //!   and a token replaced by a fresh login is revoked at once. Static tokens (`tokenSecretRef`)
@@ -177,6 +183,18 @@ struct TokenState {
     leases: AtomicBool,
 }
 
+/// A refused login, remembered (see the module doc).
+struct Refused {
+    until: Instant,
+    count: u32,
+    message: String,
+}
+
+/// First wait after a refused login.
+pub const REFUSED_LOGIN_FIRST_STEP: Duration = Duration::from_secs(10);
+/// Longest wait between refused logins.
+pub const REFUSED_LOGIN_LAST_STEP: Duration = Duration::from_secs(600);
+
 /// A raw answer before classification.
 struct Raw {
     status: StatusCode,
@@ -193,6 +211,8 @@ pub struct VaultConnection {
     login: RwLock<Login>,
     token: RwLock<Arc<TokenState>>,
     refresh: tokio::sync::Mutex<()>,
+    /// The last refused login, answered again until its step ends.
+    refused: Mutex<Option<Refused>>,
     logins: AtomicU64,
     renewals: AtomicU64,
     revoked: AtomicBool,
@@ -297,6 +317,7 @@ impl VaultConnection {
                 leases: AtomicBool::new(false),
             })),
             refresh: tokio::sync::Mutex::new(()),
+            refused: Mutex::new(None),
             logins: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
             revoked: AtomicBool::new(false),
@@ -363,6 +384,7 @@ impl VaultConnection {
     /// next login uses it.
     pub fn set_login(&self, login: Login) {
         *self.login.write().expect("login lock") = login;
+        *self.refused.lock().expect("refused lock") = None;
     }
 
     /// Marks the current token as one that leases were obtained with (see the module doc):
@@ -514,8 +536,38 @@ impl VaultConnection {
         Ok(true)
     }
 
-    /// Logs in; the caller holds the refresh lock.
+    /// Logs in, unless a refused login's step is not over (its refusal is returned then); the
+    /// caller holds the refresh lock.
     async fn login_now(&self) -> Result<(), ProviderError> {
+        if let Some(refused) = self.refused.lock().expect("refused lock").as_ref()
+            && Instant::now() < refused.until
+        {
+            return Err(ProviderError::Unauthenticated {
+                message: refused.message.clone(),
+            });
+        }
+        let result = self.login_once().await;
+        let mut refused = self.refused.lock().expect("refused lock");
+        match &result {
+            Err(ProviderError::Unauthenticated { message }) => {
+                let count = refused.as_ref().map_or(1, |r| r.count.saturating_add(1));
+                let step = REFUSED_LOGIN_FIRST_STEP
+                    .saturating_mul(1u32 << (count - 1).min(16))
+                    .min(REFUSED_LOGIN_LAST_STEP);
+                *refused = Some(Refused {
+                    until: Instant::now() + step,
+                    count,
+                    message: message.clone(),
+                });
+            }
+            Ok(()) => *refused = None,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// One login request.
+    async fn login_once(&self) -> Result<(), ProviderError> {
         let login = self.login.read().expect("login lock").clone();
         let Some(request) = login.request() else {
             return Ok(());

@@ -1,0 +1,139 @@
+//! `kuvert run` while the API server answers every request `429 Too Many Requests` (with
+//! `Retry-After`) and then `503 Service Unavailable` for a while — devcluster's fault switch
+//! (the real control plane has none): no Secret is lost or rewritten, no Ready condition flips,
+//! kuvert's requests during the fault stay few (it waits out `Retry-After` and backs off, no hot
+//! loop), and everything converges by itself once the API server serves again.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kuvert_core::api::ExternalSecret;
+use kuvert_devcluster::Fault;
+use support::{Backend, Cluster, Operator, eventually, many_external_secrets, wait_for_secrets};
+
+const COUNT: usize = 5;
+
+/// Each Secret's resourceVersion and data.
+async fn secrets_as_they_are(
+    secrets: &Api<Secret>,
+) -> BTreeMap<
+    String,
+    (
+        Option<String>,
+        Option<BTreeMap<String, k8s_openapi::ByteString>>,
+    ),
+> {
+    secrets
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            (name, (s.metadata.resource_version, s.data))
+        })
+        .collect()
+}
+
+/// Each ExternalSecret's Ready status and when it last changed.
+async fn ready_conditions(ess: &Api<ExternalSecret>) -> BTreeMap<String, (String, String)> {
+    ess.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|es| {
+            let name = es.metadata.name.clone().unwrap_or_default();
+            let status = es.status.unwrap_or_default();
+            let ready = kuvert_core::conditions::find_ready(&status.conditions)
+                .map(|c| (c.status.clone(), format!("{:?}", c.last_transition_time)))
+                .unwrap_or_default();
+            (name, ready)
+        })
+        .collect()
+}
+
+/// The latest refresh time of any ExternalSecret.
+async fn latest_refresh(ess: &Api<ExternalSecret>) -> Option<jiff::Timestamp> {
+    ess.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|es| es.status?.refresh_time.map(|t| t.0))
+        .max()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges_after() {
+    let cluster = Cluster::start_on(Backend::DevCluster).await;
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
+    operator.wait_ready().await;
+    many_external_secrets(&cluster, COUNT, "1s").await;
+    wait_for_secrets(&cluster, COUNT).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    eventually("every ExternalSecret Ready", || async {
+        let ready = ready_conditions(&ess).await;
+        ready.len() == COUNT && ready.values().all(|(status, _)| status == "True")
+    })
+    .await;
+    let secrets_before = secrets_as_they_are(&secrets).await;
+    let ready_before = ready_conditions(&ess).await;
+    let dev = cluster.dev();
+
+    for (fault, seconds) in [
+        (Fault::TooManyRequests { retry_after: 2 }, 6),
+        (Fault::Unavailable, 6),
+    ] {
+        let answered_before = dev.faulted_requests();
+        dev.set_fault(Some(fault), Duration::from_secs(seconds));
+        // The fault answers the test's own requests too: it only waits here.
+        tokio::time::sleep(Duration::from_secs(seconds + 1)).await;
+        let answered = dev.faulted_requests() - answered_before;
+        eprintln!("measured: {fault:?} for {seconds} s answered {answered} requests");
+        // Five objects refreshing every second, their watches and leader-less controllers:
+        // a hot loop would make thousands; waiting and backing off makes few.
+        assert!(
+            answered <= 150,
+            "{answered} requests during {seconds} s of {fault:?}: a hot loop"
+        );
+
+        // Nothing was lost, rewritten or flipped, and refreshes go on once it serves again.
+        let refreshed_before = latest_refresh(&ess).await;
+        eventually("refreshes after the fault", || async {
+            latest_refresh(&ess).await > refreshed_before
+        })
+        .await;
+        assert_eq!(secrets_as_they_are(&secrets).await, secrets_before);
+        assert_eq!(ready_conditions(&ess).await, ready_before);
+    }
+
+    // The same switch over HTTP, as `kuvert dev` users reach it (`kubectl create --raw`).
+    let switch = |query: &str| {
+        http::Request::post(format!("/devcluster/fault?{query}"))
+            .body(Vec::new())
+            .unwrap()
+    };
+    let on: serde_json::Value = cluster
+        .client
+        .request(switch("status=503&seconds=60"))
+        .await
+        .unwrap();
+    assert_eq!(on, serde_json::json!({"fault": true, "seconds": 60}));
+    // kube's client retries a 503 by itself: within 2 s it gets no list.
+    let listed = tokio::time::timeout(Duration::from_secs(2), ess.list(&Default::default())).await;
+    assert!(!matches!(listed, Ok(Ok(_))), "served during the fault");
+    let off: serde_json::Value = cluster.client.request(switch("seconds=0")).await.unwrap();
+    assert_eq!(off, serde_json::json!({"fault": false, "seconds": 0}));
+    assert_eq!(
+        ess.list(&Default::default()).await.unwrap().items.len(),
+        COUNT
+    );
+    drop(operator);
+}

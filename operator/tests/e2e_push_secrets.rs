@@ -1,0 +1,473 @@
+//! PushSecrets through `kuvert run` on both API servers. Against a real OpenBao: a Secret's
+//! keys pushed to Vault (one property at a time, and the whole Secret as one JSON object),
+//! pushed again when the Secret changes, merged into the remote map keeping properties others
+//! added; a remote secret written by someone else left untouched (`Conflict`, naming the key);
+//! `IfNotExists` writing once; `deletionPolicy: Delete` removing a dropped entry and, through
+//! the finalizer, everything on deletion, and `None` leaving what it pushed. With the
+//! kubernetes provider, into a second cluster: a whole Secret and a property pushed, marked
+//! as kuvert's, a foreign Secret refused, a remote key kept, all taken back on deletion.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kuvert_core::api::{PushSecret, SecretStore};
+use kuvert_testkit::OpenBao;
+use serde_json::{Value, json};
+use support::{Backend, Cluster, Operator, RemoteCluster, eventually, yaml};
+
+/// The data of `secret/<path>`, or `None` when there is no such secret.
+async fn remote(bao: &OpenBao, path: &str) -> Option<Value> {
+    bao.api_as(
+        bao.root_token(),
+        None,
+        "GET",
+        &format!("secret/data/{path}"),
+        None,
+    )
+    .await
+    .ok()
+    .map(|v| v["data"]["data"].clone())
+}
+
+fn push_secret(name: &str, store: &str, extra: &str, data: &str) -> PushSecret {
+    yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  refreshInterval: 1h\n  secretStoreRefs: [{{name: {store}}}]\n  selector: {{secret: {{name: db}}}}\n{extra}  data:\n{data}"
+    ))
+}
+
+/// `(status, reason, message)` of the `Ready` condition.
+async fn ready(api: &Api<PushSecret>, name: &str) -> Option<(String, String, String)> {
+    let ps = api.get_opt(name).await.unwrap()?;
+    let c = ps
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn set_password(secrets: &Api<Secret>, password: &str) {
+    secrets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": password}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// OpenBao with `secret/theirs` written by someone else; a cluster with the Secret `db`
+/// (`password: p1`, `user: app`) and a SecretStore `vault` logged in with the root token; kuvert
+/// running.
+async fn vault_and_cluster(backend: Backend) -> (OpenBao, Cluster, Operator) {
+    let bao = OpenBao::start().await;
+    bao.kv2_put("secret", "theirs", json!({"password": "not-kuverts"}))
+        .await;
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let token = bao.root_token().to_owned();
+    for manifest in [
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-token, namespace: default}}\nstringData: {{token: {token}}}\n"
+        ),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: p1, user: app}\n".to_owned(),
+    ] {
+        secrets
+            .create(&PostParams::default(), &yaml(&manifest))
+            .await
+            .unwrap();
+    }
+    let store: SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: vault, namespace: default}}\nspec:\n  provider:\n    vault:\n      server: {addr}\n      path: secret\n      auth: {{tokenSecretRef: {{name: vault-token, key: token}}}}\n",
+        addr = bao.addr(),
+    ));
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    (bao, cluster, operator)
+}
+
+async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let main = push_secret(
+        "main",
+        "vault",
+        "  deletionPolicy: Delete\n",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/db, property: password}}\n    - match: {secretKey: user, remoteRef: {remoteKey: app/db, property: user}}\n    - match: {remoteRef: {remoteKey: app/all}}\n",
+    );
+    pss.create(&PostParams::default(), &main).await.unwrap();
+    let conflict = push_secret(
+        "conflict",
+        "vault",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &conflict).await.unwrap();
+    let once = push_secret(
+        "once",
+        "vault",
+        "  updatePolicy: IfNotExists\n  deletionPolicy: None\n",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/once, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &once).await.unwrap();
+
+    eventually("main pushed and Ready", || async {
+        ready(&pss, "main")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "main").await.unwrap(),
+        (
+            "True".to_owned(),
+            "Synced".to_owned(),
+            "3 remote secrets pushed to 1 store".to_owned()
+        )
+    );
+    assert_eq!(
+        remote(&bao, "app/db").await,
+        Some(json!({"password": "p1", "user": "app"}))
+    );
+    assert_eq!(
+        remote(&bao, "app/all").await,
+        Some(json!({"password": "p1", "user": "app"}))
+    );
+    let custom = bao.read("secret/metadata/app/db").await["data"]["custom_metadata"].clone();
+    assert_eq!(custom["kuvert-owner"], json!("default/main"), "{custom}");
+    let status = pss.get("main").await.unwrap().status.unwrap();
+    let keys: Vec<&String> = status.synced_push_secrets["SecretStore/default/vault"]
+        .keys()
+        .collect();
+    assert_eq!(keys, ["app/all", "app/db/password", "app/db/user"]);
+    assert!(
+        !serde_json::to_string(&status).unwrap().contains("p1"),
+        "no value in the status"
+    );
+
+    // Someone else's secret: Conflict naming the key, and nothing overwritten.
+    eventually("conflict reported", || async {
+        ready(&pss, "conflict")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = ready(&pss, "conflict").await.unwrap();
+    assert!(
+        message.starts_with("SecretStore/default/vault: pushing \"theirs/password\": conflict: ")
+            && message.contains("not managed by kuvert"),
+        "{message}"
+    );
+    assert_eq!(
+        remote(&bao, "theirs").await,
+        Some(json!({"password": "not-kuverts"}))
+    );
+    eventually("once pushed", || async {
+        remote(&bao, "app/once").await.is_some()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"}))
+    );
+
+    // Someone adds a property to kuvert's secret; a changed source Secret is pushed again at
+    // once (the refresh is an hour away), merged into the remote map.
+    let current = remote(&bao, "app/db").await.unwrap();
+    let mut with_extra = current.clone();
+    with_extra["extra"] = json!("kept");
+    bao.kv2_put("secret", "app/db", with_extra).await;
+    set_password(&secrets, "p2").await;
+    eventually("p2 pushed", || async {
+        remote(&bao, "app/db").await
+            == Some(json!({"password": "p2", "user": "app", "extra": "kept"}))
+    })
+    .await;
+    eventually("the whole Secret pushed again", || async {
+        remote(&bao, "app/all").await == Some(json!({"password": "p2", "user": "app"}))
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"})),
+        "IfNotExists never overwrites"
+    );
+
+    // An entry dropped with deletionPolicy Delete: its property goes, the others stay.
+    let mut edited = pss.get("main").await.unwrap();
+    edited.spec.data.remove(1);
+    pss.replace("main", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    eventually("user property removed", || async {
+        remote(&bao, "app/db").await == Some(json!({"password": "p2", "extra": "kept"}))
+    })
+    .await;
+
+    // Deleted: Delete takes back what it pushed and only that (the property someone else added
+    // stays; the finalizer holds the object until then), None leaves it, and the conflicting secret is still untouched.
+    let main = pss.get("main").await.unwrap();
+    assert_eq!(main.finalizers(), ["kuvert.io/push-secret"]);
+    for name in ["main", "once", "conflict"] {
+        pss.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually("main's remote secrets deleted and main gone", || async {
+        remote(&bao, "app/db").await == Some(json!({"extra": "kept"}))
+            && remote(&bao, "app/all").await.is_none()
+            && pss.get_opt("main").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "app/once").await,
+        Some(json!({"password": "p1"}))
+    );
+    assert_eq!(
+        remote(&bao, "theirs").await,
+        Some(json!({"password": "not-kuverts"}))
+    );
+}
+
+on_both_backends!(secrets_are_pushed_kept_in_step_and_taken_back);
+
+async fn a_generators_password_is_pushed_once_and_kept(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let kind = kuvert_core::generator::Kind::Password;
+    let generators: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &kind.api_resource());
+    generators
+        .create(
+            &PostParams::default(),
+            &yaml("apiVersion: generators.kuvert.io/v1alpha1\nkind: Password\nmetadata: {name: pw, namespace: default}\nspec: {length: 24}\n"),
+        )
+        .await
+        .unwrap();
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let generated: PushSecret = yaml(
+        "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {name: generated, namespace: default}\nspec:\n  secretStoreRefs: [{name: vault}]\n  selector: {generatorRef: {kind: Password, name: pw}}\n  data:\n    - match: {secretKey: password, remoteRef: {remoteKey: gen/one, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    eventually("the generated password pushed", || async {
+        ready(&pss, "generated")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let first = remote(&bao, "gen/one").await.unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first.len(), 24);
+    let companion = Api::<Secret>::namespaced(client.clone(), "default")
+        .get("generated.kuvert-push-generated")
+        .await
+        .unwrap();
+    assert_eq!(
+        companion.owner_references()[0].uid,
+        pss.get("generated").await.unwrap().uid().unwrap()
+    );
+
+    // A spec change reconciles again: the kept password is pushed, not a new one.
+    let mut edited = pss.get("generated").await.unwrap();
+    edited.spec.data.push(yaml(
+        "match: {secretKey: password, remoteRef: {remoteKey: gen/two, property: password}}",
+    ));
+    pss.replace("generated", &PostParams::default(), &edited)
+        .await
+        .unwrap();
+    eventually("the second remote key written", || async {
+        remote(&bao, "gen/two").await.is_some()
+    })
+    .await;
+    assert_eq!(
+        remote(&bao, "gen/two").await,
+        Some(json!({"password": first}))
+    );
+    assert_eq!(
+        remote(&bao, "gen/one").await,
+        Some(json!({"password": first}))
+    );
+}
+
+on_both_backends!(a_generators_password_is_pushed_once_and_kept);
+
+/// The remote cluster's Secret `remote/name` as text, with its annotations; `None`: absent.
+async fn remote_secret(
+    api: &Api<Secret>,
+    name: &str,
+) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let secret = api.get_opt(name).await.unwrap()?;
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    Some((data, secret.metadata.annotations.unwrap_or_default()))
+}
+
+async fn remote_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
+    remote_secret(api, name).await.map(|(data, _)| data)
+}
+
+fn text_map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
+async fn secrets_are_pushed_to_another_cluster(backend: Backend) {
+    let remote = RemoteCluster::start_on(backend).await;
+    // The remote credentials may also write Secrets in `remote` (a pushing store's grant;
+    // devcluster has no RBAC: its admin token is used).
+    if backend == Backend::ControlPlane {
+        Api::<Role>::namespaced(remote.client.clone(), "remote")
+            .create(
+                &PostParams::default(),
+                &yaml("metadata: {name: writer, namespace: remote}\nrules: [{apiGroups: [''], resources: [secrets], verbs: [create, update, delete]}]\n"),
+            )
+            .await
+            .unwrap();
+        Api::<RoleBinding>::namespaced(remote.client.clone(), "remote")
+            .create(
+                &PostParams::default(),
+                &yaml("metadata: {name: writer, namespace: remote}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: writer}\nsubjects: [{kind: ServiceAccount, name: reader, namespace: remote}]\n"),
+            )
+            .await
+            .unwrap();
+    }
+    let remote_secrets: Api<Secret> = Api::namespaced(remote.client.clone(), "remote");
+    remote_secrets
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: theirs, namespace: remote}\nstringData: {password: not-kuverts}\n"),
+        )
+        .await
+        .unwrap();
+
+    let cluster = Cluster::start_on(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    for manifest in [
+        format!(
+            "metadata: {{name: cluster-b, namespace: default}}\nstringData: {{token: {}}}\n",
+            remote.token
+        ),
+        "metadata: {name: db, namespace: default}\nstringData: {password: p1, user: app}\n"
+            .to_owned(),
+    ] {
+        secrets
+            .create(&PostParams::default(), &yaml(&manifest))
+            .await
+            .unwrap();
+    }
+    let store: SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: cluster-b, namespace: default}}\nspec:\n  provider:\n    kubernetes:\n      remoteNamespace: remote\n      server: {{url: {url}, caBundle: {ca}}}\n      auth: {{token: {{bearerToken: {{name: cluster-b, key: token}}}}}}\n",
+        url = remote.url(),
+        ca = base64::engine::general_purpose::STANDARD.encode(remote.ca_pem()),
+    ));
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let main = push_secret(
+        "main",
+        "cluster-b",
+        "  deletionPolicy: Delete\n",
+        "    - match: {remoteRef: {remoteKey: whole}}\n    - match: {secretKey: password, remoteRef: {remoteKey: merged, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &main).await.unwrap();
+    let conflict = push_secret(
+        "conflict",
+        "cluster-b",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &conflict).await.unwrap();
+
+    eventually("main pushed and Ready", || async {
+        ready(&pss, "main")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (data, annotations) = remote_secret(&remote_secrets, "whole").await.unwrap();
+    assert_eq!(Some(data), text_map(&[("password", "p1"), ("user", "app")]));
+    assert_eq!(
+        annotations.get("kuvert.io/pushed-by").map(String::as_str),
+        Some("default/main")
+    );
+    assert_eq!(
+        remote_data(&remote_secrets, "merged").await,
+        text_map(&[("password", "p1")])
+    );
+    eventually("conflict reported", || async {
+        ready(&pss, "conflict")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = ready(&pss, "conflict").await.unwrap();
+    assert_eq!(
+        message,
+        "SecretStore/default/cluster-b: pushing \"theirs/password\": conflict: Secret remote/theirs was not written by kuvert; it is never overwritten or deleted"
+    );
+    assert_eq!(
+        remote_data(&remote_secrets, "theirs").await,
+        text_map(&[("password", "not-kuverts")])
+    );
+
+    // A key added remotely survives a push of the changed source.
+    let mut merged = remote_secrets.get("merged").await.unwrap();
+    merged.data.get_or_insert_with(Default::default).insert(
+        "extra".to_owned(),
+        k8s_openapi::ByteString(b"kept".to_vec()),
+    );
+    remote_secrets
+        .replace("merged", &PostParams::default(), &merged)
+        .await
+        .unwrap();
+    set_password(&secrets, "p2").await;
+    eventually("p2 pushed to both remote Secrets", || async {
+        remote_data(&remote_secrets, "merged").await
+            == text_map(&[("extra", "kept"), ("password", "p2")])
+            && remote_data(&remote_secrets, "whole").await
+                == text_map(&[("password", "p2"), ("user", "app")])
+    })
+    .await;
+
+    // Deleted: what main pushed goes (the property only, where another key is left).
+    pss.delete("main", &DeleteParams::default()).await.unwrap();
+    eventually("main's remote Secrets taken back", || async {
+        remote_data(&remote_secrets, "whole").await.is_none()
+            && remote_data(&remote_secrets, "merged").await == text_map(&[("extra", "kept")])
+            && pss.get_opt("main").await.unwrap().is_none()
+    })
+    .await;
+}
+
+on_both_backends!(secrets_are_pushed_to_another_cluster);
