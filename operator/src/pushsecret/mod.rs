@@ -487,6 +487,7 @@ async fn resolve(state: &State, namespace: &str, key: &StoreKey) -> Result<Resol
         kube: &ctx.kube,
         references: &ctx.references,
         clients: &ctx.clients,
+        budgets: &ctx.budgets,
         reads: &ctx.reads,
         max_age: Duration::ZERO,
     };
