@@ -32,7 +32,8 @@ enum Command {
         out_dir: Vec<PathBuf>,
     },
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
-    Run(kuvert_operator::run::RunArgs),
+    // Boxed: its many flags make it the largest variant by far (clippy's large_enum_variant).
+    Run(Box<kuvert_operator::run::RunArgs>),
     /// The embedded default: an in-memory API server with the operator running against it.
     #[cfg(feature = "dev")]
     Dev(kuvert_operator::dev::DevArgs),
@@ -77,7 +78,7 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(code);
             }
         }
-        Command::Run(args) => run(args)?,
+        Command::Run(args) => run(*args)?,
         #[cfg(feature = "dev")]
         Command::Dev(args) => dev(args)?,
     }
