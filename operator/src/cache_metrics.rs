@@ -19,7 +19,7 @@ use kuvert_core::conditions;
 
 use crate::context::Settings;
 use crate::externalsecret::stores::StoreCaches;
-use crate::metrics::{CONDITION, OBJECT_READY, OBJECTS, STORE_READY};
+use crate::metrics::{CONDITION, OBJECT_READY, OBJECTS, STORE_READY, WORKLOADS};
 use crate::store::StoreObject;
 
 /// The caches the scrape-time metrics are computed from; empty until [`CacheMetrics::set`].
@@ -132,11 +132,45 @@ impl CacheMetrics {
             let labels = [("kind", *kind), ("namespace", namespace), ("name", name)];
             sample(&mut out, STORE_READY, &labels, f64::from(u8::from(*ready)));
         }
+        workloads(&mut out, &external_secrets);
         if caches.settings.per_object_metrics {
             per_object(&mut out, &external_secrets);
         }
         out
     }
+}
+
+/// The workloads the ExternalSecrets' statuses list, by whether they run the current data.
+fn workloads(out: &mut String, external_secrets: &[Arc<ExternalSecret>]) {
+    let listed = external_secrets
+        .iter()
+        .filter_map(|es| es.status.as_ref())
+        .flat_map(|s| &s.workloads);
+    let (mut current, mut behind) = (0_u32, 0_u32);
+    for workload in listed {
+        *if workload.up_to_date {
+            &mut current
+        } else {
+            &mut behind
+        } += 1;
+    }
+    family(
+        out,
+        WORKLOADS,
+        "Workloads following Secrets kuvert manages, by whether they run the current data.",
+    );
+    sample(
+        out,
+        WORKLOADS,
+        &[("up_to_date", "true")],
+        f64::from(current),
+    );
+    sample(
+        out,
+        WORKLOADS,
+        &[("up_to_date", "false")],
+        f64::from(behind),
+    );
 }
 
 /// Counts one store kind and adds its stores this instance serves to `stores`.
@@ -301,6 +335,12 @@ mod tests {
             let mut extra = serde_json::json!({"spec": spec});
             if let Some(status) = status {
                 extra["status"] = ready(status);
+                // Two workloads run their Secret's current data, one does not yet.
+                let up_to_date = status == "True";
+                extra["status"]["workloads"] = serde_json::json!([
+                    {"kind": "Deployment", "name": "a", "upToDate": true},
+                    {"kind": "DaemonSet", "name": "b", "upToDate": up_to_date},
+                ]);
             }
             es_writer.apply_watcher_event(&Event::Apply(object("ExternalSecret", name, extra)));
         }
@@ -351,6 +391,10 @@ kuvert_objects{kind=\"PushSecret\",ready=\"Unknown\"} 0
 # TYPE kuvert_store_ready gauge
 kuvert_store_ready{kind=\"SecretStore\",namespace=\"ns\",name=\"demo\"} 1
 kuvert_store_ready{kind=\"SecretStore\",namespace=\"ns\",name=\"down\"} 0
+# HELP kuvert_workloads Workloads following Secrets kuvert manages, by whether they run the current data.
+# TYPE kuvert_workloads gauge
+kuvert_workloads{up_to_date=\"true\"} 3
+kuvert_workloads{up_to_date=\"false\"} 1
 # HELP kuvert_object_ready Ready state per object (--per-object-metrics): 1 = Ready.
 # TYPE kuvert_object_ready gauge
 kuvert_object_ready{kind=\"ExternalSecret\",namespace=\"ns\",name=\"bad\"} 0

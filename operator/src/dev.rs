@@ -96,6 +96,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<bool> {
             leader_election_lease_duration: Duration::from_secs(15),
             lease_renew_fraction: kuvert_core::lease::DEFAULT_RENEW_FRACTION,
             rollout_window: Duration::from_secs(2),
+            rollout_behind_threshold: Duration::from_secs(600),
             limits: crate::budget::LimitArgs::default(),
         };
         let operator_client = client.clone();

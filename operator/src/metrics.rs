@@ -43,6 +43,9 @@ pub const STORE_BUDGET_WAITS: &str = "kuvert_store_budget_waits_total";
 pub const BUILD_INFO: &str = "kuvert_build_info";
 /// 1 while this replica leads (always, without `--leader-election`), else 0.
 pub const LEADER: &str = "kuvert_leader";
+/// Workloads listed in ExternalSecrets' `status.workloads`, by `up_to_date` (`true`, `false`),
+/// from the cache.
+pub const WORKLOADS: &str = "kuvert_workloads";
 /// Workload pod templates kuvert patched because their Secrets changed, and checks that failed,
 /// by workload kind and result (`restarted`, `RolloutTargetNotFound`, `RolloutFailed`).
 pub const WORKLOAD_RESTARTS: &str = "kuvert_workload_restarts_total";

@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// changing together cause one rollout.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub rollout_window: Duration,
+    /// How long a workload's rollout may run before a Warning Event says it is behind.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub rollout_behind_threshold: Duration,
     /// The refresh floor and the store-call budgets per namespace.
     #[command(flatten)]
     pub limits: crate::budget::LimitArgs,
@@ -311,14 +314,21 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
         caches: caches.clone(),
     });
     let objects = tokio::spawn(externalsecret::controller::forget_deleted(
-        es_cache,
+        es_cache.clone(),
         caches.clone(),
         ctx.clone(),
     ));
     let sweeper = tokio::spawn(sweep_reads(ctx.clone()));
     let follower = tokio::spawn(crate::wakes::follow(ctx.clone(), args.namespace.clone()));
-    let rollouts = crate::rollout::Rollouts::new(ctx.clone(), targets.clone(), args.rollout_window);
+    let rollouts = crate::rollout::Rollouts::new(
+        ctx.clone(),
+        targets.clone(),
+        args.rollout_window,
+        args.rollout_behind_threshold,
+    );
     let restarts = tokio::spawn(rollouts.clone().run());
+    let behind = tokio::spawn(rollouts.clone().warn_behind());
+    let forget = tokio::spawn(rollouts.clone().forget_deleted(es_cache.clone()));
     let labelled = tokio::spawn(crate::rollout::watch::labelled(
         rollouts.clone(),
         client.clone(),
@@ -351,6 +361,8 @@ pub async fn run(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     sweeper.abort();
     follower.abort();
     restarts.abort();
+    behind.abort();
+    forget.abort();
     labelled.abort();
     upkeep.abort();
     // Revoke what providers logged in with (Vault tokens), so a restart leaves no leases.

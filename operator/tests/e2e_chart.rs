@@ -602,6 +602,7 @@ fn exported_metrics() -> Vec<String> {
         BUILD_INFO,
         LEADER,
         WORKLOAD_RESTARTS,
+        WORKLOADS,
         kuvert_operator::kube_metrics::REQUESTS,
     ]
     .map(String::from)

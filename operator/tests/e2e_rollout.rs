@@ -367,7 +367,7 @@ async fn workloads(
 
 async fn the_status_lists_the_workloads_and_which_run_the_current_data(backend: Backend) {
     let cluster = Cluster::start_on(backend).await;
-    let operator = Operator::start(&cluster, &[]);
+    let operator = Operator::start(&cluster, &["--rollout-behind-threshold", "3s"]);
     operator.wait_ready().await;
     create(&cluster.client, &fake_store("default", &[("db", "pw-1")])).await;
     // No Pod is ever scheduled: a Deployment of one replica never finishes its rollout, one of
@@ -430,6 +430,18 @@ async fn the_status_lists_the_workloads_and_which_run_the_current_data(backend: 
         let cell = row[column..].split_whitespace().next();
         assert_eq!(cell, Some("1/2"), "{table}");
     }
+
+    // The Deployment whose rollout cannot finish is reported behind.
+    eventually("a RolloutBehind Warning", || async {
+        external_secret_events(&cluster.client, "default")
+            .await
+            .contains(&(
+                "app".to_owned(),
+                "Warning".to_owned(),
+                "RolloutBehind".to_owned(),
+            ))
+    })
+    .await;
 
     // No longer named: no longer listed.
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");

@@ -60,7 +60,12 @@ impl Harness {
         );
         let (cache, stores) = reflector::store();
         let targets = TargetCache::default();
-        let rollouts = Rollouts::new(ctx.clone(), targets.clone(), Duration::ZERO);
+        let rollouts = Rollouts::new(
+            ctx.clone(),
+            targets.clone(),
+            Duration::ZERO,
+            Duration::from_secs(600),
+        );
         let state = Arc::new(State {
             ctx,
             caches: StoreCaches {

@@ -20,7 +20,9 @@
 //! records what the workload's template carries and whether its rollout has finished
 //! ([`Rollouts::statuses`], the ExternalSecret's `status.workloads`). A named workload still
 //! rolling out is read again after 2 s, doubling to a minute; a change of what was observed
-//! wakes the ExternalSecrets concerned, whose reconcile writes it into their status.
+//! wakes the ExternalSecrets concerned, whose reconcile writes it into their status. A workload
+//! whose rollout has not finished `--rollout-behind-threshold` after it started is a Warning
+//! Event (`RolloutBehind`), once per rollout.
 
 pub mod watch;
 pub mod workloads;
@@ -32,7 +34,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use kuvert_core::api::{ExternalSecret, WorkloadStatus};
 use kuvert_core::rollout::{annotations_to_set, hash_annotation, template_patch};
@@ -47,6 +49,7 @@ pub struct Rollouts {
     ctx: Arc<Context>,
     targets: TargetCache,
     window: Duration,
+    behind_after: Duration,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
 }
@@ -67,6 +70,8 @@ struct Observation {
     rolled_out: bool,
     /// When it was first observed in this state.
     at: jiff::Timestamp,
+    /// A `RolloutBehind` Event was published about this state.
+    warned: bool,
 }
 
 /// The first read of a named workload still rolling out comes this long after the patch; each
@@ -146,6 +151,7 @@ impl Inner {
                 hashes,
                 rolled_out,
                 at,
+                warned: false,
             },
         );
         true
@@ -168,12 +174,19 @@ impl Inner {
 }
 
 impl Rollouts {
-    /// Rollouts reading data hashes from `targets`, debounced by `window`.
-    pub fn new(ctx: Arc<Context>, targets: TargetCache, window: Duration) -> Arc<Rollouts> {
+    /// Rollouts reading data hashes from `targets`, debounced by `window`, warning about
+    /// rollouts unfinished after `behind_after`.
+    pub fn new(
+        ctx: Arc<Context>,
+        targets: TargetCache,
+        window: Duration,
+        behind_after: Duration,
+    ) -> Arc<Rollouts> {
         Arc::new(Rollouts {
             ctx,
             targets,
             window,
+            behind_after,
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         })
@@ -376,6 +389,92 @@ impl Rollouts {
         }
     }
 
+    /// Every 10 s, forgets what deleted ExternalSecrets named (the cache no longer holds them)
+    /// and what is known of workloads nothing follows any more, until the process ends.
+    pub async fn forget_deleted(self: Arc<Self>, cache: Store<ExternalSecret>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            self.forget(|es| cache.get(es).is_some());
+        }
+    }
+
+    /// Keeps what the ExternalSecrets `live` says exist named, and the workloads still followed.
+    fn forget(&self, live: impl Fn(&ObjectRef<ExternalSecret>) -> bool) {
+        let mut inner = self.lock();
+        inner
+            .named
+            .retain(|(namespace, name), _| live(&ObjectRef::new(name).within(namespace)));
+        let followed: BTreeSet<Workload> = inner
+            .named
+            .values()
+            .flat_map(|n| n.workloads.iter().cloned())
+            .chain(inner.labelled.keys().cloned())
+            .collect();
+        inner.seen.retain(|w, _| followed.contains(w));
+        inner.polls.retain(|w, _| followed.contains(w));
+        inner.due.retain(|w, _| followed.contains(w));
+        let secrets: BTreeSet<(String, String)> =
+            inner
+                .named
+                .values()
+                .filter_map(|n| Some((n.reference.namespace.clone()?, n.secret.clone())))
+                .chain(inner.labelled.iter().flat_map(|(w, secrets)| {
+                    secrets.iter().map(|s| (w.namespace.clone(), s.clone()))
+                }))
+                .collect();
+        inner.reported.retain(|key, _| secrets.contains(key));
+    }
+
+    /// Publishes a Warning Event (`RolloutBehind`) about each workload whose rollout has not
+    /// finished `behind_after` after it was observed to start, once per rollout, until the
+    /// process ends.
+    pub async fn warn_behind(self: Arc<Self>) {
+        let every = (self.behind_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let threshold = i64::try_from(self.behind_after.as_secs()).unwrap_or(i64::MAX);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = (self.ctx.clock)().as_second();
+            let late: Vec<(Workload, Vec<ObjectRef<ExternalSecret>>)> = {
+                let mut inner = self.lock();
+                let mut late = Vec::new();
+                for (workload, seen) in &mut inner.seen {
+                    if !seen.rolled_out && !seen.warned && now - seen.at.as_second() >= threshold {
+                        seen.warned = true;
+                        late.push(workload.clone());
+                    }
+                }
+                late.into_iter()
+                    .map(|w| {
+                        let concerned = inner.concerned(&w, &self.ctx);
+                        (w, concerned)
+                    })
+                    .collect()
+            };
+            for (workload, concerned) in late {
+                let message = format!(
+                    "{workload} has not finished rolling out its current pod template for {}s",
+                    self.behind_after.as_secs()
+                );
+                tracing::warn!(%workload, "rollout behind");
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "RolloutBehind".to_owned(),
+                    note: Some(message),
+                    action: "Restart".to_owned(),
+                    secondary: None,
+                };
+                let references: Vec<ObjectReference> = if concerned.is_empty() {
+                    vec![workload.reference()]
+                } else {
+                    concerned.iter().map(es_reference).collect()
+                };
+                for reference in &references {
+                    crate::externalsecret::report::publish(&self.ctx, reference, &event).await;
+                }
+            }
+        }
+    }
+
     /// Brings `workload`'s pod template to the current hashes of the Secrets it follows.
     async fn check(&self, workload: &Workload) {
         let (wanted, naming) = {
@@ -486,6 +585,21 @@ impl Rollouts {
     }
 }
 
+/// A reference to an ExternalSecret, for Events about it.
+fn es_reference(es: &ObjectRef<ExternalSecret>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(format!(
+            "{}/{}",
+            kuvert_core::api::GROUP,
+            kuvert_core::api::VERSION
+        )),
+        kind: Some("ExternalSecret".to_owned()),
+        namespace: es.namespace.clone(),
+        name: Some(es.name.clone()),
+        ..ObjectReference::default()
+    }
+}
+
 fn counted(workload: &Workload, result: &str) {
     let kind = format!("{:?}", workload.kind);
     ::metrics::counter!(crate::metrics::WORKLOAD_RESTARTS, "kind" => kind, "result" => result.to_owned())
@@ -499,4 +613,152 @@ fn seen_hashes(annotations: &BTreeMap<String, String>) -> BTreeMap<String, Strin
         .filter(|(k, _)| k.starts_with(kuvert_core::api::SECRET_HASH_ANNOTATION_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use kuvert_core::api::WorkloadKind;
+
+    use super::*;
+
+    /// Rollouts over a client that is never called: these rules make no request.
+    fn rollouts() -> Arc<Rollouts> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let clock: crate::context::Clock =
+            Arc::new(|| jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let ctx = Context::with(
+            client,
+            crate::context::Settings::default(),
+            clock,
+            Arc::new(kuvert_generator_random::OsRandom::default()),
+        );
+        Rollouts::new(
+            ctx,
+            TargetCache::default(),
+            Duration::from_secs(2),
+            Duration::from_secs(600),
+        )
+    }
+
+    fn naming(targets: &str) -> ExternalSecret {
+        serde_saphyr::from_str(&format!(
+            "apiVersion: kuvert.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: app, namespace: ns}}\nspec:\n  target: {{rolloutRestartTargets: {targets}}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn web() -> Workload {
+        Workload {
+            kind: WorkloadKind::Deployment,
+            namespace: "ns".to_owned(),
+            name: "web".to_owned(),
+        }
+    }
+
+    fn due(rollouts: &Rollouts) -> Vec<String> {
+        let mut due: Vec<String> = rollouts
+            .lock()
+            .due
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        due.sort();
+        due
+    }
+
+    /// What a check finds and records: `web` carrying `hash` for Secret `app`.
+    fn checked(rollouts: &Rollouts, hash: &str, rolled_out: bool) {
+        let mut inner = rollouts.lock();
+        inner.due.clear();
+        let hashes = BTreeMap::from([(hash_annotation("app"), hash.to_owned())]);
+        inner.observed(&web(), hashes, rolled_out, (rollouts.ctx.clock)());
+    }
+
+    #[tokio::test]
+    async fn a_named_workload_is_checked_when_the_hash_it_was_seen_with_changes_and_only_then() {
+        let rollouts = rollouts();
+        let es = naming("[{kind: Deployment, name: web}]");
+        rollouts.es_synced(&es, "app", Some("h1"));
+        assert_eq!(
+            due(&rollouts),
+            ["Deployment ns/web"],
+            "never seen: checked once"
+        );
+        checked(&rollouts, "h1", true);
+        rollouts.es_synced(&es, "app", Some("h1"));
+        assert!(
+            due(&rollouts).is_empty(),
+            "a refresh reading the same values"
+        );
+        rollouts.es_synced(&es, "app", None);
+        assert!(due(&rollouts).is_empty(), "no Secret: nothing to carry");
+        rollouts.es_synced(&es, "app", Some("h2"));
+        assert_eq!(due(&rollouts), ["Deployment ns/web"]);
+    }
+
+    #[tokio::test]
+    async fn a_labelled_workload_is_scheduled_only_when_behind_a_known_hash() {
+        let rollouts = rollouts();
+        let secrets = BTreeSet::from(["app".to_owned(), "unmanaged".to_owned()]);
+        let carried = BTreeMap::from([(hash_annotation("app"), "h1".to_owned())]);
+        // No hash is known for either Secret yet (nothing reported, nothing cached).
+        rollouts.labelled_seen(web(), secrets.clone(), &carried, true);
+        assert!(due(&rollouts).is_empty());
+        // Its ExternalSecret reports the hash the template already carries: nothing to do.
+        rollouts.es_synced(&naming("[]"), "app", Some("h1"));
+        assert!(due(&rollouts).is_empty());
+        rollouts.es_synced(&naming("[]"), "app", Some("h2"));
+        assert_eq!(due(&rollouts), ["Deployment ns/web"]);
+        rollouts.labelled_gone(&web());
+        assert!(due(&rollouts).is_empty(), "gone: forgotten");
+    }
+
+    #[tokio::test]
+    async fn the_status_says_whether_each_workload_runs_the_current_data_and_has_rolled_out() {
+        let rollouts = rollouts();
+        let es = naming("[{kind: Deployment, name: web}, {kind: DaemonSet, name: agent}]");
+        rollouts.es_synced(&es, "app", Some("h2"));
+        checked(&rollouts, "h1", true);
+        let listed = |hash| -> Vec<(String, Option<String>, bool)> {
+            rollouts
+                .statuses(&es, "app", Some(hash))
+                .into_iter()
+                .map(|w| (w.name, w.secret_hash, w.up_to_date))
+                .collect()
+        };
+        // Sorted by kind, then name; the DaemonSet was never observed.
+        assert_eq!(
+            listed("h2"),
+            [
+                ("web".to_owned(), Some("h1".to_owned()), false),
+                ("agent".to_owned(), None, false),
+            ]
+        );
+        checked(&rollouts, "h2", false);
+        assert!(!listed("h2")[0].2, "carries the hash, still rolling out");
+        checked(&rollouts, "h2", true);
+        assert!(listed("h2")[0].2);
+        let statuses = rollouts.statuses(&es, "app", Some("h2"));
+        assert_eq!(
+            statuses[0].observed_at,
+            Some(Time(jiff::Timestamp::from_second(1_800_000_000).unwrap()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_external_secret_stops_being_followed() {
+        let rollouts = rollouts();
+        rollouts.es_synced(
+            &naming("[{kind: Deployment, name: web}]"),
+            "app",
+            Some("h1"),
+        );
+        checked(&rollouts, "h1", false);
+        rollouts.forget(|_| true);
+        assert!(rollouts.lock().seen.contains_key(&web()));
+        rollouts.forget(|_| false);
+        let inner = rollouts.lock();
+        assert!(inner.named.is_empty() && inner.seen.is_empty() && inner.reported.is_empty());
+    }
 }
