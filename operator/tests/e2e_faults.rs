@@ -2,7 +2,8 @@
 //! `Retry-After`) and then `503 Service Unavailable` for a while — devcluster's fault switch
 //! (the real control plane has none): no Secret is lost or rewritten, no Ready condition flips,
 //! kuvert's requests during the fault stay few (it waits out `Retry-After` and backs off, no hot
-//! loop), and everything converges by itself once the API server serves again.
+//! loop), and everything converges by itself once the API server serves again. Every watch
+//! connection cut at once: kuvert watches again and later changes still reach it.
 
 mod support;
 
@@ -135,5 +136,63 @@ async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges
         ess.list(&Default::default()).await.unwrap().items.len(),
         COUNT
     );
+    drop(operator);
+}
+
+/// Every watch connection the API server holds is cut at once (devcluster ends them, as a
+/// restarted API server or a dropped load balancer would): kuvert watches again without
+/// rewriting anything, and changes made after the cut still reach it — a new ExternalSecret is
+/// synced, a managed Secret deleted by hand is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_watch_connections_are_resumed_and_later_changes_still_arrive() {
+    let cluster = Cluster::start_on(Backend::DevCluster).await;
+    let operator = Operator::start(&cluster, &[]);
+    operator.wait_ready().await;
+    many_external_secrets(&cluster, COUNT, "1h").await;
+    wait_for_secrets(&cluster, COUNT).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
+    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
+    eventually("every ExternalSecret Ready", || async {
+        let ready = ready_conditions(&ess).await;
+        ready.len() == COUNT && ready.values().all(|(status, _)| status == "True")
+    })
+    .await;
+    let secrets_before = secrets_as_they_are(&secrets).await;
+    let ready_before = ready_conditions(&ess).await;
+
+    cluster.dev().end_watches();
+
+    // A new ExternalSecret reaches kuvert only through a watch opened after the cut.
+    ess.create(
+        &kube::api::PostParams::default(),
+        &support::shared_key_external_secret("after-cut", "1h", "after-cut"),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the ExternalSecret created after the cut synced",
+        || async { support::secret_data(&secrets, "after-cut").await.is_some() },
+    )
+    .await;
+    // A managed Secret deleted by hand is written again (its watch resumed too).
+    secrets.delete("es-0", &Default::default()).await.unwrap();
+    eventually("the deleted Secret written again", || async {
+        support::secret_data(&secrets, "es-0").await.is_some()
+    })
+    .await;
+    let after = secrets_as_they_are(&secrets).await;
+    for (name, before) in &secrets_before {
+        if name != "es-0" {
+            assert_eq!(
+                after.get(name),
+                Some(before),
+                "{name} rewritten after the cut"
+            );
+        }
+    }
+    assert_eq!(after["es-0"].1, secrets_before["es-0"].1);
+    let mut ready = ready_conditions(&ess).await;
+    ready.remove("after-cut");
+    assert_eq!(ready, ready_before, "a condition changed after the cut");
     drop(operator);
 }
