@@ -328,7 +328,8 @@ pub enum Reason {
     Synced,
     /// A remote secret belongs to someone else; it was left untouched.
     Conflict,
-    /// A store is missing, refused this namespace, or could not be logged in to.
+    /// A store is missing, refused this namespace, could not be logged in to, or could not be
+    /// reached.
     StoreNotReady,
     /// The source Secret does not exist.
     SecretNotFound,

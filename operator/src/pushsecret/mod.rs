@@ -299,16 +299,11 @@ async fn sync(
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    let conflict = matches!(e, ProviderError::Conflict { .. });
-                    if conflict {
+                    let reason = failure_reason(&e);
+                    if reason == Reason::Conflict {
                         // Not ours (any more): never listed, never deleted.
                         held.remove(&d.status_key());
                     }
-                    let reason = if conflict {
-                        Reason::Conflict
-                    } else {
-                        Reason::PushFailed
-                    };
                     let message = format!("{}: pushing {:?}: {e}", store.name, d.status_key());
                     failure.get_or_insert((reason, message));
                 }
@@ -317,6 +312,19 @@ async fn sync(
     }
     let (synced, removal_failure) = remove(state, ps, synced, &stores, &desired).await;
     (synced, failure.or(removal_failure))
+}
+
+/// The `Ready` reason of a failed push or delete: a store that cannot be reached or logged in
+/// to is not ready (it recovers by itself), a secret that is not kuvert's is a conflict, the
+/// rest is a failed push.
+fn failure_reason(e: &ProviderError) -> Reason {
+    match e {
+        ProviderError::Conflict { .. } => Reason::Conflict,
+        ProviderError::Unavailable { .. } | ProviderError::Unauthenticated { .. } => {
+            Reason::StoreNotReady
+        }
+        _ => Reason::PushFailed,
+    }
 }
 
 /// Pushes one value; `Ok(true)` when kuvert holds it now. With `IfNotExists`, an existing
@@ -405,7 +413,7 @@ async fn remove(
             }
             Err(e) => {
                 failure.get_or_insert((
-                    Reason::PushFailed,
+                    failure_reason(&e),
                     format!("{store}: deleting {key_text:?}: {e}"),
                 ));
             }
