@@ -7,6 +7,9 @@
 //! the finalizer, everything on deletion, and `None` leaving what it pushed. With the
 //! kubernetes provider, into a second cluster: a whole Secret and a property pushed, marked
 //! as kuvert's, a foreign Secret refused, a remote key kept, all taken back on deletion.
+//! Also: the force-sync annotation pushing again at once; `labelSelector` store refs; KV v1
+//! stores through `kuvert run`; OpenBao stopped (`StoreNotReady`) and back, with the Events of
+//! each `Ready` transition.
 
 mod support;
 
