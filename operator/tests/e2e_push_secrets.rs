@@ -810,3 +810,87 @@ async fn an_unreachable_store_is_not_ready_and_recovers_by_itself(backend: Backe
 }
 
 on_both_backends!(an_unreachable_store_is_not_ready_and_recovers_by_itself);
+
+/// `spec.template.templateFrom` with a ConfigMap and a Secret, rendered by the ExternalSecrets'
+/// engine: pushed; a changed ConfigMap pushed again at once (its read is watched); a missing
+/// ConfigMap is `Errored` naming the field, and pushed once it appears.
+async fn template_from_config_maps_and_secrets_shape_the_push(backend: Backend) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    config_maps
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: tpl, namespace: default}\ndata: {dsn: 'postgres://{{ user }}:{{ password }}@db'}\n"),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: tpl-secret, namespace: default}\nstringData: {greeting: 'hello {{ user }}'}\n"),
+        )
+        .await
+        .unwrap();
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let templated = push_secret(
+        "templated",
+        "vault",
+        "  template:\n    templateFrom:\n      - configMap: {name: tpl, items: [{key: dsn}]}\n      - secret: {name: tpl-secret, items: [{key: greeting}]}\n",
+        "    - match: {secretKey: dsn, remoteRef: {remoteKey: app/tpl, property: dsn}}\n    - match: {secretKey: greeting, remoteRef: {remoteKey: app/tpl, property: greeting}}\n",
+    );
+    pss.create(&PostParams::default(), &templated)
+        .await
+        .unwrap();
+    eventually("the rendered values pushed", || async {
+        remote(&bao, "app/tpl").await
+            == Some(json!({"dsn": "postgres://app:p1@db", "greeting": "hello app"}))
+    })
+    .await;
+
+    config_maps
+        .patch(
+            "tpl",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"dsn": "mysql://{{ user }}@db"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the changed template pushed", || async {
+        remote(&bao, "app/tpl").await
+            == Some(json!({"dsn": "mysql://app@db", "greeting": "hello app"}))
+    })
+    .await;
+
+    let missing = push_secret(
+        "missing",
+        "vault",
+        "  template:\n    templateFrom: [{configMap: {name: later, items: [{key: k}]}}]\n",
+        "    - match: {secretKey: k, remoteRef: {remoteKey: app/later, property: k}}\n",
+    );
+    pss.create(&PostParams::default(), &missing).await.unwrap();
+    eventually("Errored naming the field", || async {
+        ready(&pss, "missing")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Errored")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "missing").await.unwrap().2,
+        "spec.template.templateFrom[0].configMap: reading ConfigMap default/later: ConfigMap default/later not found"
+    );
+    config_maps
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: later, namespace: default}\ndata: {k: '{{ password }}!'}\n"),
+        )
+        .await
+        .unwrap();
+    eventually("pushed once the ConfigMap exists", || async {
+        remote(&bao, "app/later").await == Some(json!({"k": "p1!"}))
+    })
+    .await;
+}
+
+on_both_backends!(template_from_config_maps_and_secrets_shape_the_push);
