@@ -5,7 +5,8 @@
 //!
 //! - **Values.** The source keys (with `conversionStrategy: Unicode`, `_Uxxxx_` sequences
 //!   turned back into their characters, as ESO's `ReverseUnicode`) go through `spec.template`
-//!   (the ExternalSecret engine's templates, fields named `spec.template...`), then each
+//!   (the ExternalSecret engine's templates, `templateFrom` ConfigMaps and Secrets read by the
+//!   operator as for ExternalSecrets; fields named `spec.template...`), then each
 //!   `data[]` entry takes its `match.secretKey`, or, without one, the whole Secret as one JSON
 //!   object of text values.
 //! - **Ownership.** Every push carries the owner `namespace/name`; providers refuse to write or
@@ -23,6 +24,7 @@ use crate::api::{
     ConversionStrategy, PushSecret, PushSecretData, PushSecretDeletionPolicy, PushSecretStatus,
     PushSecretUpdatePolicy,
 };
+use crate::engine::fetch::FetchedTemplateSource;
 use crate::engine::{Entries, Entry, SyncError};
 use crate::secret::SecretBytes;
 
@@ -162,23 +164,15 @@ pub fn reverse_unicode(key: &str) -> String {
     out
 }
 
-/// What to write, in `data[]` order, from the source Secret's `data`. `now` is the templates'
-/// `now()`.
+/// What to write, in `data[]` order, from the source Secret's `data`. `sources` are what
+/// `spec.template.templateFrom[]` read ([`crate::engine::fetch::template_sources`]); `now` is
+/// the templates' `now()`.
 pub fn desired(
     ps: &PushSecret,
     source: &BTreeMap<String, SecretBytes>,
+    sources: &[FetchedTemplateSource],
     now: jiff::Timestamp,
 ) -> Result<Vec<Desired>, PushError> {
-    if let Some(template) = &ps.spec.template {
-        for (i, from) in template.template_from.iter().enumerate() {
-            if from.literal.is_none() {
-                return Err(PushError::InvalidSpec {
-                    field: format!("spec.template.templateFrom[{i}]"),
-                    message: "a PushSecret's template takes only literal entries".to_owned(),
-                });
-            }
-        }
-    }
     let mut out: Vec<Desired> = Vec::with_capacity(ps.spec.data.len());
     let mut shaped_by_strategy: BTreeMap<bool, BTreeMap<String, SecretBytes>> = BTreeMap::new();
     for (i, data) in ps.spec.data.iter().enumerate() {
@@ -187,7 +181,7 @@ pub fn desired(
         let values = match shaped_by_strategy.get(&reverse) {
             Some(values) => values,
             None => {
-                let shaped = shape(ps, source, reverse, now)?;
+                let shaped = shape(ps, source, sources, reverse, now)?;
                 shaped_by_strategy.entry(reverse).or_insert(shaped)
             }
         };
@@ -233,6 +227,7 @@ pub fn desired(
 fn shape(
     ps: &PushSecret,
     source: &BTreeMap<String, SecretBytes>,
+    sources: &[FetchedTemplateSource],
     reverse: bool,
     now: jiff::Timestamp,
 ) -> Result<BTreeMap<String, SecretBytes>, PushError> {
@@ -257,7 +252,7 @@ fn shape(
         "spec.template",
         ps.spec.template.as_ref(),
         &entries,
-        &[],
+        sources,
         now,
     )?;
     Ok(shaped.data.into_iter().map(|(k, e)| (k, e.value)).collect())
@@ -328,7 +323,8 @@ pub enum Reason {
     Synced,
     /// A remote secret belongs to someone else; it was left untouched.
     Conflict,
-    /// A store is missing, refused this namespace, or could not be logged in to.
+    /// A store is missing, refused this namespace, could not be logged in to, or could not be
+    /// reached.
     StoreNotReady,
     /// The source Secret does not exist.
     SecretNotFound,

@@ -7,6 +7,9 @@
 //! the finalizer, everything on deletion, and `None` leaving what it pushed. With the
 //! kubernetes provider, into a second cluster: a whole Secret and a property pushed, marked
 //! as kuvert's, a foreign Secret refused, a remote key kept, all taken back on deletion.
+//! Also: the force-sync annotation pushing again at once; `labelSelector` store refs; KV v1
+//! stores through `kuvert run`; OpenBao stopped (`StoreNotReady`) and back, with the Events of
+//! each `Ready` transition.
 
 mod support;
 
@@ -503,3 +506,391 @@ async fn secrets_are_pushed_to_another_cluster(backend: Backend) {
 }
 
 on_both_backends!(secrets_are_pushed_to_another_cluster);
+
+/// A SecretStore `name` on the OpenBao mount `path` (KV `version`), with `labels`.
+async fn vault_store(
+    client: &kube::Client,
+    bao: &OpenBao,
+    name: &str,
+    path: &str,
+    version: &str,
+    labels: &str,
+) {
+    let store: SecretStore = yaml(&format!(
+        "apiVersion: kuvert.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}\nspec:\n  provider:\n    vault:\n      server: {addr}\n      path: {path}\n      version: {version}\n      auth: {{tokenSecretRef: {{name: vault-token, key: token}}}}\n",
+        addr = bao.addr(),
+    ));
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &store)
+        .await
+        .unwrap();
+}
+
+/// The data of the KV v2 secret `mount/path`, or `None`.
+async fn remote_at(bao: &OpenBao, mount: &str, path: &str) -> Option<Value> {
+    bao.api_as(
+        bao.root_token(),
+        None,
+        "GET",
+        &format!("{mount}/data/{path}"),
+        None,
+    )
+    .await
+    .ok()
+    .map(|v| v["data"]["data"].clone())
+}
+
+/// A value changed by hand in OpenBao stays while the refresh is an hour away; the force-sync
+/// annotation pushes again at once and restores it.
+async fn the_force_sync_annotation_pushes_again_at_once(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let pss: Api<PushSecret> = Api::namespaced(cluster.client.clone(), "default");
+    let ps = push_secret(
+        "forced",
+        "vault",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/forced, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    eventually("pushed", || async {
+        remote(&bao, "app/forced").await == Some(json!({"password": "p1"}))
+    })
+    .await;
+    bao.kv2_put("secret", "app/forced", json!({"password": "by-hand"}))
+        .await;
+    pss.patch(
+        "forced",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"kuvert.io/force-sync": "1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the pushed value restored", || async {
+        remote(&bao, "app/forced").await == Some(json!({"password": "p1"}))
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "forced").await.unwrap(),
+        (
+            "True".to_owned(),
+            "Synced".to_owned(),
+            "1 remote secret pushed to 1 store".to_owned()
+        )
+    );
+}
+
+on_both_backends!(the_force_sync_annotation_pushes_again_at_once);
+
+/// `secretStoreRefs[].labelSelector`: the two stores with the label get the push, the
+/// unlabelled `vault` store does not.
+async fn a_label_selector_picks_the_stores_by_label(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    for mount in ["team-a", "team-b"] {
+        bao.mount(mount, "kv", json!({"version": "2"})).await;
+        vault_store(&client, &bao, mount, mount, "v2", "push: 'yes'").await;
+    }
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let mut ps = push_secret(
+        "labelled",
+        "vault",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/sel, property: password}}\n",
+    );
+    ps.spec.secret_store_refs = yaml("[{labelSelector: {matchLabels: {push: 'yes'}}}]");
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    eventually("pushed and Ready", || async {
+        ready(&pss, "labelled")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "labelled").await.unwrap(),
+        (
+            "True".to_owned(),
+            "Synced".to_owned(),
+            "2 remote secrets pushed to 2 stores".to_owned()
+        )
+    );
+    for mount in ["team-a", "team-b"] {
+        assert_eq!(
+            remote_at(&bao, mount, "app/sel").await,
+            Some(json!({"password": "p1"})),
+            "{mount}"
+        );
+    }
+    assert_eq!(remote(&bao, "app/sel").await, None, "the unlabelled store");
+    let status = pss.get("labelled").await.unwrap().status.unwrap();
+    let stores: Vec<&String> = status.synced_push_secrets.keys().collect();
+    assert_eq!(
+        stores,
+        ["SecretStore/default/team-a", "SecretStore/default/team-b"]
+    );
+}
+
+on_both_backends!(a_label_selector_picks_the_stores_by_label);
+
+/// Vault KV v1 through `kuvert run`: pushed with the visible owner key; a foreign KV v1 secret
+/// is a Conflict and left as it was.
+async fn kv1_stores_get_the_push_with_a_visible_owner_key(backend: Backend) {
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    bao.mount("kv1", "kv", json!({"version": "1"})).await;
+    bao.write("kv1/theirs", json!({"password": "not-kuverts"}))
+        .await;
+    vault_store(&client, &bao, "legacy", "kv1", "v1", "").await;
+    let kv1 = |path: &'static str| {
+        let bao = &bao;
+        async move {
+            bao.api_as(bao.root_token(), None, "GET", &format!("kv1/{path}"), None)
+                .await
+                .ok()
+                .map(|v| v["data"].clone())
+        }
+    };
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let ps = push_secret(
+        "old",
+        "legacy",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/db, property: password}}\n    - match: {remoteRef: {remoteKey: app/all}}\n",
+    );
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let conflict = push_secret(
+        "conflict",
+        "legacy",
+        "",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &conflict).await.unwrap();
+    eventually("pushed and Ready", || async {
+        ready(&pss, "old")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        kv1("app/db").await,
+        Some(json!({"password": "p1", "kuvert.io/pushed-by": "default/old"}))
+    );
+    assert_eq!(
+        kv1("app/all").await,
+        Some(json!({"password": "p1", "user": "app", "kuvert.io/pushed-by": "default/old"}))
+    );
+    eventually("conflict reported", || async {
+        ready(&pss, "conflict")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "conflict").await.unwrap().2,
+        "SecretStore/default/legacy: pushing \"theirs/password\": conflict: kv1/theirs exists without the kuvert.io/pushed-by key (not written by kuvert): refusing to overwrite it"
+    );
+    assert_eq!(
+        kv1("theirs").await,
+        Some(json!({"password": "not-kuverts"}))
+    );
+}
+
+on_both_backends!(kv1_stores_get_the_push_with_a_visible_owner_key);
+
+/// The distinct Events about the PushSecret `name`, as (type, reason, note), sorted.
+async fn push_secret_events(client: &kube::Client, name: &str) -> Vec<(String, String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let mut about: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("PushSecret")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    about.sort();
+    about.dedup();
+    about
+}
+
+/// OpenBao goes away: a push that cannot reach it says `StoreNotReady` and keeps what it holds
+/// (nothing is deleted, the status still lists the key); OpenBao comes back and the push
+/// recovers by itself. Each `Ready` transition is an Event with the condition's reason and
+/// message, and no value in any of them.
+async fn an_unreachable_store_is_not_ready_and_recovers_by_itself(backend: Backend) {
+    let (mut bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let ps = push_secret(
+        "outage",
+        "vault",
+        "  deletionPolicy: Delete\n",
+        "    - match: {secretKey: password, remoteRef: {remoteKey: app/outage, property: password}}\n",
+    );
+    pss.create(&PostParams::default(), &ps).await.unwrap();
+    let synced = (
+        "True".to_owned(),
+        "Synced".to_owned(),
+        "1 remote secret pushed to 1 store".to_owned(),
+    );
+    eventually("pushed", || async {
+        ready(&pss, "outage").await.as_ref() == Some(&synced)
+    })
+    .await;
+    let held = |ps: PushSecret| -> Vec<String> {
+        ps.status.unwrap().synced_push_secrets["SecretStore/default/vault"]
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        held(pss.get("outage").await.unwrap()),
+        ["app/outage/password"]
+    );
+
+    bao.stop().await;
+    set_password(&secrets, "second-password-value").await;
+    eventually("StoreNotReady while OpenBao is down", || async {
+        ready(&pss, "outage")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "StoreNotReady")
+    })
+    .await;
+    let (_, _, message) = ready(&pss, "outage").await.unwrap();
+    let prefix = "SecretStore/default/vault: pushing \"app/outage/password\": store unavailable: ";
+    assert!(message.starts_with(prefix), "{message}");
+    assert_eq!(
+        held(pss.get("outage").await.unwrap()),
+        ["app/outage/password"],
+        "what was pushed is still held, not deleted"
+    );
+
+    // Back (empty, as a dev server restarts): pushed again without any change in the cluster.
+    bao.start_again().await;
+    eventually("recovered by itself", || async {
+        remote(&bao, "app/outage").await == Some(json!({"password": "second-password-value"}))
+            && ready(&pss, "outage").await.as_ref() == Some(&synced)
+    })
+    .await;
+
+    eventually("an Event per Ready transition", || async {
+        push_secret_events(&client, "outage").await.len() == 2
+    })
+    .await;
+    let events = push_secret_events(&client, "outage").await;
+    assert_eq!(
+        (&events[0].0, &events[0].1, &events[0].2),
+        (&synced.0.replace("True", "Normal"), &synced.1, &synced.2)
+    );
+    assert_eq!(
+        (
+            events[1].0.as_str(),
+            events[1].1.as_str(),
+            events[1].2.as_str()
+        ),
+        ("Warning", "StoreNotReady", message.as_str())
+    );
+    for (_, _, note) in &events {
+        assert!(
+            !note.contains("second-password-value") && !note.contains("p1"),
+            "{note}"
+        );
+    }
+}
+
+on_both_backends!(an_unreachable_store_is_not_ready_and_recovers_by_itself);
+
+/// `spec.template.templateFrom` with a ConfigMap and a Secret, rendered by the ExternalSecrets'
+/// engine: pushed; a changed ConfigMap pushed again at once (its read is watched); a missing
+/// ConfigMap is `Errored` naming the field, and pushed once it appears.
+async fn template_from_config_maps_and_secrets_shape_the_push(backend: Backend) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let client = cluster.client.clone();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    config_maps
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: tpl, namespace: default}\ndata: {dsn: 'postgres://{{ user }}:{{ password }}@db'}\n"),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: tpl-secret, namespace: default}\nstringData: {greeting: 'hello {{ user }}'}\n"),
+        )
+        .await
+        .unwrap();
+    let pss: Api<PushSecret> = Api::namespaced(client.clone(), "default");
+    let templated = push_secret(
+        "templated",
+        "vault",
+        "  template:\n    templateFrom:\n      - configMap: {name: tpl, items: [{key: dsn}]}\n      - secret: {name: tpl-secret, items: [{key: greeting}]}\n",
+        "    - match: {secretKey: dsn, remoteRef: {remoteKey: app/tpl, property: dsn}}\n    - match: {secretKey: greeting, remoteRef: {remoteKey: app/tpl, property: greeting}}\n",
+    );
+    pss.create(&PostParams::default(), &templated)
+        .await
+        .unwrap();
+    eventually("the rendered values pushed", || async {
+        remote(&bao, "app/tpl").await
+            == Some(json!({"dsn": "postgres://app:p1@db", "greeting": "hello app"}))
+    })
+    .await;
+
+    config_maps
+        .patch(
+            "tpl",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"dsn": "mysql://{{ user }}@db"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the changed template pushed", || async {
+        remote(&bao, "app/tpl").await
+            == Some(json!({"dsn": "mysql://app@db", "greeting": "hello app"}))
+    })
+    .await;
+
+    let missing = push_secret(
+        "missing",
+        "vault",
+        "  template:\n    templateFrom: [{configMap: {name: later, items: [{key: k}]}}]\n",
+        "    - match: {secretKey: k, remoteRef: {remoteKey: app/later, property: k}}\n",
+    );
+    pss.create(&PostParams::default(), &missing).await.unwrap();
+    eventually("Errored naming the field", || async {
+        ready(&pss, "missing")
+            .await
+            .is_some_and(|(s, r, _)| s == "False" && r == "Errored")
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "missing").await.unwrap().2,
+        "spec.template.templateFrom[0].configMap: reading ConfigMap default/later: ConfigMap default/later not found"
+    );
+    config_maps
+        .create(
+            &PostParams::default(),
+            &yaml("metadata: {name: later, namespace: default}\ndata: {k: '{{ password }}!'}\n"),
+        )
+        .await
+        .unwrap();
+    eventually("pushed once the ConfigMap exists", || async {
+        remote(&bao, "app/later").await == Some(json!({"k": "p1!"}))
+    })
+    .await;
+}
+
+on_both_backends!(template_from_config_maps_and_secrets_shape_the_push);

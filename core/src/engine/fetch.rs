@@ -12,7 +12,7 @@ use futures::{StreamExt, stream};
 
 use crate::api::{
     DeletionPolicy, ExternalSecret, ExternalSecretDataRemoteRef, GeneratorRef, MetadataPolicy,
-    SecretStoreKind, SecretStoreRef, StoreGeneratorSourceRef,
+    SecretStoreKind, SecretStoreRef, StoreGeneratorSourceRef, TemplateFrom,
 };
 use crate::generator::{GeneratedValues, GeneratorResolver};
 use crate::provider::{
@@ -160,6 +160,56 @@ fn generator_ref<'a>(
         Some(source_ref) => Ok(source_ref.generator_ref.as_ref()),
         None => Ok(None),
     }
+}
+
+/// Reads the ConfigMaps and Secrets that the `templateFrom` entries of the template at `field`
+/// name, one [`FetchedTemplateSource`] per entry (a `literal` reads nothing). ExternalSecrets and
+/// PushSecrets both load their template sources here.
+pub async fn template_sources(
+    kube: &dyn KubeAccess,
+    namespace: &str,
+    field: &str,
+    template_from: &[TemplateFrom],
+) -> Result<Vec<FetchedTemplateSource>, SyncError> {
+    let mut out = Vec::with_capacity(template_from.len());
+    for (i, source) in template_from.iter().enumerate() {
+        let field = format!("{field}.templateFrom[{i}]");
+        let got = match (&source.config_map, &source.secret) {
+            (Some(cm), None) => {
+                let object = format!("ConfigMap {namespace}/{}", cm.name);
+                let data = kube
+                    .config_map(namespace, &cm.name)
+                    .await
+                    .map_err(|source| SyncError::Kube {
+                        field: format!("{field}.configMap"),
+                        object: object.clone(),
+                        source,
+                    })?;
+                FetchedTemplateSource::Object {
+                    object,
+                    data: data
+                        .into_iter()
+                        .map(|(k, v)| (k, SecretBytes::from(v)))
+                        .collect(),
+                }
+            }
+            (None, Some(secret)) => {
+                let object = format!("Secret {namespace}/{}", secret.name);
+                let data = kube
+                    .secret(namespace, &secret.name)
+                    .await
+                    .map_err(|source| SyncError::Kube {
+                        field: format!("{field}.secret"),
+                        object: object.clone(),
+                        source,
+                    })?;
+                FetchedTemplateSource::Object { object, data }
+            }
+            _ => FetchedTemplateSource::Literal,
+        };
+        out.push(got);
+    }
+    Ok(out)
 }
 
 /// Reads what `es` names. Stores are resolved once each; identical reads are made once, and
@@ -357,43 +407,8 @@ pub async fn fetch(
         .and_then(|t| t.template.as_ref())
         .map(|t| t.template_from.as_slice())
         .unwrap_or_default();
-    for (i, source) in template_from.iter().enumerate() {
-        let field = format!("spec.target.template.templateFrom[{i}]");
-        let got = match (&source.config_map, &source.secret) {
-            (Some(cm), None) => {
-                let object = format!("ConfigMap {namespace}/{}", cm.name);
-                let data = kube
-                    .config_map(namespace, &cm.name)
-                    .await
-                    .map_err(|source| SyncError::Kube {
-                        field: format!("{field}.configMap"),
-                        object: object.clone(),
-                        source,
-                    })?;
-                FetchedTemplateSource::Object {
-                    object,
-                    data: data
-                        .into_iter()
-                        .map(|(k, v)| (k, SecretBytes::from(v)))
-                        .collect(),
-                }
-            }
-            (None, Some(secret)) => {
-                let object = format!("Secret {namespace}/{}", secret.name);
-                let data = kube
-                    .secret(namespace, &secret.name)
-                    .await
-                    .map_err(|source| SyncError::Kube {
-                        field: format!("{field}.secret"),
-                        object: object.clone(),
-                        source,
-                    })?;
-                FetchedTemplateSource::Object { object, data }
-            }
-            _ => FetchedTemplateSource::Literal,
-        };
-        fetched.template_from.push(got);
-    }
+    fetched.template_from =
+        template_sources(kube, namespace, "spec.target.template", template_from).await?;
     // 4. Generate, in spec order: each generator runs (or returns kept values) only now.
     for (field, generator_ref, data, slot) in pending {
         let generated = generators

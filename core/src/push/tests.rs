@@ -55,6 +55,7 @@ fn each_entry_pushes_its_key_to_its_remote_key_and_property() {
     let desired = desired(
         &ps,
         &source(&[("password", "s3cret"), ("user", "app")]),
+        &[],
         at(0),
     )
     .unwrap();
@@ -72,7 +73,7 @@ fn each_entry_pushes_its_key_to_its_remote_key_and_property() {
 #[test]
 fn without_a_secret_key_the_whole_secret_is_one_json_object() {
     let ps = ps("  data: [{match: {remoteRef: {remoteKey: app/all}}}]\n");
-    let desired = desired(&ps, &source(&[("b", "2"), ("a", "1")]), at(0)).unwrap();
+    let desired = desired(&ps, &source(&[("b", "2"), ("a", "1")]), &[], at(0)).unwrap();
     assert_eq!(
         writes(&desired),
         vec![w("app/all", None, r#"{"a":"1","b":"2"}"#)]
@@ -83,7 +84,7 @@ fn without_a_secret_key_the_whole_secret_is_one_json_object() {
 fn a_binary_value_cannot_be_part_of_the_whole_secret_json() {
     let ps = ps("  data: [{match: {remoteRef: {remoteKey: all}}}]\n");
     let data = BTreeMap::from([("p12".to_owned(), SecretBytes::new(vec![0xff, 0x00]))]);
-    let err = desired(&ps, &data, at(0)).unwrap_err();
+    let err = desired(&ps, &data, &[], at(0)).unwrap_err();
     assert_eq!(err.reason(), "InvalidSpec");
     assert_eq!(
         err.to_string(),
@@ -94,7 +95,7 @@ fn a_binary_value_cannot_be_part_of_the_whole_secret_json() {
 #[test]
 fn a_missing_key_names_the_entry_and_the_key_never_a_value() {
     let ps = ps("  data: [{match: {secretKey: nope, remoteRef: {remoteKey: k}}}]\n");
-    let err = desired(&ps, &source(&[("password", "s3cret")]), at(0)).unwrap_err();
+    let err = desired(&ps, &source(&[("password", "s3cret")]), &[], at(0)).unwrap_err();
     assert_eq!(err.reason(), "SecretKeyNotFound");
     assert_eq!(
         err.to_string(),
@@ -110,7 +111,13 @@ fn the_template_shapes_the_values_before_they_are_matched() {
   data:
     - match: {secretKey: dsn, remoteRef: {remoteKey: app/dsn}}
 ");
-    let desired = desired(&ps, &source(&[("password", "pw"), ("user", "app")]), at(0)).unwrap();
+    let desired = desired(
+        &ps,
+        &source(&[("password", "pw"), ("user", "app")]),
+        &[],
+        at(0),
+    )
+    .unwrap();
     assert_eq!(
         writes(&desired),
         vec![w("app/dsn", None, "postgres://app:pw@db")]
@@ -122,7 +129,7 @@ fn template_errors_name_the_push_secret_field() {
     let ps = ps("  template: {data: {x: '{{ missing }}'}}
   data: [{match: {secretKey: x, remoteRef: {remoteKey: k}}}]
 ");
-    let err = desired(&ps, &source(&[("a", "b")]), at(0)).unwrap_err();
+    let err = desired(&ps, &source(&[("a", "b")]), &[], at(0)).unwrap_err();
     assert_eq!(err.reason(), "TemplateError");
     assert!(
         err.to_string().starts_with("spec.template.data[\"x\"]"),
@@ -131,15 +138,44 @@ fn template_errors_name_the_push_secret_field() {
 }
 
 #[test]
-fn template_from_a_config_map_is_refused() {
+fn template_from_a_config_map_renders_its_keys_with_the_secrets_values() {
     let ps = ps("  template:
-    templateFrom: [{configMap: {name: tpl, items: [{key: a}]}}]
-  data: [{match: {secretKey: a, remoteRef: {remoteKey: k}}}]
+    templateFrom: [{configMap: {name: tpl, items: [{key: dsn}]}}]
+  data: [{match: {secretKey: dsn, remoteRef: {remoteKey: k}}}]
 ");
-    let err = desired(&ps, &source(&[("a", "b")]), at(0)).unwrap_err();
+    let sources = [FetchedTemplateSource::Object {
+        object: "ConfigMap app/tpl".to_owned(),
+        data: source(&[("dsn", "postgres://{{ user }}:{{ password }}@db")]),
+    }];
+    let desired = desired(
+        &ps,
+        &source(&[("password", "pw"), ("user", "app")]),
+        &sources,
+        at(0),
+    )
+    .unwrap();
     assert_eq!(
-        err.to_string(),
-        "spec.template.templateFrom[0]: a PushSecret's template takes only literal entries"
+        writes(&desired),
+        [("k".to_owned(), None, "postgres://app:pw@db".to_owned())]
+    );
+}
+
+#[test]
+fn a_template_from_item_missing_from_its_config_map_names_the_field() {
+    let ps = ps("  template:
+    templateFrom: [{configMap: {name: tpl, items: [{key: absent}]}}]
+  data: [{match: {secretKey: dsn, remoteRef: {remoteKey: k}}}]
+");
+    let sources = [FetchedTemplateSource::Object {
+        object: "ConfigMap app/tpl".to_owned(),
+        data: source(&[("dsn", "x")]),
+    }];
+    let err = desired(&ps, &source(&[("a", "b")]), &sources, at(0)).unwrap_err();
+    assert_eq!(err.reason(), "TemplateError");
+    assert!(
+        err.to_string()
+            .starts_with("spec.template.templateFrom[0].configMap"),
+        "{err}"
     );
 }
 
@@ -154,7 +190,7 @@ fn unicode_conversion_turns_converted_keys_back_into_their_characters() {
     - match: {secretKey: db/password, remoteRef: {remoteKey: k}}
       conversionStrategy: Unicode
 ");
-    let desired = desired(&ps, &source(&[("db_U002f_password", "pw")]), at(0)).unwrap();
+    let desired = desired(&ps, &source(&[("db_U002f_password", "pw")]), &[], at(0)).unwrap();
     assert_eq!(writes(&desired), vec![w("k", None, "pw")]);
 }
 
@@ -164,7 +200,7 @@ fn two_entries_writing_one_place_are_refused() {
     - match: {secretKey: a, remoteRef: {remoteKey: k, property: p}}
     - match: {secretKey: b, remoteRef: {remoteKey: k, property: p}}
 ");
-    let err = desired(&ps, &source(&[("a", "1"), ("b", "2")]), at(0)).unwrap_err();
+    let err = desired(&ps, &source(&[("a", "1"), ("b", "2")]), &[], at(0)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "spec.data[1].match.remoteRef: \"k/p\" is already written by spec.data[0]"
@@ -201,7 +237,7 @@ fn delete_policy_removes_entries_and_stores_no_longer_in_the_spec() {
     let ps = ps("  deletionPolicy: Delete
   data: [{match: {secretKey: a, remoteRef: {remoteKey: keep}}}]
 ");
-    let want = desired(&ps, &source(&[("a", "1")]), at(0)).unwrap();
+    let want = desired(&ps, &source(&[("a", "1")]), &[], at(0)).unwrap();
     let previous = synced(&[
         ("SecretStore/app/vault", "keep", None),
         ("SecretStore/app/vault", "gone", Some("p")),

@@ -27,6 +27,7 @@ use kuvert_core::api::{
     PushSecret, PushSecretStatus, PushSecretStoreRef, PushSecretUpdatePolicy, SecretStoreKind,
     SecretStoreRef,
 };
+use kuvert_core::engine::fetch::{FetchedTemplateSource, template_sources};
 use kuvert_core::engine::{ResolvedStore, StoreResolver};
 use kuvert_core::provider::{KubeAccess, KubeReadError, ProviderError, PushRequest};
 use kuvert_core::push::{self, Desired, FINALIZER, Reason, Removal, Synced};
@@ -36,7 +37,7 @@ use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
 use crate::externalsecret::stores::{Resolver, StoreCaches};
-use crate::references::{Recording, User};
+use crate::references::{Recording, RefKind, User};
 
 mod generated;
 
@@ -173,9 +174,9 @@ async fn reconcile(ps: Arc<PushSecret>, state: Arc<State>) -> Result<Action, Err
     }
 
     let (synced, failure, source_version) = match observe(ctx, &ps, reference).await {
-        Ok((source, version)) => {
-            let (synced, failure) = sync(&state, &ps, &source, previous).await;
-            (synced, failure, version)
+        Ok(observed) => {
+            let (synced, failure) = sync(&state, &ps, &observed, previous).await;
+            (synced, failure, observed.version)
         }
         Err(failure) => (previous, Some(failure), None),
     };
@@ -209,24 +210,35 @@ fn jittered(ps: &PushSecret, interval: Duration) -> Duration {
     interval.mul_f64(kuvert_core::jitter::jitter(&key, 0, 0.9, 1.0))
 }
 
-/// Reads the source Secret (recording the read, so its next change wakes this PushSecret), or
-/// the generator's kept values.
+/// What a push starts from: the values, the source Secret's version (none for a generator),
+/// and what `spec.template.templateFrom[]` read.
+struct Observed {
+    values: BTreeMap<String, kuvert_core::secret::SecretBytes>,
+    version: Option<String>,
+    template_sources: Vec<FetchedTemplateSource>,
+}
+
+/// Reads the source Secret, or the generator's kept values, and the template's `templateFrom`
+/// ConfigMaps and Secrets, recording each read, so that its next change wakes this PushSecret.
 async fn observe(
     ctx: &Context,
     ps: &PushSecret,
     reference: ObjectRef<PushSecret>,
-) -> Result<
-    (
-        BTreeMap<String, kuvert_core::secret::SecretBytes>,
-        Option<String>,
-    ),
-    Failure,
-> {
+) -> Result<Observed, Failure> {
     let namespace = ps.namespace().unwrap_or_default();
     let selector = &ps.spec.selector;
-    let name = match (&selector.secret, &selector.generator_ref) {
+    let recording = Recording::new(&ctx.kube);
+    let template_from = ps
+        .spec
+        .template
+        .as_ref()
+        .map(|t| t.template_from.as_slice())
+        .unwrap_or_default();
+    let template_sources =
+        template_sources(&recording, &namespace, "spec.template", template_from).await;
+    let read = match (&selector.secret, &selector.generator_ref) {
         (Some(secret), None) => match (&secret.name, &secret.selector) {
-            (Some(name), None) => name.clone(),
+            (Some(name), None) => recording.secret(&namespace, name).await,
             _ => {
                 return Err((
                     Reason::Errored,
@@ -236,8 +248,16 @@ async fn observe(
             }
         },
         (None, Some(generator_ref)) => {
-            ctx.references.record(User::PushSecret(reference), vec![]);
-            return Ok((generated::values(ctx, ps, generator_ref).await?, None));
+            ctx.references
+                .record(User::PushSecret(reference), recording.into_reads());
+            let values = generated::values(ctx, ps, generator_ref).await?;
+            let template_sources =
+                template_sources.map_err(|e| (Reason::Errored, e.to_string()))?;
+            return Ok(Observed {
+                values,
+                version: None,
+                template_sources,
+            });
         }
         _ => {
             return Err((
@@ -246,19 +266,30 @@ async fn observe(
             ));
         }
     };
-    let recording = Recording::new(&ctx.kube);
-    let read = recording.secret(&namespace, &name).await;
     let reads = recording.into_reads();
-    let version = reads.iter().find_map(|(_, seen)| match seen {
-        crate::references::Seen::Version(v) => Some(v.clone()),
+    let source_name = selector.secret.as_ref().and_then(|s| s.name.as_deref());
+    let version = reads.iter().find_map(|(read, seen)| match seen {
+        crate::references::Seen::Version(v)
+            if read.kind == RefKind::Secret && Some(read.name.as_str()) == source_name =>
+        {
+            Some(v.clone())
+        }
         _ => None,
     });
     ctx.references.record(User::PushSecret(reference), reads);
-    match read {
-        Ok(data) => Ok((data, version)),
-        Err(e @ KubeReadError::NotFound { .. }) => Err((Reason::SecretNotFound, e.to_string())),
-        Err(e) => Err((Reason::PushFailed, e.to_string())),
-    }
+    let values = match read {
+        Ok(data) => data,
+        Err(e @ KubeReadError::NotFound { .. }) => {
+            return Err((Reason::SecretNotFound, e.to_string()));
+        }
+        Err(e) => return Err((Reason::PushFailed, e.to_string())),
+    };
+    let template_sources = template_sources.map_err(|e| (Reason::Errored, e.to_string()))?;
+    Ok(Observed {
+        values,
+        version,
+        template_sources,
+    })
 }
 
 /// Decides and applies: every desired value pushed to every store, then what is no longer
@@ -266,11 +297,11 @@ async fn observe(
 async fn sync(
     state: &State,
     ps: &PushSecret,
-    source: &BTreeMap<String, kuvert_core::secret::SecretBytes>,
+    observed: &Observed,
     previous: Synced,
 ) -> (Synced, Option<Failure>) {
     let ctx = &state.ctx;
-    let desired = match push::desired(ps, source, now(ctx)) {
+    let desired = match push::desired(ps, &observed.values, &observed.template_sources, now(ctx)) {
         Ok(desired) => desired,
         Err(e) => {
             let reason = Reason::Errored;
@@ -299,16 +330,11 @@ async fn sync(
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    let conflict = matches!(e, ProviderError::Conflict { .. });
-                    if conflict {
+                    let reason = failure_reason(&e);
+                    if reason == Reason::Conflict {
                         // Not ours (any more): never listed, never deleted.
                         held.remove(&d.status_key());
                     }
-                    let reason = if conflict {
-                        Reason::Conflict
-                    } else {
-                        Reason::PushFailed
-                    };
                     let message = format!("{}: pushing {:?}: {e}", store.name, d.status_key());
                     failure.get_or_insert((reason, message));
                 }
@@ -317,6 +343,19 @@ async fn sync(
     }
     let (synced, removal_failure) = remove(state, ps, synced, &stores, &desired).await;
     (synced, failure.or(removal_failure))
+}
+
+/// The `Ready` reason of a failed push or delete: a store that cannot be reached or logged in
+/// to is not ready (it recovers by itself), a secret that is not kuvert's is a conflict, the
+/// rest is a failed push.
+fn failure_reason(e: &ProviderError) -> Reason {
+    match e {
+        ProviderError::Conflict { .. } => Reason::Conflict,
+        ProviderError::Unavailable { .. } | ProviderError::Unauthenticated { .. } => {
+            Reason::StoreNotReady
+        }
+        _ => Reason::PushFailed,
+    }
 }
 
 /// Pushes one value; `Ok(true)` when kuvert holds it now. With `IfNotExists`, an existing
@@ -405,7 +444,7 @@ async fn remove(
             }
             Err(e) => {
                 failure.get_or_insert((
-                    Reason::PushFailed,
+                    failure_reason(&e),
                     format!("{store}: deleting {key_text:?}: {e}"),
                 ));
             }
