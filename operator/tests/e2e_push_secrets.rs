@@ -103,7 +103,7 @@ async fn vault_and_cluster(backend: Backend) -> (OpenBao, Cluster, Operator) {
 }
 
 async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
-    let (bao, cluster, _operator) = vault_and_cluster(backend).await;
+    let (bao, cluster, operator) = vault_and_cluster(backend).await;
     let client = cluster.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
 
@@ -171,6 +171,23 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
             .is_some_and(|(s, r, _)| s == "False" && r == "Conflict")
     })
     .await;
+    // Pushes are counted like syncs: the successful ones and the refused one by its reason.
+    let metrics = operator.get("/metrics").await.1;
+    let count = |name: &str, labels: &[(&str, &str)]| support::metric_sum(&metrics, name, labels);
+    assert!(
+        count(
+            "kuvert_sync_total",
+            &[("kind", "PushSecret"), ("result", "success")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count(
+            "kuvert_sync_errors_total",
+            &[("kind", "PushSecret"), ("reason", "Conflict")]
+        ) >= 1.0,
+        "{metrics}"
+    );
     let (_, _, message) = ready(&pss, "conflict").await.unwrap();
     assert!(
         message.starts_with("SecretStore/default/vault: pushing \"theirs/password\": conflict: ")

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
@@ -37,6 +37,7 @@ use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
 use crate::externalsecret::stores::{Resolver, StoreCaches};
+use crate::metrics;
 use crate::references::{Recording, RefKind, User};
 
 mod generated;
@@ -143,8 +144,25 @@ pub async fn run(
 /// One push, or one removal, that failed: the condition it becomes.
 type Failure = (Reason, String);
 
-/// observe → decide → apply → report.
+/// The `kind` label of this controller's metrics.
+const KIND: &str = "PushSecret";
+
+/// One reconcile, counted in the queue and sync metrics.
 async fn reconcile(ps: Arc<PushSecret>, state: Arc<State>) -> Result<Action, Error> {
+    let _queued = metrics::InQueue::enter(KIND);
+    state.ctx.queue.started(KIND, &ObjectKey::of(ps.as_ref()));
+    let started = Instant::now();
+    let outcome = push_once(ps, state).await;
+    metrics::sync(
+        KIND,
+        started.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome
+}
+
+/// observe → decide → apply → report.
+async fn push_once(ps: Arc<PushSecret>, state: Arc<State>) -> Result<Action, Error> {
     let ctx = &state.ctx;
     let reference = ObjectRef::from_obj(ps.as_ref());
     let previous = ps.status.clone().unwrap_or_default().synced_push_secrets;
