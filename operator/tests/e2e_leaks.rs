@@ -1,10 +1,10 @@
 //! A secret value never leaves the target Secret (issue 22): a planted value, held by OpenBao,
 //! a fake SecretStore, a ClusterSecretStore and a generator, goes through syncs that succeed,
-//! syncs that fail in every way that handles the value (a template error, a bad
-//! `decodingStrategy`, a `property` path into it, an invalid label value from it (refused by
-//! kuvert before the API server sees it), a failing
-//! template over a generator's output), a PushSecret and a ClusterExternalSecret, with
-//! `kuvert run --log-level trace`; it is then in the target Secrets and in none of: the
+//! syncs that fail in every way that handles the value (template errors, a bad
+//! `decodingStrategy`, a `property` path into it, an invalid label value made of it (refused by
+//! kuvert before the API server sees it), a failing template over a generator's output, a
+//! dockerconfigjson Secret kube-apiserver refuses), a PushSecret and a ClusterExternalSecret,
+//! with `kuvert run --log-level trace`; it is then in the target Secrets and in none of: the
 //! operator's whole output, any Event, any object's status, the `/metrics` scrape, whether as
 //! text or base64.
 
@@ -224,6 +224,27 @@ async fn a_planted_value_reaches_the_target_secret_and_nothing_else(backend: Bac
         .map(|(_, reason, _)| ("False".to_owned(), reason.to_string()))
         .collect();
     assert_eq!(readiness(&ess, &bad_names).await, reasons);
+    // A Secret the API server refuses, quoting the field: kube-apiserver checks a
+    // dockerconfigjson is JSON (and redacts the value in its answer); devcluster does not check
+    // it and stores it.
+    create(
+        &client,
+        &es(
+            "docker",
+            "default",
+            &format!("{demo}  target:\n    template:\n      type: kubernetes.io/dockerconfigjson\n      data: {{.dockerconfigjson: '{{{{ k }}}}'}}\n  data: [{{secretKey: k, remoteRef: {{key: planted}}}}]\n"),
+        ),
+    )
+    .await;
+    let docker = match backend {
+        Backend::ControlPlane => ("False".to_owned(), "TargetInvalid".to_owned()),
+        Backend::DevCluster => ("True".to_owned(), "SecretSynced".to_owned()),
+    };
+    eventually("the dockerconfigjson ExternalSecret to report", || async {
+        support::ready(&ess, "docker").await.as_ref() == Some(&docker)
+    })
+    .await;
+
     // A PushSecret pushes the synced Secret to OpenBao.
     let push: PushSecret = yaml(
         "apiVersion: kuvert.io/v1alpha1\nkind: PushSecret\nmetadata: {name: push, namespace: default}\nspec:\n  refreshInterval: 1h\n  secretStoreRefs: [{name: vault}]\n  selector: {secret: {name: fake-ok}}\n  data:\n    - match: {secretKey: k, remoteRef: {remoteKey: pushed, property: password}}\n",
