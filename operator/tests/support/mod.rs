@@ -452,26 +452,55 @@ impl Operator {
 
     /// Like [`Operator::start`], its log lines (stderr) going to `log`.
     pub fn start_logging(cluster: &Cluster, extra: &[&str], log: impl Into<Stdio>) -> Operator {
+        let filter = std::env::var("KUVERT_TEST_LOG")
+            .unwrap_or_else(|_| "info,kuvert_operator=debug".into());
+        Self::spawn(cluster, extra, Some(&filter), Stdio::null(), log.into())
+    }
+
+    /// Like [`Operator::start`], everything it prints (stdout and stderr) going to the file
+    /// `path`, its log filter only what `extra` says (e.g. `--log-level trace`).
+    pub fn start_captured(cluster: &Cluster, extra: &[&str], path: &std::path::Path) -> Operator {
+        let log = std::fs::File::create(path).unwrap();
+        Self::spawn(
+            cluster,
+            extra,
+            None,
+            log.try_clone().unwrap().into(),
+            log.into(),
+        )
+    }
+
+    fn spawn(
+        cluster: &Cluster,
+        extra: &[&str],
+        filter: Option<&str>,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Operator {
         let metrics_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_kuvert"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kuvert"));
+        command
             .arg("run")
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .args(extra)
             .env("KUBECONFIG", cluster.operator_kubeconfig())
-            .env(
-                "KUVERT_LOG",
-                std::env::var("KUVERT_TEST_LOG")
-                    .unwrap_or_else(|_| "info,kuvert_operator=debug".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kuvert run");
+            .env_remove("KUVERT_LOG")
+            .stdout(stdout)
+            .stderr(stderr);
+        if let Some(filter) = filter {
+            command.env("KUVERT_LOG", filter);
+        }
+        let child = command.spawn().expect("starting kuvert run");
         Operator {
             child,
             metrics_port,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// GETs a path of the metrics endpoint: (status code, body).
