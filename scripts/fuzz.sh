@@ -28,7 +28,8 @@ if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]
     cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
-# One build for every target (the first takes minutes: kuvert-core with AddressSanitizer).
+# Each run is one process fuzzing in one thread (libFuzzer's default; `-jobs=1` would only move
+# its output to a log file). One build for every target (the first takes minutes: kuvert-core with AddressSanitizer).
 (cd fuzz && cargo +nightly fuzz build)
 
 scratch="$(mktemp -d)"
@@ -41,7 +42,7 @@ for target in "${TARGETS[@]}"; do
     mkdir -p "$scratch/$target"
     echo "fuzz: $target for ${SECONDS_PER_TARGET}s"
     (cd fuzz && cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -jobs=1 -workers=1 \
+        -max_total_time="$SECONDS_PER_TARGET" \
         -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_len=65536 \
         -print_final_stats=1 "${dict[@]}")
 done
