@@ -75,7 +75,7 @@ fn every_kind_has_its_short_name_and_scope() {
 }
 
 #[test]
-fn external_secret_printer_columns_are_esos_with_the_effective_refresh_interval() {
+fn external_secret_printer_columns_are_esos_with_the_effective_refresh_interval_and_workloads() {
     let crd = kuvert_core::crds::all()
         .into_iter()
         .find(|c| c.spec.names.kind == "ExternalSecret")
@@ -95,6 +95,7 @@ fn external_secret_printer_columns_are_esos_with_the_effective_refresh_interval(
             "Status",
             "Ready",
             "Last Sync",
+            "Workloads",
             "Age"
         ]
     );

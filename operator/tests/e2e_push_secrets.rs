@@ -599,7 +599,8 @@ async fn the_force_sync_annotation_pushes_again_at_once(backend: Backend) {
 on_both_backends!(the_force_sync_annotation_pushes_again_at_once);
 
 /// `secretStoreRefs[].labelSelector`: the two stores with the label get the push, the
-/// unlabelled `vault` store does not.
+/// unlabelled `vault` store does not; a store that loses the label is dropped, and with
+/// `deletionPolicy: Delete` what was pushed there is taken back.
 async fn a_label_selector_picks_the_stores_by_label(backend: Backend) {
     let (bao, cluster, _operator) = vault_and_cluster(backend).await;
     let client = cluster.client.clone();
@@ -611,7 +612,7 @@ async fn a_label_selector_picks_the_stores_by_label(backend: Backend) {
     let mut ps = push_secret(
         "labelled",
         "vault",
-        "",
+        "  deletionPolicy: Delete\n",
         "    - match: {secretKey: password, remoteRef: {remoteKey: app/sel, property: password}}\n",
     );
     ps.spec.secret_store_refs = yaml("[{labelSelector: {matchLabels: {push: 'yes'}}}]");
@@ -643,6 +644,44 @@ async fn a_label_selector_picks_the_stores_by_label(backend: Backend) {
     assert_eq!(
         stores,
         ["SecretStore/default/team-a", "SecretStore/default/team-b"]
+    );
+
+    // team-b loses the label: dropped at the next push (force-sync here), its secret deleted.
+    Api::<SecretStore>::namespaced(client.clone(), "default")
+        .patch(
+            "team-b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"push": null}}})),
+        )
+        .await
+        .unwrap();
+    pss.patch(
+        "labelled",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"kuvert.io/force-sync": "1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the dropped store's secret taken back", || async {
+        remote_at(&bao, "team-b", "app/sel").await.is_none()
+    })
+    .await;
+    assert_eq!(
+        remote_at(&bao, "team-a", "app/sel").await,
+        Some(json!({"password": "p1"}))
+    );
+    eventually("the status lists only team-a", || async {
+        let status = pss.get("labelled").await.unwrap().status.unwrap();
+        status.synced_push_secrets.keys().collect::<Vec<_>>() == ["SecretStore/default/team-a"]
+    })
+    .await;
+    assert_eq!(
+        ready(&pss, "labelled").await.unwrap(),
+        (
+            "True".to_owned(),
+            "Synced".to_owned(),
+            "1 remote secret pushed to 1 store".to_owned()
+        )
     );
 }
 

@@ -40,7 +40,8 @@ async fn setup() -> (Cluster, Operator, Api<ExternalSecret>, Api<Secret>) {
         .create(&PostParams::default(), &yaml(FAKE_STORE))
         .await
         .unwrap();
-    let operator = Operator::start(&cluster, &[]);
+    // The refresh test counts refreshes at 1s, below the default 10s floor.
+    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
     operator.wait_ready().await;
     let ess = Api::namespaced(cluster.client.clone(), "default");
     let secrets = Api::namespaced(cluster.client.clone(), "default");
