@@ -70,12 +70,16 @@ async fn latest_refresh(ess: &Api<ExternalSecret>) -> Option<jiff::Timestamp> {
         .max()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges_after() {
+/// devcluster, `kuvert run` with `flags`, and [`COUNT`] ExternalSecrets refreshing every
+/// `refresh`, all Ready.
+async fn all_ready(
+    flags: &[&str],
+    refresh: &str,
+) -> (Cluster, Operator, Api<Secret>, Api<ExternalSecret>) {
     let cluster = Cluster::start_on(Backend::DevCluster).await;
-    let operator = Operator::start(&cluster, &["--min-refresh-interval", "1s"]);
+    let operator = Operator::start(&cluster, flags);
     operator.wait_ready().await;
-    many_external_secrets(&cluster, COUNT, "1s").await;
+    many_external_secrets(&cluster, COUNT, refresh).await;
     wait_for_secrets(&cluster, COUNT).await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
@@ -84,6 +88,13 @@ async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges
         ready.len() == COUNT && ready.values().all(|(status, _)| status == "True")
     })
     .await;
+    (cluster, operator, secrets, ess)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges_after() {
+    let (cluster, operator, secrets, ess) =
+        all_ready(&["--min-refresh-interval", "1s"], "1s").await;
     let secrets_before = secrets_as_they_are(&secrets).await;
     let ready_before = ready_conditions(&ess).await;
     let dev = cluster.dev();
@@ -145,18 +156,7 @@ async fn an_api_server_answering_429_then_503_loses_nothing_and_kuvert_converges
 /// synced, a managed Secret deleted by hand is written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_watch_connections_are_resumed_and_later_changes_still_arrive() {
-    let cluster = Cluster::start_on(Backend::DevCluster).await;
-    let operator = Operator::start(&cluster, &[]);
-    operator.wait_ready().await;
-    many_external_secrets(&cluster, COUNT, "1h").await;
-    wait_for_secrets(&cluster, COUNT).await;
-    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), "default");
-    let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
-    eventually("every ExternalSecret Ready", || async {
-        let ready = ready_conditions(&ess).await;
-        ready.len() == COUNT && ready.values().all(|(status, _)| status == "True")
-    })
-    .await;
+    let (cluster, operator, secrets, ess) = all_ready(&[], "1h").await;
     let secrets_before = secrets_as_they_are(&secrets).await;
     let ready_before = ready_conditions(&ess).await;
 
