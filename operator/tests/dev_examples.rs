@@ -58,6 +58,20 @@ async fn dev_once_edited(example: &str, replacements: &[(&str, &str)]) -> (i32, 
     (code, out)
 }
 
+/// Runs a Vault example that uses token auth against `bao`, with a token of `policy`.
+async fn dev_once_with_token(bao: &OpenBao, example: &str, policy: &str) -> (i32, String) {
+    let token = bao.token(&[policy], json!({})).await;
+    let token_line = format!("token: {token}");
+    dev_once_edited(
+        example,
+        &[
+            ("https://vault.example.com:8200", bao.addr()),
+            ("token: replace-me", &token_line),
+        ],
+    )
+    .await
+}
+
 /// The `# ExternalSecret ...` lines of the output, one per ExternalSecret.
 fn reports(out: &str) -> Vec<&str> {
     out.lines()
@@ -169,17 +183,7 @@ async fn the_vault_pki_token_example_issues_a_certificate_from_openbao() {
         r#"path "pki/issue/web" { capabilities = ["update"] }"#,
     )
     .await;
-    let token = bao.token(&["issue-web"], json!({})).await;
-
-    let token_line = format!("token: {token}");
-    let (code, out) = dev_once_edited(
-        "vault-pki-token/pki.yaml",
-        &[
-            ("https://vault.example.com:8200", bao.addr()),
-            ("token: replace-me", &token_line),
-        ],
-    )
-    .await;
+    let (code, out) = dev_once_with_token(&bao, "vault-pki-token/pki.yaml", "issue-web").await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         reports(&out),
@@ -200,17 +204,7 @@ async fn the_push_secret_example_pushes_to_openbao_and_reads_it_back() {
 path "secret/metadata/app/*" { capabilities = ["create", "read", "update", "delete"] }"#,
     )
     .await;
-    let token = bao.token(&["push-app"], json!({})).await;
-
-    let token_line = format!("token: {token}");
-    let (code, out) = dev_once_edited(
-        "push-secret/push-secret.yaml",
-        &[
-            ("https://vault.example.com:8200", bao.addr()),
-            ("token: replace-me", &token_line),
-        ],
-    )
-    .await;
+    let (code, out) = dev_once_with_token(&bao, "push-secret/push-secret.yaml", "push-app").await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         reports(&out),

@@ -56,6 +56,14 @@ async fn ready(api: &Api<PushSecret>, name: &str) -> Option<(String, String, Str
     Some((c.status, c.reason, c.message))
 }
 
+/// Waits until PushSecret `name`'s `Ready` condition has `status`.
+async fn until_ready(pss: &Api<PushSecret>, name: &str, status: &str) {
+    eventually(&format!("{name} Ready={status}"), || async {
+        ready(pss, name).await.is_some_and(|(s, _, _)| s == status)
+    })
+    .await;
+}
+
 async fn set_password(secrets: &Api<Secret>, password: &str) {
     secrets
         .patch(
@@ -130,12 +138,7 @@ async fn secrets_are_pushed_kept_in_step_and_taken_back(backend: Backend) {
     );
     pss.create(&PostParams::default(), &once).await.unwrap();
 
-    eventually("main pushed and Ready", || async {
-        ready(&pss, "main")
-            .await
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    until_ready(&pss, "main", "True").await;
     assert_eq!(
         ready(&pss, "main").await.unwrap(),
         (
@@ -316,12 +319,7 @@ async fn a_generators_password_is_pushed_once_and_kept(backend: Backend) {
     pss.create(&PostParams::default(), &generated)
         .await
         .unwrap();
-    eventually("the generated password pushed", || async {
-        ready(&pss, "generated")
-            .await
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    until_ready(&pss, "generated", "True").await;
     let first = remote(&bao, "gen/one").await.unwrap()["password"]
         .as_str()
         .unwrap()
@@ -461,12 +459,7 @@ async fn secrets_are_pushed_to_another_cluster(backend: Backend) {
     );
     pss.create(&PostParams::default(), &conflict).await.unwrap();
 
-    eventually("main pushed and Ready", || async {
-        ready(&pss, "main")
-            .await
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    until_ready(&pss, "main", "True").await;
     let (data, annotations) = remote_secret(&remote_secrets, "whole").await.unwrap();
     assert_eq!(Some(data), text_map(&[("password", "p1"), ("user", "app")]));
     assert_eq!(
@@ -617,12 +610,7 @@ async fn a_label_selector_picks_the_stores_by_label(backend: Backend) {
     );
     ps.spec.secret_store_refs = yaml("[{labelSelector: {matchLabels: {push: 'yes'}}}]");
     pss.create(&PostParams::default(), &ps).await.unwrap();
-    eventually("pushed and Ready", || async {
-        ready(&pss, "labelled")
-            .await
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    until_ready(&pss, "labelled", "True").await;
     assert_eq!(
         ready(&pss, "labelled").await.unwrap(),
         (
@@ -720,12 +708,7 @@ async fn kv1_stores_get_the_push_with_a_visible_owner_key(backend: Backend) {
         "    - match: {secretKey: password, remoteRef: {remoteKey: theirs, property: password}}\n",
     );
     pss.create(&PostParams::default(), &conflict).await.unwrap();
-    eventually("pushed and Ready", || async {
-        ready(&pss, "old")
-            .await
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    until_ready(&pss, "old", "True").await;
     assert_eq!(
         kv1("app/db").await,
         Some(json!({"password": "p1", "kuvert.io/pushed-by": "default/old"}))
