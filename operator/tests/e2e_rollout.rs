@@ -327,6 +327,17 @@ async fn a_restart_lost_to_a_crash_happens_when_kuvert_comes_back(backend: Backe
     wait_for_replica_sets(&cluster, "web", 2).await;
 }
 
+/// Waits for a Warning Event `reason` about ExternalSecret `name` in `default`.
+async fn until_warning(client: &kube::Client, name: &str, reason: &str) {
+    let want = (name.to_owned(), "Warning".to_owned(), reason.to_owned());
+    eventually(&format!("a {reason} Warning"), || async {
+        external_secret_events(client, "default")
+            .await
+            .contains(&want)
+    })
+    .await;
+}
+
 async fn a_missing_target_is_reported_on_the_external_secret(backend: Backend) {
     let cluster = Cluster::start_on(backend).await;
     let operator = Operator::start(&cluster, &[]);
@@ -337,16 +348,7 @@ async fn a_missing_target_is_reported_on_the_external_secret(backend: Backend) {
         &external_secret("app", "db", "[{kind: StatefulSet, name: missing}]"),
     )
     .await;
-    eventually("a RolloutTargetNotFound Warning", || async {
-        external_secret_events(&cluster.client, "default")
-            .await
-            .contains(&(
-                "app".to_owned(),
-                "Warning".to_owned(),
-                "RolloutTargetNotFound".to_owned(),
-            ))
-    })
-    .await;
+    until_warning(&cluster.client, "app", "RolloutTargetNotFound").await;
 }
 
 /// `status.workloads` of ExternalSecret `name` as (name, secretHash, upToDate), and the
@@ -432,16 +434,7 @@ async fn the_status_lists_the_workloads_and_which_run_the_current_data(backend: 
     }
 
     // The Deployment whose rollout cannot finish is reported behind.
-    eventually("a RolloutBehind Warning", || async {
-        external_secret_events(&cluster.client, "default")
-            .await
-            .contains(&(
-                "app".to_owned(),
-                "Warning".to_owned(),
-                "RolloutBehind".to_owned(),
-            ))
-    })
-    .await;
+    until_warning(&cluster.client, "app", "RolloutBehind").await;
 
     // No longer named: no longer listed.
     let ess: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), "default");
