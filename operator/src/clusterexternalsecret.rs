@@ -31,6 +31,7 @@ use kuvert_core::stamping::{self, NamespaceFailure, NamespaceView, STAMPED_BY_LA
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
+use crate::externalsecret::report::write_status;
 use crate::metrics;
 
 /// What the controller shares: the context and its two caches.
@@ -392,25 +393,12 @@ async fn report(
             fields.entry(list).or_insert(serde_json::Value::Null);
         }
     }
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({ "status": body })),
-    )
-    .await
-    .map_err(KubeCall::doing(format!(
-        "writing status of ClusterExternalSecret {name}"
-    )))?;
-
-    crate::externalsecret::report::publish_ready_transition(
-        ctx,
-        &previous.conditions,
-        &status.conditions,
-        &ces.object_ref(&()),
-        "Provision",
-    )
-    .await;
-    Ok(())
+    let conditions = (&previous.conditions[..], &status.conditions[..]);
+    write_status(ctx, &api, ces, body, conditions, "Provision")
+        .await
+        .map_err(KubeCall::doing(format!(
+            "writing status of ClusterExternalSecret {name}"
+        )))
 }
 
 /// Logs the failure and retries with the per-object backoff.

@@ -146,6 +146,32 @@ async fn write(
     Ok(())
 }
 
+/// Writes `body` as a merge patch of `object`'s status, then publishes an Event if its `Ready`
+/// condition changed from `previous` to `current` ([`publish_ready_transition`]).
+pub(crate) async fn write_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    body: serde_json::Value,
+    (previous, current): (
+        &[kuvert_core::api::Condition],
+        &[kuvert_core::api::Condition],
+    ),
+    action: &str,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": body })),
+    )
+    .await?;
+    publish_ready_transition(ctx, previous, current, &object.object_ref(&()), action).await;
+    Ok(())
+}
+
 /// Publishes an Event when the `Ready` condition appeared or changed status or reason (never
 /// per refresh): Normal when it is True, else Warning, its reason and message as the Event's.
 pub(crate) async fn publish_ready_transition(

@@ -36,6 +36,7 @@ use kuvert_core::store_key::StoreKey;
 use crate::backoff::ObjectKey;
 use crate::context::Context;
 use crate::externalsecret::KubeCall;
+use crate::externalsecret::report::write_status;
 use crate::externalsecret::stores::{Resolver, StoreCaches};
 use crate::metrics;
 use crate::references::{Recording, RefKind, User};
@@ -596,31 +597,13 @@ async fn report(ctx: &Context, ps: &PushSecret, status: PushSecretStatus) -> Res
             synced_patch(&previous.synced_push_secrets, &status.synced_push_secrets),
         );
     }
-    match api
-        .patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({ "status": body })),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => {
-            return Err(KubeCall::doing(format!(
-                "writing status of PushSecret {namespace}/{name}"
-            ))(e));
-        }
+    let conditions = (&previous.conditions[..], &status.conditions[..]);
+    match write_status(ctx, &api, ps, body, conditions, "Push").await {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        written => written.map_err(KubeCall::doing(format!(
+            "writing status of PushSecret {namespace}/{name}"
+        ))),
     }
-    crate::externalsecret::report::publish_ready_transition(
-        ctx,
-        &previous.conditions,
-        &status.conditions,
-        &ps.object_ref(&()),
-        "Push",
-    )
-    .await;
-    Ok(())
 }
 
 /// The merge patch turning `before` into `after`: maps merge, so what is gone is set to null.
